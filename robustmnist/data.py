@@ -1,0 +1,219 @@
+"""Data root and loaders. Every loader returns uint8 N×28×28 images (white on black) + labels.
+
+Data root: ``--data-root`` > ``ROBUSTMNIST_DATA`` > ``~/.cache/robustmnist``. The layout is
+torchvision's (``ROOT/MNIST/raw/...``, ``ROOT/FashionMNIST/raw/...``); CIFAR-10 may also be an
+image folder ``ROOT/CIFAR10/test/<class>/*.jpg`` (the offline mirror has only that).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import UserError
+from .framing import frame_mnist
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+
+
+def data_root(override: str | os.PathLike | None = None) -> Path:
+    if override:
+        return Path(override).expanduser()
+    env = os.environ.get("ROBUSTMNIST_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "robustmnist"
+
+
+def cache_dir() -> Path:
+    """Where generated sets are cached (never inside the data root, which may be read-only)."""
+    env = os.environ.get("ROBUSTMNIST_CACHE")
+    if env:
+        return Path(env).expanduser()
+    return Path.home() / ".cache" / "robustmnist" / "sets"
+
+
+@dataclass(frozen=True)
+class DigitSet:
+    images: np.ndarray  # uint8 N×28×28
+    labels: np.ndarray  # int64 N (−1 where there is no digit label, e.g. OOD sets)
+    name: str
+
+
+_TV_NAMES = {"mnist": "MNIST", "fashion": "FashionMNIST"}
+_RAW_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _offline_message(dataset: str, root: Path) -> str:
+    folder = _TV_NAMES[dataset]
+    imgs, labels = _RAW_FILES["test"]
+    return (
+        f"{folder} not found under {root} and it could not be downloaded. Expected "
+        f"{root}/{folder}/raw/{imgs} and {labels} (and train-*). Point --data-root or "
+        "ROBUSTMNIST_DATA at a folder with that layout (for example ../shared/data)."
+    )
+
+
+def _torchvision_dataset(dataset: str, root: Path, train: bool):
+    from torchvision import datasets
+
+    cls = {"mnist": datasets.MNIST, "fashion": datasets.FashionMNIST}[dataset]
+    try:
+        return cls(str(root), train=train, download=False)
+    except RuntimeError:
+        pass  # not there: try to download below
+    if os.environ.get("ROBUSTMNIST_OFFLINE"):
+        raise UserError(_offline_message(dataset, root))
+    # Bound every network wait so an offline machine fails fast instead of hanging.
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(10)
+    try:
+        return cls(str(root), train=train, download=True)
+    except Exception:  # noqa: BLE001 - any download failure means the same thing to the user
+        raise UserError(_offline_message(dataset, root)) from None
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def load_torchvision(dataset: str, split: str = "test", root: str | os.PathLike | None = None) -> DigitSet:
+    """MNIST or Fashion-MNIST through torchvision (download attempted if missing)."""
+    if dataset not in _TV_NAMES:
+        raise UserError(f"unknown dataset '{dataset}'. Known: {', '.join(_TV_NAMES)}")
+    if split not in _RAW_FILES:
+        raise UserError(f"unknown split '{split}'; use train or test")
+    r = data_root(root)
+    ds = _torchvision_dataset(dataset, r, train=(split == "train"))
+    images = ds.data.numpy().astype(np.uint8, copy=False)
+    labels = ds.targets.numpy().astype(np.int64, copy=False)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise UserError(f"{dataset} under {r} has images of shape {images.shape[1:]}, expected 28×28")
+    return DigitSet(images, labels, f"{dataset}-{split}")
+
+
+def load_mnist(split: str = "test", root: str | os.PathLike | None = None) -> DigitSet:
+    return load_torchvision("mnist", split, root)
+
+
+def load_fashion(split: str = "test", root: str | os.PathLike | None = None) -> DigitSet:
+    return load_torchvision("fashion", split, root)
+
+
+def _list_image_folder(folder: Path) -> tuple[list[Path], list[str]]:
+    if not folder.is_dir():
+        raise UserError(f"image folder {folder} does not exist or is not a folder")
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if classes:
+        files = [
+            (p, c)
+            for c in classes
+            for p in sorted((folder / c).rglob("*"))
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        ]
+    else:
+        files = [(p, "") for p in sorted(folder.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES]
+    if not files:
+        raise UserError(
+            f"no images found in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}, "
+            "directly or in class sub-folders)"
+        )
+    return [p for p, _ in files], [c for _, c in files]
+
+
+def read_gray(paths: list[Path], size: int | None = None) -> list[np.ndarray]:
+    """Read images as float32 grayscale in [0, 1]; optionally resized (antialiased) to size×size."""
+    from PIL import Image, UnidentifiedImageError
+
+    out = []
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im = im.convert("L")
+                if size is not None and im.size != (size, size):
+                    im = im.resize((size, size), Image.Resampling.LANCZOS)
+                out.append(np.asarray(im, dtype=np.float32) / 255.0)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise UserError(f"cannot read image {p}: {exc}") from None
+    return out
+
+
+def load_cifar10_gray(root: str | os.PathLike | None = None, split: str = "test") -> DigitSet:
+    """CIFAR-10 as 28×28 grayscale: luminance (ITU-R 601) then Lanczos (antialiased) resize.
+
+    Reads torchvision's pickled CIFAR-10 when present, else ``ROOT/CIFAR10/<split>/<class>/*``.
+    Labels are the CIFAR class indices (they are not digits).
+    """
+    r = data_root(root)
+    folder = r / "CIFAR10" / split
+    if folder.is_dir():
+        paths, classes = _list_image_folder(folder)
+        names = sorted(set(classes))
+        arr = np.stack(read_gray(paths, size=28))
+        labels = np.array([names.index(c) for c in classes], dtype=np.int64)
+        return DigitSet((arr * 255.0 + 0.5).astype(np.uint8), labels, f"cifar10-{split}")
+    try:
+        from PIL import Image
+        from torchvision import datasets
+
+        ds = datasets.CIFAR10(str(r), train=(split == "train"), download=False)
+    except RuntimeError:
+        raise UserError(
+            f"CIFAR-10 not found under {r}: expected an image folder {folder}/<class>/*.jpg "
+            "or torchvision's cifar-10-batches-py. Point --data-root or ROBUSTMNIST_DATA at it."
+        ) from None
+    gray = [
+        np.asarray(Image.fromarray(a).convert("L").resize((28, 28), Image.Resampling.LANCZOS))
+        for a in ds.data
+    ]
+    return DigitSet(np.stack(gray).astype(np.uint8), np.asarray(ds.targets, dtype=np.int64), f"cifar10-{split}")
+
+
+def normalise_polarity(x: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
+    """Make digits white on black. 'auto' inverts an image whose border is brighter than mid-grey
+    (paper is the background of a dark-on-light scan); 'dark-on-light' always inverts."""
+    if polarity == "white-on-black":
+        return x
+    if polarity == "dark-on-light":
+        return 1.0 - x
+    if polarity != "auto":
+        raise UserError(f"unknown polarity '{polarity}'; use auto, white-on-black or dark-on-light")
+    border = torch.cat([x[:, 0, 0, :], x[:, 0, -1, :], x[:, 0, :, 0], x[:, 0, :, -1]], dim=1)
+    invert = border.median(dim=1).values > 0.5
+    return torch.where(invert.view(-1, 1, 1, 1), 1.0 - x, x)
+
+
+def load_image_folder(folder: str | os.PathLike, polarity: str = "auto", frame: bool = True) -> DigitSet:
+    """Images in class sub-folders (named 0-9 for digits; anything else gets label −1) or flat.
+
+    Applies MNIST-style normalisation: grayscale, polarity, 20×20 box, centre of mass.
+    """
+    folder = Path(folder)
+    paths, classes = _list_image_folder(folder)
+    grays = read_gray(paths)
+    images = []
+    for g in grays:  # images differ in size; framing per size group would complicate little gain
+        t = torch.from_numpy(g)[None, None]
+        t = normalise_polarity(t, polarity)
+        images.append(frame_mnist(t) if frame else torch.nn.functional.interpolate(
+            t, size=(28, 28), mode="area"))
+    x = torch.cat(images)
+    labels = np.array([int(c) if c.isdigit() and len(c) == 1 else -1 for c in classes], dtype=np.int64)
+    return DigitSet(to_uint8(x), labels, f"folder:{folder.name}")
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Float N×1×28×28 in [0,1] -> uint8 N×28×28 (round half up, the same on every machine)."""
+    return (x.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)[:, 0].cpu().numpy()
+
+
+def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 N×28×28 -> float32 N×1×28×28 in [0, 1]."""
+    t = torch.as_tensor(images)
+    return t.unsqueeze(1).to(torch.float32).div_(255.0)

@@ -1,0 +1,1 @@
+"""Model architectures (zoo), file formats (load), and the preprocess spec."""

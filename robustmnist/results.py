@@ -1,0 +1,158 @@
+"""Result dataclasses ⇄ results.json. Later features extend the schema; they never rename.
+
+The report is a pure function of this JSON, so everything a report shows lives here
+(including small gallery thumbnails as base64 PNG).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+from .fileio import atomic_write_json
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ModelInfo:
+    path: str
+    sha256: str
+    format: str  # torchscript | checkpoint | state_dict | pickle | onnx
+    preprocess: str  # canonical spec string (see models/preprocess.py)
+    preprocess_spec: dict = field(default_factory=dict)
+    name: str = ""
+    arch: str | None = None
+    n_params: int | None = None
+    metadata: dict = field(default_factory=dict)  # training config/history from a checkpoint
+
+
+@dataclass
+class Environment:
+    python: str
+    torch: str
+    device: str
+    torchvision: str = ""
+    robustmnist: str = ""
+    platform: str = ""
+    threads: int = 0
+    device_name: str = ""
+
+
+@dataclass
+class SetMetrics:
+    n: int
+    accuracy: float
+    accuracy_ci: list[float]
+    error: float
+    per_class_accuracy: list[float | None]
+    per_class_n: list[int]
+    confusion: list[list[int]]
+    ece: float
+    nll: float
+    brier: float
+    mean_confidence: float
+    reliability: dict = field(default_factory=dict)
+    gallery: dict = field(default_factory=dict)  # {"samples": [...], "misclassified": [...]}
+
+
+@dataclass
+class ShiftRecord(SetMetrics):
+    name: str = ""
+    family: str = ""
+    severity: int = 0
+    version: int = 1
+    sha256: str = ""
+    params: dict = field(default_factory=dict)
+    flip_rate: float | None = None  # None for generated sets (no clean twin)
+    cached: bool = False
+
+
+@dataclass
+class OODRecord:
+    name: str
+    n: int
+    scores: dict  # {"msp"|"max_logit"|"energy": {"auroc", "fpr95", "aupr_in", "aupr_out"}}
+    mean_confidence: float
+    frac_confidence_over_0_9: float
+    frac_confidence_over_0_99: float
+    predicted_histogram: list[int]
+    sha256: str = ""
+    description: str = ""
+    convention: str = ""
+    msp_histogram: dict = field(default_factory=dict)  # {"edges", "in", "out"} for plots
+    gallery: dict = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    model: ModelInfo
+    environment: Environment
+    clean: SetMetrics
+    suite: dict = field(default_factory=dict)  # {"name", "source", "levels", "severities", "n"}
+    seed: int = 0
+    shifts: list[ShiftRecord] = field(default_factory=list)
+    ood: list[OODRecord] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)  # {"file", "sha256"} per-image predictions
+    conventions: dict = field(default_factory=dict)
+    created: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        # schema_version first: it is what a reader checks before anything else
+        return {"schema_version": d.pop("schema_version"), **d}
+
+    def save(self, path: str | Path) -> None:
+        atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Result:
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise UserError(
+                f"results schema_version {version!r} is not supported (this robustmnist reads "
+                f"{SCHEMA_VERSION}); re-run robustmnist eval with this version"
+            )
+        try:
+            return cls(
+                model=_build(ModelInfo, d["model"]),
+                environment=_build(Environment, d["environment"]),
+                clean=_build(SetMetrics, d["clean"]),
+                suite=d.get("suite", {}),
+                seed=d.get("seed", 0),
+                shifts=[_build(ShiftRecord, s) for s in d.get("shifts", [])],
+                ood=[_build(OODRecord, o) for o in d.get("ood", [])],
+                summary=d.get("summary", {}),
+                timings=d.get("timings", {}),
+                predictions=d.get("predictions", {}),
+                conventions=d.get("conventions", {}),
+                created=d.get("created", ""),
+                schema_version=version,
+            )
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"results file is missing or has malformed fields ({exc})") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Result:
+        p = Path(path)
+        try:
+            d = json.loads(p.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"results file {p} does not exist") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise UserError(f"{p} is not a results.json file ({exc})") from None
+        if not isinstance(d, dict):
+            raise UserError(f"{p} is not a results.json file")
+        return cls.from_dict(d)
+
+
+def _build(cls, d: dict):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in d.items() if k in names})

@@ -1,0 +1,119 @@
+"""Registry of shifts: name -> (family, description, version, kind, function).
+
+A shift function is pure and batched. Three kinds exist:
+
+- ``transform``:  ``fn(x, g, **params) -> x``            x: float32 N×1×28×28 in [0, 1]
+- ``labelled``:   ``fn(x, y, g, **params) -> x``         edits depend on the digit's label (euro)
+- ``generative``: ``fn(n, g, **params) -> (x, y)``       makes new digits (fonts)
+
+``params`` are the keyword arguments of one severity level; they come from the suite
+specs in ``shifts/*.toml`` (see ``suite.py``), never from constants inside the function,
+so the same ``rotate`` serves our 5-level ladder and MNIST-C's single fixed level.
+All randomness comes from ``g`` (a CPU ``torch.Generator``) so a set is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from ..errors import UserError
+
+Kind = Literal["transform", "labelled", "generative"]
+
+FAMILIES = (
+    "noise",
+    "blur",
+    "smear",
+    "border",
+    "geometric",
+    "photometric",
+    "digital",
+    "stroke",
+    "fonts",
+    "euro",
+)
+
+
+@dataclass(frozen=True)
+class Shift:
+    name: str
+    family: str
+    description: str
+    version: int
+    kind: Kind
+    fn: Callable
+
+    def apply(self, x: torch.Tensor, g: torch.Generator, y: torch.Tensor | None = None, **params):
+        """Apply a transform/labelled shift to a float batch; returns a clamped float batch."""
+        if self.kind == "transform":
+            out = self.fn(x, g, **params)
+        elif self.kind == "labelled":
+            if y is None:
+                raise ValueError(f"shift '{self.name}' needs the digits' labels")
+            out = self.fn(x, y, g, **params)
+        else:
+            raise TypeError(f"shift '{self.name}' is generative; call generate()")
+        return out.clamp_(0.0, 1.0)
+
+    def generate(self, n: int, g: torch.Generator, **params):
+        if self.kind != "generative":
+            raise TypeError(f"shift '{self.name}' transforms existing digits; call apply()")
+        x, y = self.fn(n, g, **params)
+        return x.clamp_(0.0, 1.0), y
+
+
+_REGISTRY: dict[str, Shift] = {}
+
+
+def register(name: str, *, family: str, description: str, version: int = 1, kind: Kind = "transform"):
+    """Decorator: ``@register("gaussian_noise", family="noise", description="...")``."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}")
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY:
+            raise ValueError(f"shift {name!r} registered twice")
+        _REGISTRY[name] = Shift(name, family, description, version, kind, fn)
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    # Importing the family modules runs their @register decorators.
+    from . import families  # noqa: F401
+
+
+def all_shifts() -> dict[str, Shift]:
+    _load_all()
+    return dict(sorted(_REGISTRY.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
+
+
+def get_shift(name: str) -> Shift:
+    shifts = all_shifts()
+    if name not in shifts:
+        raise UserError(f"unknown shift '{name}'. Known shifts: {', '.join(shifts)}")
+    return shifts[name]
+
+
+def resolve_names(spec: str | list[str]) -> list[str]:
+    """Expand a comma list of shift and family names into shift names (registry order)."""
+    items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    shifts = all_shifts()
+    out: list[str] = []
+    for item in items:
+        if item in shifts:
+            picked = [item]
+        elif item in FAMILIES:
+            picked = [n for n, s in shifts.items() if s.family == item]
+        else:
+            raise UserError(
+                f"unknown shift or family '{item}'. Families: {', '.join(FAMILIES)}. "
+                f"Shifts: {', '.join(shifts)}"
+            )
+        out.extend(n for n in picked if n not in out)
+    return out

@@ -1,0 +1,147 @@
+"""Suite specs: which shifts, which severity levels, and the parameters of each level.
+
+A spec is a TOML file in ``shifts/`` (default.toml, quick.toml, mnist-c.toml) or any path::
+
+    name = "default"
+    description = "..."
+    levels = 5                      # how many severity levels each shift defines
+    # severities = [3]              # optional: run only these levels
+    # inherit = "default"           # optional: take the [shifts.*] tables from another suite
+    # select = ["rotate", "noise"]  # optional: only these shifts or families (default: all listed)
+
+    [shifts.gaussian_noise]
+    sigma = [0.04, 0.08, 0.12, 0.18, 0.26]   # one value per level
+    [shifts.gaussian_noise.const]             # optional: the same value at every level
+    clip = true
+
+Every key directly under ``[shifts.NAME]`` must be a list with one entry per level, so a
+reader sees the whole ladder in one line; values that do not change live under ``.const``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..assets import shifts_dir
+from ..errors import UserError
+from .registry import all_shifts, resolve_names
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    levels: int
+    severities: tuple[int, ...]
+    shift_params: dict[str, list[dict[str, Any]]] = field(repr=False)  # name -> one dict per level
+    source: str = ""
+
+    @property
+    def shift_names(self) -> list[str]:
+        return list(self.shift_params)
+
+    def params(self, name: str, severity: int) -> dict[str, Any]:
+        if name not in self.shift_params:
+            raise UserError(
+                f"shift '{name}' is not in suite '{self.name}'. "
+                f"It has: {', '.join(self.shift_params)}"
+            )
+        check_severity(severity, self.levels)
+        return dict(self.shift_params[name][severity - 1])
+
+    def restrict(self, names: list[str] | None = None, severities: list[int] | None = None) -> Suite:
+        """The same suite limited to some shifts and/or levels (CLI --shift / --severity)."""
+        params = self.shift_params
+        if names is not None:
+            missing = [n for n in names if n not in params]
+            if missing:
+                raise UserError(
+                    f"shift(s) {', '.join(missing)} not defined in suite '{self.name}'. "
+                    f"It defines: {', '.join(params)}"
+                )
+            params = {n: params[n] for n in names}
+        sev = self.severities
+        if severities is not None:
+            for s in severities:
+                check_severity(s, self.levels)
+            sev = tuple(severities)
+        return Suite(self.name, self.description, self.levels, sev, params, self.source)
+
+
+def check_severity(severity: int, levels: int = 5) -> None:
+    if not isinstance(severity, int) or not 1 <= severity <= levels:
+        raise UserError(
+            f"severity {severity!r} is out of range: this suite has levels "
+            f"{', '.join(str(i) for i in range(1, levels + 1))}"
+        )
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in shifts_dir().glob("*.toml"))
+
+
+def _spec_path(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" and p.is_file():
+        return p
+    candidate = shifts_dir() / f"{name_or_path}.toml"
+    if candidate.is_file():
+        return candidate
+    raise UserError(
+        f"unknown suite '{name_or_path}'. Known suites: {', '.join(available_suites())} "
+        "(or give the path of a .toml spec)"
+    )
+
+
+def _parse_levels(name: str, table: dict[str, Any], levels: int, where: str) -> list[dict]:
+    const = table.get("const", {})
+    per_level: list[dict[str, Any]] = [dict(const) for _ in range(levels)]
+    for key, value in table.items():
+        if key == "const":
+            continue
+        if not isinstance(value, list) or len(value) != levels:
+            raise UserError(
+                f"{where}: [shifts.{name}] {key} must be a list of {levels} values "
+                f"(one per severity level); put constants under [shifts.{name}.const]"
+            )
+        for i, v in enumerate(value):
+            per_level[i][key] = v
+    return per_level
+
+
+def load_suite(name_or_path: str = "default") -> Suite:
+    path = _spec_path(name_or_path)
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"suite spec {path} is not valid TOML: {exc}") from None
+    levels = int(spec.get("levels", 5))
+    tables = spec.get("shifts", {})
+    if "inherit" in spec:
+        parent = load_suite(spec["inherit"])
+        params = dict(parent.shift_params)
+        levels = parent.levels
+    else:
+        params = {}
+    known = all_shifts()
+    for name, table in tables.items():
+        if name not in known:
+            raise UserError(f"{path}: unknown shift '{name}'. Known: {', '.join(known)}")
+        params[name] = _parse_levels(name, table, levels, str(path))
+    if isinstance(spec.get("select"), list):
+        wanted = resolve_names(spec["select"])
+        params = {n: params[n] for n in wanted if n in params}
+    severities = tuple(spec.get("severities", range(1, levels + 1)))
+    for s in severities:
+        check_severity(s, levels)
+    return Suite(
+        name=spec.get("name", path.stem),
+        description=spec.get("description", ""),
+        levels=levels,
+        severities=severities,
+        shift_params=params,
+        source=str(path),
+    )

@@ -1,0 +1,76 @@
+"""Shared fixtures. Unit tests build tiny data in temp dirs; tests marked ``mirror`` need the
+offline data mirror (ROBUSTMNIST_DATA, or ../shared/data beside the checkout) and skip without it."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mirror() -> Path | None:
+    for cand in (os.environ.get("ROBUSTMNIST_DATA"), ROOT.parent / "shared" / "data"):
+        if cand and (Path(cand) / "MNIST" / "raw" / "t10k-images-idx3-ubyte").is_file():
+            return Path(cand)
+    return None
+
+
+@pytest.fixture(scope="session")
+def mirror_root() -> Path:
+    root = _mirror()
+    if root is None:
+        pytest.skip("offline data mirror not found (set ROBUSTMNIST_DATA)")
+    return root
+
+
+@pytest.fixture(scope="session")
+def mnist_test(mirror_root):
+    from robustmnist.data import load_mnist
+
+    return load_mnist("test", mirror_root)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    # Never write generated sets into the user's real cache from tests.
+    monkeypatch.setenv("ROBUSTMNIST_CACHE", str(tmp_path_factory.getbasetemp() / "set-cache"))
+
+
+def write_idx(root: Path, folder: str, images: np.ndarray, labels: np.ndarray, split: str = "t10k") -> None:
+    """Write a tiny torchvision-layout dataset: ROOT/<folder>/raw/<split>-{images,labels}-idx*-ubyte."""
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    n = len(images)
+    with open(raw / f"{split}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 2051, n, 28, 28))
+        f.write(images.astype(np.uint8).tobytes())
+    with open(raw / f"{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 2049, n))
+        f.write(labels.astype(np.uint8).tobytes())
+
+
+def synthetic_digits(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Blocky fake 'digits': class k draws a bar at a class-specific place (learnable, tiny)."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % 10
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    for i, k in enumerate(labels):
+        r = 4 + 2 * k
+        images[i, r : r + 3, 6:22] = 255
+        images[i] = np.clip(images[i] + rng.integers(0, 30, (28, 28)), 0, 255)
+    return images, labels.astype(np.int64)
+
+
+@pytest.fixture
+def tiny_data_root(tmp_path) -> Path:
+    """A data root holding tiny MNIST and Fashion-MNIST test+train sets in torchvision's layout."""
+    for folder, seed in (("MNIST", 0), ("FashionMNIST", 1)):
+        for split, n in (("t10k", 200), ("train", 400)):
+            imgs, labels = synthetic_digits(n, seed)
+            write_idx(tmp_path, folder, imgs, labels, split)
+    return tmp_path
