@@ -3,6 +3,9 @@
 The MLPs are the networks of the MNIST MLP experiments people publish (784-50-50-10,
 784-256-128-64-10, 784-1000×3-10, ...); lenet5 and cnn-small are the usual CNN baselines.
 Every network takes N×1×28×28 (MLPs flatten first, so N×784 works too) and returns N×10 logits.
+
+All builders also take ``in_channels`` and ``image_size`` (defaults 1 and 28) so the same
+architectures can train on 32×32 RGB CIFAR-10; a checkpoint stores them as ``arch_kwargs``.
 """
 
 from __future__ import annotations
@@ -45,9 +48,10 @@ def mlp(hidden: list[int], n_in: int = 784, n_out: int = 10) -> nn.Sequential:
 
 
 def _register_mlp(name: str, hidden: list[int], note: str) -> None:
-    register_arch(name, f"MLP {'-'.join(map(str, [784, *hidden, 10]))}: {note}", "784")(
-        lambda: mlp(hidden)
-    )
+    def builder(in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+        return mlp(hidden, n_in=in_channels * image_size * image_size)
+
+    register_arch(name, f"MLP {'-'.join(map(str, [784, *hidden, 10]))}: {note}", "784")(builder)
 
 
 _register_mlp("mlp-784-50-50-10", [50, 50], "the classic two-hidden-layer tutorial MLP")
@@ -58,24 +62,28 @@ _register_mlp("mlp-784-256-128-64-10", [256, 128, 64], "the tapering MLP of many
 
 
 @register_arch("lenet5", "LeNet-5 (ReLU, max-pool): conv6-conv16-fc120-fc84-fc10", "1x28x28")
-def lenet5() -> nn.Sequential:
+def lenet5(in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+    # padding=2 makes a 28×28 digit behave like LeCun's 32×32 input; the side after
+    # conv-pool-conv(5, no padding)-pool is (size/2 - 4)/2: 5 for 28, 6 for 32.
+    side = (image_size // 2 - 4) // 2
     return nn.Sequential(
-        nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
+        nn.Linear(16 * side * side, 120), nn.ReLU(),
         nn.Linear(120, 84), nn.ReLU(),
         nn.Linear(84, 10),
     )
 
 
 @register_arch("cnn-small", "small 2-conv CNN: conv32-conv64-fc128-fc10", "1x28x28")
-def cnn_small() -> nn.Sequential:
+def cnn_small(in_channels: int = 1, image_size: int = 28) -> nn.Sequential:
+    side = image_size // 4  # two 2×2 pools after size-preserving convs
     return nn.Sequential(
-        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
         nn.Flatten(),
-        nn.Linear(64 * 7 * 7, 128), nn.ReLU(),
+        nn.Linear(64 * side * side, 128), nn.ReLU(),
         nn.Linear(128, 10),
     )
 

@@ -1,0 +1,58 @@
+"""The command line. Only this package knows about flags; each command lives in its own module
+with a ``register(app)`` function, so commands stay small and independent.
+
+Errors a user can cause (``UserError``) print as one line on stderr with exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib import import_module
+
+import typer
+
+from ..errors import UserError
+
+app = typer.Typer(
+    name="robustmnist",
+    help="How will this digit classifier behave on digits that don't look like MNIST?",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module defines register(app). A module still being written is skipped.
+_COMMANDS = ("eval_cmd", "shifts_cmd", "report_cmd", "train_cmd", "demo_cmd", "doctor_cmd",
+             "bench_cmd")
+
+for _name in _COMMANDS:
+    try:
+        _mod = import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"{__name__}.{_name}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"robustmnist: error: {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        print("robustmnist: aborted", file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        print("robustmnist: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        raise

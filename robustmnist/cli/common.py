@@ -1,0 +1,46 @@
+"""Helpers shared by the command modules: consoles, progress bars, option parsing."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from ..errors import UserError
+
+console = Console(stderr=True)  # progress and tables on stderr keep stdout clean for --json
+out = Console()
+
+
+def progress(transient: bool = False) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[status]}"),
+        console=console,
+        transient=transient,
+    )
+
+
+def parse_int_list(text: str | None, what: str) -> list[int] | None:
+    if text is None or text == "":
+        return None
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise UserError(f"{what} must be a comma list of whole numbers, got '{text}'") from None
+
+
+def parse_name_list(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    return [t.strip() for t in text.split(",") if t.strip()]

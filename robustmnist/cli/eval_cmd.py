@@ -1,0 +1,179 @@
+"""``robustmnist eval``: score a model on clean MNIST, a suite of shifts and OOD sets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ..errors import UserError
+from ..fileio import atomic_save_npz, sha256_file
+from .common import console, parse_int_list, parse_name_list, progress
+
+FORMATS = ("json", "html", "md", "csv")
+
+
+def parse_formats(text: str) -> set[str]:
+    fmts = {f.strip().lower() for f in text.split(",") if f.strip()}
+    bad = fmts - set(FORMATS)
+    if bad:
+        raise UserError(f"unknown format(s) {', '.join(sorted(bad))}; use {', '.join(FORMATS)}")
+    return fmts | {"json"}  # results.json is always written: every report is rebuilt from it
+
+
+def build_suite(suite_name: str | None, shift: str | None, severity: str | None):
+    """The suite to run: --suite (default 'default'), narrowed by --shift and --severity."""
+    from ..shifts.registry import resolve_names
+    from ..shifts.suite import load_suite
+
+    if suite_name is None and shift is None:
+        suite_name = "default"
+    suite = load_suite(suite_name or "default")
+    names = resolve_names(shift) if shift else None
+    return suite.restrict(names, parse_int_list(severity, "--severity"))
+
+
+def run_eval(
+    model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
+    batch_size=1024, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
+    use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
+):
+    """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
+    from ..engine import evaluate, resolve_device
+    from ..models.load import load_model
+
+    dev = resolve_device(device)
+    model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+    model.to(dev)
+    if not force:
+        _precheck(model, data_root)
+    n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
+    with progress(transient=quiet) as bar:
+        task = bar.add_task("scoring", total=None, status="")
+
+        def on_progress(kind: str, k: int, status: str) -> None:
+            if kind == "score":
+                bar.update(task, advance=k)
+            elif status:
+                bar.update(task, status=status)
+
+        run = _evaluate_with_total(evaluate, model, suite, n, seed, ood, data_root, batch_size,
+                                   use_cache, name, bar, task, n_sets, on_progress)
+    result = run.result
+    if reference:
+        from ..bench import apply_reference  # mCE against a reference result (issue 9)
+
+        apply_reference(result, reference)
+    out.mkdir(parents=True, exist_ok=True)
+    pred_path = out / "predictions.npz"
+    atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v
+                                  for k, v in run.predictions.items()})
+    result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
+                          "key_format": "<shift>__at__<severity>, clean, labels"}
+    result.save(out / "results.json")
+    written = {"json": out / "results.json"}
+    report_fmts = set(formats) - {"json"}
+    if report_fmts:
+        from ..report.render import render_reports
+
+        written.update(render_reports([result], out, formats=report_fmts))
+    return result, written
+
+
+def _evaluate_with_total(evaluate, model, suite, n, seed, ood, data_root, batch_size, use_cache,
+                         name, bar, task, n_sets, on_progress):
+    from ..data import load_mnist
+
+    clean = load_mnist("test", data_root)
+    n_img = min(n, len(clean.images)) if n else len(clean.images)
+    bar.update(task, total=n_img * (1 + n_sets))
+    return evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
+                    batch_size=batch_size, use_cache=use_cache, name=name,
+                    progress=on_progress, clean=clean)
+
+
+def _precheck(model, data_root) -> None:
+    """Stop early when the declared input convention is clearly wrong (doctor's quick check)."""
+    try:
+        from ..doctor import quick_check
+    except ImportError:
+        return
+    message = quick_check(model, data_root=data_root)
+    if message:
+        raise UserError(message + " (use --force to evaluate anyway)")
+
+
+def print_summary(result, written: dict) -> None:
+    s = result.summary
+    t = Table(title=f"robustmnist — {result.model.name}", show_lines=False)
+    t.add_column("set")
+    t.add_column("accuracy", justify="right")
+    t.add_column("95% CI", justify="right")
+    lo, hi = result.clean.accuracy_ci
+    t.add_row("clean", f"{result.clean.accuracy:.2%}", f"{lo:.2%}–{hi:.2%}")
+    for fam, acc in s.get("per_family", {}).items():
+        t.add_row(f"  {fam} (mean)", f"{acc:.2%}", "")
+    if "mean_shifted_accuracy" in s:
+        t.add_row("all shifts (mean)", f"{s['mean_shifted_accuracy']:.2%}", "")
+        w = s["worst_shift"]
+        t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
+    if "mce" in s:
+        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", "")
+    for o in result.ood:
+        t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
+                  f"FPR95 {o.scores['msp']['fpr95']:.3f}")
+    console.print(t)
+    for kind, path in written.items():
+        console.print(f"  {kind:5s} {path}")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("eval")
+    def eval_cmd(
+        model: Path = typer.Argument(..., help="model file: TorchScript, robustmnist checkpoint, "
+                                     "state_dict (with --arch), ONNX, or pickle (--trust-pickle)"),
+        out: Path = typer.Option(Path("robustmnist-results"), "--out", "-o", help="output folder"),
+        shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
+        suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
+                                  "path to a .toml spec; default: 'default'"),
+        severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
+        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        ood: str = typer.Option(None, "--ood", help="OOD sets: fashion,cifar10,noise,blank,"
+                                "folder:PATH"),
+        no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
+        seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
+        batch_size: int = typer.Option(1024, "--batch-size", min=1),
+        preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
+                                       "convention, e.g. 0-255,784,probs (see README)"),
+        arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
+        trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
+                                          "pickled model (runs code from the file!)"),
+        fmt: str = typer.Option("json,html,md,csv", "--format", help="json,html,md,csv"),
+        no_cache: bool = typer.Option(False, "--no-cache", help="regenerate sets, don't cache"),
+        data_root: Path = typer.Option(None, "--data-root", help="dataset folder (else "
+                                       "ROBUSTMNIST_DATA, else ~/.cache/robustmnist)"),
+        name: str = typer.Option(None, "--name", help="model name shown in reports"),
+        reference: Path = typer.Option(None, "--reference", help="results.json of the reference "
+                                       "model for CE/mCE (default: the pinned lenet5 reference)"),
+        force: bool = typer.Option(False, "--force", help="evaluate even when the input "
+                                   "convention looks wrong"),
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ):
+        """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
+        formats = parse_formats(fmt)
+        the_suite = None if no_shifts else build_suite(suite, shift, severity)
+        ood_names = parse_name_list(ood)
+        if ood_names:
+            from ..ood import check_ood_names
+
+            check_ood_names(ood_names)
+        result, written = run_eval(
+            model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
+            batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
+            formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
+            reference=reference, quiet=quiet,
+        )
+        print_summary(result, written)
+

@@ -1,0 +1,68 @@
+"""``robustmnist shifts list|preview``: what the catalog holds and what it looks like."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .common import console, out
+
+
+def _fmt_levels(suite, name: str) -> str:
+    if name not in suite.shift_params:
+        return "—"
+    levels = suite.shift_params[name]
+    keys = [k for k in levels[0] if any(lv[k] != levels[0][k] for lv in levels)] or list(levels[0])[:1]
+    return "; ".join(f"{k}=" + "/".join(str(lv[k]) for lv in levels) for k in keys)
+
+
+def register(app: typer.Typer) -> None:
+    shifts_app = typer.Typer(help="List and preview the shift catalog.", no_args_is_help=True)
+    app.add_typer(shifts_app, name="shifts")
+
+    @shifts_app.command("list")
+    def list_cmd(
+        suite: str = typer.Option("default", "--suite", help="suite whose severity ladders to show"),
+    ):
+        """Table of every registered shift: family, version, description and severity ladder."""
+        from ..shifts.registry import all_shifts
+        from ..shifts.suite import load_suite
+
+        s = load_suite(suite)
+        t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
+        for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
+            t.add_column(col, overflow="fold")
+        for name, sh in all_shifts().items():
+            t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
+        out.print(t)
+
+    @shifts_app.command("preview")
+    def preview_cmd(
+        names: str = typer.Argument(None, help="comma list of shifts or families"),
+        all_: bool = typer.Option(False, "--all", help="every shift in the suite"),
+        out_path: Path = typer.Option(Path("preview.png"), "--out", "-o", help="PNG to write"),
+        suite: str = typer.Option("default", "--suite"),
+        seed: int = typer.Option(0, "--seed"),
+        cols: int = typer.Option(12, "--cols", min=1, max=40, help="digits per row"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Grid per shift: rows are severities 0 (clean) to 5, columns the same test digits."""
+        from ..data import load_mnist
+        from ..errors import UserError
+        from ..shifts.preview import save_preview
+        from ..shifts.registry import resolve_names
+        from ..shifts.suite import load_suite
+
+        s = load_suite(suite)
+        if all_:
+            picked = s.shift_names
+        elif names:
+            picked = resolve_names(names)
+            s = s.restrict(picked)
+        else:
+            raise UserError("name the shifts to preview (e.g. rotate,noise) or pass --all")
+        mnist = load_mnist("test", data_root)
+        path = save_preview(picked, s, mnist.images, mnist.labels, out_path, n_cols=cols, seed=seed)
+        console.print(f"wrote {path} ({len(picked)} shift(s))")

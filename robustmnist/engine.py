@@ -1,0 +1,313 @@
+"""Run a suite: (cached) generate -> score -> metrics, streaming one set at a time.
+
+Only per-image predictions (1 byte each) outlive a set, so memory stays flat however large
+the suite is. Generation is on CPU with explicit generators (byte-identical sets anywhere);
+scoring runs on any device.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+
+from . import __version__
+from .data import DigitSet, load_mnist
+from .errors import UserError
+from .metrics import classification_metrics, flip_rate
+from .models.load import LoadedModel
+from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .shifts.registry import get_shift
+from .shifts.sets import get_set, set_sha256
+from .shifts.suite import Suite
+
+DEFAULT_BATCH = 1024
+GALLERY_MISCLASSIFIED = 8
+
+# progress(kind, advance_images, status_text); kind is "score" or "set"
+ProgressFn = Callable[[str, int, str], None]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    name = (name or "auto").lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name not in ("cpu", "cuda", "mps") and not name.startswith("cuda:"):
+        raise UserError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' requested but CUDA is not available; use --device cpu")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise UserError("device 'mps' requested but MPS is not available; use --device cpu")
+    return torch.device(name)
+
+
+def _forward(model: LoadedModel, xb_u8: torch.Tensor) -> torch.Tensor:
+    x = xb_u8.to(torch.float32).div_(255.0).unsqueeze(1)
+    out = model.module(model.preprocess.apply_input(x))
+    if isinstance(out, tuple | list):
+        out = out[0]
+    return model.preprocess.to_logits(out)
+
+
+def score(
+    model: LoadedModel,
+    images: np.ndarray,
+    batch_size: int = DEFAULT_BATCH,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """uint8 N×28×28 -> float32 N×10 logits (softmax(logits) = the model's probabilities)."""
+    device = model.device
+    n = len(images)
+    out = np.empty((n, 10), dtype=np.float32)
+    src = torch.from_numpy(np.ascontiguousarray(images))
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        src = src.pin_memory()  # lets the copy overlap with compute (non_blocking)
+    start = 0
+    bs = max(1, batch_size)
+    with torch.inference_mode():
+        while start < n:
+            stop = min(n, start + bs)
+            try:
+                xb = src[start:stop].to(device, non_blocking=on_cuda)
+                logits = _forward(model, xb)
+            except torch.cuda.OutOfMemoryError:
+                if bs == 1:
+                    raise UserError("CUDA ran out of memory even at batch size 1") from None
+                torch.cuda.empty_cache()
+                bs = max(1, bs // 2)  # back off and retry the same slice
+                continue
+            except UserError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the user's model can raise anything
+                raise UserError(f"the model failed on a batch: {str(exc).splitlines()[0]}") from None
+            if logits.dim() != 2 or logits.shape[1] != 10 or logits.shape[0] != stop - start:
+                raise UserError(f"the model returned shape {tuple(logits.shape)}; expected N×10")
+            out[start:stop] = logits.float().cpu().numpy()
+            if progress:
+                progress("score", stop - start, "")
+            start = stop
+    if not np.isfinite(out).all():
+        bad = int((~np.isfinite(out)).any(axis=1).sum())
+        raise UserError(
+            f"the model produced NaN or inf outputs for {bad} of {n} images; check its weights "
+            "and the --preprocess input range (robustmnist doctor MODEL can help)"
+        )
+    return out
+
+
+# -- galleries: tiny PNGs inside results.json so the report never needs the set cache ----------
+
+def png_b64(img: np.ndarray) -> str:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def sample_indices(labels: np.ndarray) -> list[int]:
+    """The first digit of each class (0..9): the same columns in every gallery strip."""
+    idx = []
+    for k in range(10):
+        hits = np.flatnonzero(labels == k)
+        if len(hits):
+            idx.append(int(hits[0]))
+    return idx
+
+
+def gallery(images: np.ndarray, labels: np.ndarray, logits: np.ndarray, indices: list[int]) -> dict:
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    preds = probs.argmax(axis=1)
+    strip = np.concatenate([images[i] for i in indices], axis=1) if indices else np.zeros((28, 28))
+    wrong = np.flatnonzero((preds != labels) & (labels >= 0))[:GALLERY_MISCLASSIFIED]
+    return {
+        "samples_png": png_b64(strip),
+        "sample_indices": [int(i) for i in indices],
+        "misclassified": [
+            {"index": int(i), "true": int(labels[i]), "pred": int(preds[i]),
+             "confidence": float(probs[i].max()), "png": png_b64(images[i])}
+            for i in wrong
+        ],
+    }
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+@dataclass
+class RunOutput:
+    result: Result
+    predictions: dict[str, np.ndarray] = field(default_factory=dict)  # set id -> int8 preds
+
+
+def environment(device: torch.device) -> Environment:
+    import torchvision
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return Environment(
+        python=platform.python_version(), torch=str(torch.__version__), device=str(device),
+        torchvision=str(torchvision.__version__), robustmnist=__version__,
+        platform=platform.platform(), threads=torch.get_num_threads(), device_name=name or "",
+    )
+
+
+def model_info(model: LoadedModel, name: str | None = None) -> ModelInfo:
+    return ModelInfo(
+        path=model.path, sha256=model.sha256, format=model.format,
+        preprocess=model.preprocess.to_string(), preprocess_spec=model.preprocess.to_dict(),
+        name=name or model.name, arch=model.arch, n_params=model.n_params, metadata=model.metadata,
+    )
+
+
+def set_id(name: str, severity: int) -> str:
+    return f"{name}@{severity}"
+
+
+def evaluate(
+    model: LoadedModel,
+    suite: Suite | None,
+    *,
+    n: int | None = None,
+    seed: int = 0,
+    ood: list[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    use_cache: bool = True,
+    name: str | None = None,
+    progress: ProgressFn | None = None,
+    clean: DigitSet | None = None,
+) -> RunOutput:
+    t_start = time.perf_counter()
+    timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
+    t = time.perf_counter()
+    clean = clean or load_mnist("test", data_root)
+    if n is not None:
+        if n < 1:
+            raise UserError(f"--n must be at least 1, got {n}")
+        clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
+    n_clean = len(clean.images)
+    source_sha = set_sha256(clean.images, clean.labels)
+    timings["load_data"] += time.perf_counter() - t
+
+    t = time.perf_counter()
+    clean_logits = score(model, clean.images, batch_size, progress)
+    timings["score"] += time.perf_counter() - t
+    t = time.perf_counter()
+    clean_m = classification_metrics(clean.labels, clean_logits)
+    indices = sample_indices(clean.labels)
+    clean_m["gallery"] = gallery(clean.images, clean.labels, clean_logits, indices)
+    clean_preds = clean_logits.argmax(axis=1)
+    predictions = {"clean": clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
+    timings["metrics"] += time.perf_counter() - t
+
+    records: list[ShiftRecord] = []
+    plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
+    for shift_name, sev in plan:
+        shift = get_shift(shift_name)
+        params = suite.params(shift_name, sev)
+        if progress:
+            progress("set", 0, f"{shift_name} s{sev}")
+        t = time.perf_counter()
+        sset = get_set(shift, sev, params, clean.images, clean.labels, n_clean, seed,
+                       source_sha=source_sha, use_cache=use_cache)
+        timings["generate"] += time.perf_counter() - t
+        t = time.perf_counter()
+        logits = score(model, sset.images, batch_size, progress)
+        timings["score"] += time.perf_counter() - t
+        t = time.perf_counter()
+        m = classification_metrics(sset.labels, logits)
+        preds = logits.argmax(axis=1)
+        paired = shift.kind != "generative"
+        idx = indices if paired else sample_indices(sset.labels)
+        m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
+        records.append(ShiftRecord(
+            **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
+            sha256=sset.sha256, params=params, cached=sset.cached,
+            flip_rate=flip_rate(preds, clean_preds) if paired else None,
+        ))
+        predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
+        if not paired:
+            predictions[set_id(shift_name, sev) + ":labels"] = sset.labels.astype(np.int8)
+        timings["metrics"] += time.perf_counter() - t
+        if progress:
+            progress("set", 1, f"{shift_name} s{sev}")
+
+    ood_records = []
+    if ood:
+        from .ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
+
+        t = time.perf_counter()
+        ood_records = evaluate_ood(
+            ood, clean_logits, lambda imgs: score(model, imgs, batch_size, progress),
+            data_root=data_root, seed=seed, timings=timings,
+        )
+        timings["ood"] = time.perf_counter() - t
+
+    timings["total"] = time.perf_counter() - t_start
+    result = Result(
+        model=model_info(model, name),
+        environment=environment(model.device),
+        clean=SetMetrics(**clean_m),
+        suite=_suite_info(suite, n_clean),
+        seed=seed,
+        shifts=records,
+        ood=ood_records,
+        summary=summarise(clean_m["accuracy"], records, ood_records),
+        timings={k: round(v, 4) for k, v in timings.items()},
+        conventions=CONVENTIONS,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    return RunOutput(result, predictions)
+
+
+CONVENTIONS = {
+    "accuracy_ci": "95% Wilson score interval",
+    "ece": "top-label, 15 equal-width bins, L1 (Guo et al. 2017)",
+    "brier": "mean over samples of sum_k (p_k - y_k)^2, range [0, 2]",
+    "nll": "mean -log p(true class)",
+    "flip_rate": "fraction of images whose prediction differs from the same clean image's",
+    "fpr95": "Hendrycks & Gimpel: MNIST test is the positive class; fraction of OOD images "
+             "accepted at the threshold that accepts 95% of MNIST test images",
+}
+
+
+def _suite_info(suite: Suite | None, n: int) -> dict:
+    if suite is None:
+        return {"name": None, "n": n}
+    return {"name": suite.name, "source": os.path.basename(suite.source), "levels": suite.levels,
+            "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
+
+
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -> dict:
+    summary: dict = {"clean_accuracy": clean_acc}
+    if records:
+        accs = [r.accuracy for r in records]
+        worst = min(records, key=lambda r: r.accuracy)
+        fam: dict[str, list[float]] = {}
+        sev: dict[int, list[float]] = {}
+        for r in records:
+            fam.setdefault(r.family, []).append(r.accuracy)
+            sev.setdefault(r.severity, []).append(r.accuracy)
+        summary.update(
+            mean_shifted_accuracy=float(np.mean(accs)),
+            mean_error=float(1 - np.mean(accs)),
+            worst_shift={"name": worst.name, "severity": worst.severity, "accuracy": worst.accuracy},
+            per_family={k: float(np.mean(v)) for k, v in fam.items()},
+            per_severity={str(k): float(np.mean(v)) for k, v in sorted(sev.items())},
+        )
+    if ood_records:
+        summary["ood_mean_auroc"] = float(np.mean([o.scores["msp"]["auroc"] for o in ood_records]))
+    return summary
