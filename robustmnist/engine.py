@@ -252,7 +252,7 @@ def evaluate(
         t = time.perf_counter()
         ood_records = evaluate_ood(
             ood, clean_logits, lambda imgs: score(model, imgs, batch_size, progress),
-            data_root=data_root, seed=seed, timings=timings,
+            data_root=data_root, seed=seed, n=n,
         )
         timings["ood"] = time.perf_counter() - t
 

@@ -40,12 +40,14 @@ def run_eval(
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
+    from ..data import load_mnist
     from ..engine import evaluate, resolve_device
     from ..models.load import load_model
 
     dev = resolve_device(device)
     model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
     model.to(dev)
+    clean = load_mnist("test", data_root)  # fail on missing data before any progress output
     if not force:
         _precheck(model, data_root)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
@@ -58,8 +60,11 @@ def run_eval(
             elif status:
                 bar.update(task, status=status)
 
-        run = _evaluate_with_total(evaluate, model, suite, n, seed, ood, data_root, batch_size,
-                                   use_cache, name, bar, task, n_sets, on_progress)
+        n_img = min(n, len(clean.images)) if n else len(clean.images)
+        bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n))
+        run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
+                       batch_size=batch_size, use_cache=use_cache, name=name,
+                       progress=on_progress, clean=clean)
     result = run.result
     if reference:
         from ..bench import apply_reference  # mCE against a reference result (issue 9)
@@ -81,16 +86,16 @@ def run_eval(
     return result, written
 
 
-def _evaluate_with_total(evaluate, model, suite, n, seed, ood, data_root, batch_size, use_cache,
-                         name, bar, task, n_sets, on_progress):
-    from ..data import load_mnist
+def _ood_image_count(names: list[str], n: int | None) -> int:
+    from ..data import _list_image_folder
+    from ..ood import SYNTHETIC_N
 
-    clean = load_mnist("test", data_root)
-    n_img = min(n, len(clean.images)) if n else len(clean.images)
-    bar.update(task, total=n_img * (1 + n_sets))
-    return evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
-                    batch_size=batch_size, use_cache=use_cache, name=name,
-                    progress=on_progress, clean=clean)
+    total = 0
+    for name in names:
+        size = len(_list_image_folder(Path(name[7:]).expanduser())[0]) if name.startswith("folder:") \
+            else SYNTHETIC_N  # Fashion-MNIST and CIFAR-10 test sets are 10,000 images too
+        total += min(size, n) if n else size
+    return total
 
 
 def _precheck(model, data_root) -> None:

@@ -153,7 +153,7 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
                 "re-run with --trust-pickle, or save the model with torch.jit.save or its state_dict"
             ) from None
         del exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # noqa: BLE001 - garbage input fails in many ways (KeyError on text...)
         raise UserError(f"{path} is not a model file torch can read ({_first_line(exc)})") from None
     warnings.warn(f"unpickling {path} because --trust-pickle was given", stacklevel=3)
     try:
@@ -191,7 +191,10 @@ def load_model(
     found_arch = arch
     if _is_torchscript(p):
         try:
-            module = torch.jit.load(str(p), map_location="cpu").eval()
+            with warnings.catch_warnings():
+                # torch 2.10+ marks TorchScript deprecated, but users still ship .ts files
+                warnings.simplefilter("ignore", FutureWarning)
+                module = torch.jit.load(str(p), map_location="cpu").eval()
         except Exception as exc:  # noqa: BLE001
             raise UserError(f"{p} looks like TorchScript but cannot be loaded ({_first_line(exc)})") from None
         fmt = "torchscript"
