@@ -176,8 +176,27 @@ def set_id(name: str, severity: int) -> str:
     return f"{name}@{severity}"
 
 
-def evaluate(
-    model: LoadedModel,
+def evaluate(model: LoadedModel, suite: Suite | None, **kwargs) -> RunOutput:
+    """Evaluate one model; see ``evaluate_many``."""
+    names = kwargs.pop("name", None)
+    return evaluate_many([model], suite, names=[names] if names else None, **kwargs)[0]
+
+
+class _ModelRun:
+    """What one model accumulates while the sets stream past."""
+
+    def __init__(self, model: LoadedModel):
+        self.model = model
+        self.records: list[ShiftRecord] = []
+        self.predictions: dict[str, np.ndarray] = {}
+        self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
+        self.clean_m: dict = {}
+        self.clean_logits: np.ndarray | None = None
+        self.clean_preds: np.ndarray | None = None
+
+
+def evaluate_many(
+    models: list[LoadedModel],
     suite: Suite | None,
     *,
     n: int | None = None,
@@ -186,12 +205,16 @@ def evaluate(
     data_root: str | os.PathLike | None = None,
     batch_size: int = DEFAULT_BATCH,
     use_cache: bool = True,
-    name: str | None = None,
+    names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
-) -> RunOutput:
+) -> list[RunOutput]:
+    """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
+
+    Sets are the outer loop: each is generated (or read from the cache) once and scored by
+    every model before the next one, so a leaderboard of k models costs one generation pass.
+    """
     t_start = time.perf_counter()
-    timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
     if n is not None:
@@ -200,20 +223,21 @@ def evaluate(
         clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
     n_clean = len(clean.images)
     source_sha = set_sha256(clean.images, clean.labels)
-    timings["load_data"] += time.perf_counter() - t
-
-    t = time.perf_counter()
-    clean_logits = score(model, clean.images, batch_size, progress)
-    timings["score"] += time.perf_counter() - t
-    t = time.perf_counter()
-    clean_m = classification_metrics(clean.labels, clean_logits)
+    load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
-    clean_m["gallery"] = gallery(clean.images, clean.labels, clean_logits, indices)
-    clean_preds = clean_logits.argmax(axis=1)
-    predictions = {"clean": clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
-    timings["metrics"] += time.perf_counter() - t
+    runs = [_ModelRun(m) for m in models]
+    for run in runs:
+        run.timings["load_data"] = load_s
+        t = time.perf_counter()
+        run.clean_logits = score(run.model, clean.images, batch_size, progress)
+        run.timings["score"] += time.perf_counter() - t
+        t = time.perf_counter()
+        run.clean_m = classification_metrics(clean.labels, run.clean_logits)
+        run.clean_m["gallery"] = gallery(clean.images, clean.labels, run.clean_logits, indices)
+        run.clean_preds = run.clean_logits.argmax(axis=1)
+        run.predictions = {"clean": run.clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
+        run.timings["metrics"] += time.perf_counter() - t
 
-    records: list[ShiftRecord] = []
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
         shift = get_shift(shift_name)
@@ -223,54 +247,58 @@ def evaluate(
         t = time.perf_counter()
         sset = get_set(shift, sev, params, clean.images, clean.labels, n_clean, seed,
                        source_sha=source_sha, use_cache=use_cache)
-        timings["generate"] += time.perf_counter() - t
-        t = time.perf_counter()
-        logits = score(model, sset.images, batch_size, progress)
-        timings["score"] += time.perf_counter() - t
-        t = time.perf_counter()
-        m = classification_metrics(sset.labels, logits)
-        preds = logits.argmax(axis=1)
+        gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
         idx = indices if paired else sample_indices(sset.labels)
-        m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
-        records.append(ShiftRecord(
-            **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
-            sha256=sset.sha256, params=params, cached=sset.cached,
-            flip_rate=flip_rate(preds, clean_preds) if paired else None,
-        ))
-        predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
-        if not paired:
-            predictions[set_id(shift_name, sev) + ":labels"] = sset.labels.astype(np.int8)
-        timings["metrics"] += time.perf_counter() - t
+        for run in runs:
+            run.timings["generate"] += gen_s / len(runs)
+            t = time.perf_counter()
+            logits = score(run.model, sset.images, batch_size, progress)
+            run.timings["score"] += time.perf_counter() - t
+            t = time.perf_counter()
+            m = classification_metrics(sset.labels, logits)
+            preds = logits.argmax(axis=1)
+            m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
+            run.records.append(ShiftRecord(
+                **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
+                sha256=sset.sha256, params=params, cached=sset.cached,
+                flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
+            ))
+            run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
+            if not paired:
+                run.predictions[set_id(shift_name, sev) + ":labels"] = sset.labels.astype(np.int8)
+            run.timings["metrics"] += time.perf_counter() - t
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
 
-    ood_records = []
-    if ood:
-        from .ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
+    outputs = []
+    for i, run in enumerate(runs):
+        ood_records = []
+        if ood:
+            from .ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
 
-        t = time.perf_counter()
-        ood_records = evaluate_ood(
-            ood, clean_logits, lambda imgs: score(model, imgs, batch_size, progress),
-            data_root=data_root, seed=seed, n=n,
+            t = time.perf_counter()
+            ood_records = evaluate_ood(
+                ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
+                data_root=data_root, seed=seed, n=n,
+            )
+            run.timings["ood"] = time.perf_counter() - t
+        run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
+        result = Result(
+            model=model_info(run.model, names[i] if names else None),
+            environment=environment(run.model.device),
+            clean=SetMetrics(**run.clean_m),
+            suite=_suite_info(suite, n_clean),
+            seed=seed,
+            shifts=run.records,
+            ood=ood_records,
+            summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
+            timings={k: round(v, 4) for k, v in run.timings.items()},
+            conventions=CONVENTIONS,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        timings["ood"] = time.perf_counter() - t
-
-    timings["total"] = time.perf_counter() - t_start
-    result = Result(
-        model=model_info(model, name),
-        environment=environment(model.device),
-        clean=SetMetrics(**clean_m),
-        suite=_suite_info(suite, n_clean),
-        seed=seed,
-        shifts=records,
-        ood=ood_records,
-        summary=summarise(clean_m["accuracy"], records, ood_records),
-        timings={k: round(v, 4) for k, v in timings.items()},
-        conventions=CONVENTIONS,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-    )
-    return RunOutput(result, predictions)
+        outputs.append(RunOutput(result, run.predictions))
+    return outputs
 
 
 CONVENTIONS = {

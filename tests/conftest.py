@@ -74,3 +74,18 @@ def tiny_data_root(tmp_path) -> Path:
             imgs, labels = synthetic_digits(n, seed)
             write_idx(tmp_path, folder, imgs, labels, split)
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def mirror_lenet(mirror_root, tmp_path_factory):
+    """A lenet5 trained for a few hundred steps on mirror MNIST (≈95%), saved as a checkpoint."""
+    from robustmnist.data import load_mnist
+    from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
+
+    from .model_factory import quick_train
+
+    train = load_mnist("train", mirror_root)
+    model = quick_train("lenet5", train.images, train.labels, steps=300)
+    path = tmp_path_factory.mktemp("models") / "lenet5.pt"
+    save_checkpoint(path, make_checkpoint("lenet5", model))
+    return path

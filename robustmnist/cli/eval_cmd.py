@@ -66,10 +66,11 @@ def run_eval(
                        batch_size=batch_size, use_cache=use_cache, name=name,
                        progress=on_progress, clean=clean)
     result = run.result
-    if reference:
-        from ..bench import apply_reference  # mCE against a reference result (issue 9)
+    if result.shifts:
+        from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
-        apply_reference(result, reference)
+        if reference or DEFAULT_REFERENCE.is_file():
+            apply_reference(result, reference)
     out.mkdir(parents=True, exist_ok=True)
     pred_path = out / "predictions.npz"
     atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v

@@ -1,0 +1,170 @@
+"""``robustmnist compare | bench | gate``: benchmarking models before deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from .common import console, out, parse_name_list, progress
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("compare")
+    def compare_cmd(
+        a: Path = typer.Argument(..., help="results.json of model A"),
+        b: Path = typer.Argument(..., help="results.json of model B"),
+        alpha: float = typer.Option(0.05, "--alpha", help="significance level"),
+        md: Path = typer.Option(None, "--md", help="also write the table as Markdown here"),
+    ):
+        """Per shift and severity: both accuracies, the difference, and McNemar's exact test."""
+        from ..bench import compare, family_winners, load_predictions
+        from ..fileio import atomic_write_text
+        from ..report.leaderboard import comparison_md
+        from ..results import Result
+
+        ra, rb = Result.load(a), Result.load(b)
+        rows = compare(ra, load_predictions(ra, a), rb, load_predictions(rb, b))
+        if len(rows) <= 1:
+            console.print("[yellow]the two results share no shifted sets with identical images "
+                          "(same suite, --n and --seed); only clean is compared[/]")
+        t = Table(title=f"A = {ra.model.name}   B = {rb.model.name}")
+        for col in ("set", "acc A", "acc B", "B − A", "A✓B✗", "A✗B✓", "p (McNemar)"):
+            t.add_column(col, justify="left" if col == "set" else "right")
+        for r in rows:
+            sig = r.p_value < alpha
+            color = ("green" if r.diff > 0 else "red") if sig else "default"
+            t.add_row(r.set_id, f"{r.acc_a:.2%}", f"{r.acc_b:.2%}", f"[{color}]{100 * r.diff:+.2f} pt[/]",
+                      str(r.b), str(r.c), f"{r.p_value:.3g}" + (" *" if sig else ""))
+        out.print(t)
+        winners = family_winners(rows, alpha)
+        for fam, w in winners.items():
+            who = {"A": ra.model.name, "B": rb.model.name}.get(w, "no significant winner")
+            out.print(f"  {fam:12s} winner: {who}")
+        if md:
+            atomic_write_text(md, comparison_md(rows, ra.model.name, rb.model.name, winners))
+
+    @app.command("bench")
+    def bench_cmd(
+        models: list[Path] = typer.Argument(..., help="model files"),
+        out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
+        suite: str = typer.Option("default", "--suite"),
+        shift: str = typer.Option(None, "--shift"),
+        severity: str = typer.Option(None, "--severity"),
+        n: int = typer.Option(None, "--n"),
+        ood: str = typer.Option(None, "--ood"),
+        reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
+                                       "(default: the first model)"),
+        seed: int = typer.Option(0, "--seed"),
+        device: str = typer.Option("auto", "--device"),
+        batch_size: int = typer.Option(1024, "--batch-size", min=1),
+        arch: str = typer.Option(None, "--arch"),
+        no_cache: bool = typer.Option(False, "--no-cache"),
+        data_root: Path = typer.Option(None, "--data-root"),
+        fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
+    ):
+        """Evaluate several models on the same sets (each generated once) and rank them."""
+        from ..bench import leaderboard, load_reference
+        from ..data import load_mnist
+        from ..engine import evaluate_many, resolve_device
+        from ..fileio import atomic_save_npz, sha256_file
+        from ..models.load import load_model
+        from ..report.leaderboard import write_leaderboard
+        from .eval_cmd import _ood_image_count, build_suite, parse_formats
+
+        formats = parse_formats(fmt)
+        the_suite = build_suite(suite, shift, severity)
+        ood_names = parse_name_list(ood)
+        if ood_names:
+            from ..ood import check_ood_names
+
+            check_ood_names(ood_names)
+        dev = resolve_device(device)
+        loaded = [load_model(m, arch=arch).to(dev) for m in models]
+        names = _unique_names([m.name for m in loaded])
+        clean = load_mnist("test", data_root)
+        n_img = min(n, len(clean.images)) if n else len(clean.images)
+        n_sets = len(the_suite.shift_names) * len(the_suite.severities)
+        with progress() as bar:
+            task = bar.add_task("scoring", status="",
+                                total=len(loaded) * (n_img * (1 + n_sets) + _ood_image_count(ood_names or [], n)))
+
+            def on_progress(kind, k, status):
+                bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
+
+            runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                                 batch_size=batch_size, use_cache=not no_cache, names=names,
+                                 progress=on_progress, clean=clean)
+        written = []
+        for name, run in zip(names, runs, strict=True):
+            d = out_dir / name
+            d.mkdir(parents=True, exist_ok=True)
+            pred = d / "predictions.npz"
+            atomic_save_npz(pred, **{k.replace("@", "__at__").replace(":", "__"): v
+                                     for k, v in run.predictions.items()})
+            run.result.predictions = {"file": pred.name, "sha256": sha256_file(pred)}
+            run.result.save(d / "results.json")
+            written.append(d / "results.json")
+            if formats - {"json"}:
+                from ..report.render import render_reports
+
+                render_reports([run.result], d, formats=formats - {"json"})
+        ref = load_reference(reference or written[0])
+        for run in runs:
+            from ..bench import apply_reference
+
+            apply_reference(run.result, ref.source)
+        for path, run in zip(written, runs, strict=True):
+            run.result.save(path)
+        rows = leaderboard([r.result for r in runs], ref)
+        ref_info = {"name": ref.name, "sha256": ref.sha256}
+        paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info)
+        t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
+        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
+                      "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
+                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}")
+        out.print(t)
+        for kind, p in paths.items():
+            console.print(f"  {kind:5s} {p}")
+
+    @app.command("gate")
+    def gate_cmd(
+        results: Path = typer.Argument(..., help="results.json to check"),
+        policy: Path = typer.Option(..., "--policy", help="gate policy TOML"),
+    ):
+        """Check results against a policy: exit 0 when every rule passes, 1 when any fails."""
+        from ..gate import check, load_policy
+        from ..results import Result
+
+        pol = load_policy(policy)
+        res = Result.load(results)
+        rules = check(res, pol)
+        t = Table(title=f"gate: {res.model.name} vs {policy.name}")
+        for col in ("", "rule", "measured", "threshold", "detail"):
+            t.add_column(col)
+        for r in rules:
+            t.add_row("[green]PASS[/]" if r.passed else "[red]FAIL[/]", r.rule, f"{r.measured:.4f}",
+                      f"{r.threshold:.4f}", r.detail)
+        out.print(t)
+        failed = sum(not r.passed for r in rules)
+        out.print(f"{len(rules) - failed} passed, {failed} failed")
+        raise typer.Exit(1 if failed else 0)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    outn = []
+    for nm in names:
+        if nm in seen:
+            seen[nm] += 1
+            nm = f"{nm}-{seen[nm]}"
+        else:
+            seen[nm] = 1
+        outn.append(nm)
+    return outn
+
+

@@ -1,0 +1,124 @@
+"""A deployment gate: a TOML policy of thresholds checked against a results.json.
+
+    min_clean_accuracy = 0.98      # clean MNIST test accuracy
+    max_clean_ece = 0.05           # clean expected calibration error (15 bins)
+    max_accuracy_drop = 0.40       # clean − accuracy, for every (shift, severity) evaluated
+    min_ood_auroc = 0.90           # every OOD set, max-softmax score
+
+    [[shift]]                      # any number of these
+    name = "fonts"                 # a shift or a family
+    severities = [1, 2, 3]         # default: every severity in the results
+    min_accuracy = 0.70
+    aggregate = "mean"             # "mean" over the matching records, or "each" (every one)
+    # max_ece = 0.2                # optional, same aggregation
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+from .results import Result
+
+TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift"}
+SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate"}
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    rule: str
+    measured: float
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+
+def load_policy(path: str | Path) -> dict:
+    p = Path(path)
+    try:
+        policy = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"policy file {p} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"policy {p} is not valid TOML: {exc}") from None
+    unknown = set(policy) - TOP_KEYS
+    if unknown:
+        raise UserError(f"policy {p}: unknown key(s) {', '.join(sorted(unknown))}; "
+                        f"known: {', '.join(sorted(TOP_KEYS))}")
+    for key in TOP_KEYS - {"shift"}:
+        if key in policy and not isinstance(policy[key], int | float):
+            raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
+    rules = policy.get("shift", [])
+    if not isinstance(rules, list):
+        raise UserError(f"policy {p}: write shift rules as [[shift]] tables")
+    for i, rule in enumerate(rules, 1):
+        bad = set(rule) - SHIFT_KEYS
+        if bad:
+            raise UserError(f"policy {p}: [[shift]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(SHIFT_KEYS))}")
+        if "name" not in rule or not ({"min_accuracy", "max_ece"} & set(rule)):
+            raise UserError(f"policy {p}: [[shift]] #{i} needs a name and min_accuracy or max_ece")
+        if rule.get("aggregate", "mean") not in ("mean", "each"):
+            raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
+    if not (set(policy) & TOP_KEYS):
+        raise UserError(f"policy {p} sets no thresholds")
+    return policy
+
+
+def check(result: Result, policy: dict) -> list[RuleResult]:
+    out: list[RuleResult] = []
+    clean = result.clean
+    if "min_clean_accuracy" in policy:
+        t = policy["min_clean_accuracy"]
+        out.append(RuleResult("clean accuracy ≥", clean.accuracy, t, clean.accuracy >= t))
+    if "max_clean_ece" in policy:
+        t = policy["max_clean_ece"]
+        out.append(RuleResult("clean ECE ≤", clean.ece, t, clean.ece <= t))
+    if "max_accuracy_drop" in policy:
+        t = policy["max_accuracy_drop"]
+        if not result.shifts:
+            raise UserError("the policy sets max_accuracy_drop but the results have no shifted sets")
+        worst = min(result.shifts, key=lambda r: r.accuracy)
+        drop = clean.accuracy - worst.accuracy
+        out.append(RuleResult("largest accuracy drop ≤", drop, t, drop <= t, f"{worst.name} s{worst.severity}"))
+    if "min_ood_auroc" in policy:
+        t = policy["min_ood_auroc"]
+        if not result.ood:
+            raise UserError("the policy sets min_ood_auroc but the results have no OOD sets (eval --ood)")
+        for o in result.ood:
+            a = o.scores["msp"]["auroc"]
+            out.append(RuleResult(f"OOD {o.name} AUROC (msp) ≥", a, t, a >= t))
+    for rule in policy.get("shift", []):
+        out.extend(_shift_rule(result, rule))
+    return out
+
+
+def _shift_rule(result: Result, rule: dict) -> list[RuleResult]:
+    name = rule["name"]
+    sevs = rule.get("severities")
+    recs = [r for r in result.shifts if (r.name == name or r.family == name)
+            and (sevs is None or r.severity in sevs)]
+    if not recs:
+        have = sorted({r.name for r in result.shifts} | {r.family for r in result.shifts})
+        raise UserError(f"policy rule for '{name}' (severities {sevs or 'all'}) matches nothing in the "
+                        f"results; they have: {', '.join(have) or 'no shifts'}")
+    label = f"{name}" + (f" s{','.join(map(str, sevs))}" if sevs else "")
+    out = []
+    for metric, key, better in (("accuracy", "min_accuracy", np.greater_equal), ("ECE", "max_ece", np.less_equal)):
+        if key not in rule:
+            continue
+        t = rule[key]
+        attr = "accuracy" if metric == "accuracy" else "ece"
+        sym = "≥" if key.startswith("min") else "≤"
+        if rule.get("aggregate", "mean") == "mean":
+            v = float(np.mean([getattr(r, attr) for r in recs]))
+            out.append(RuleResult(f"{label} mean {metric} {sym}", v, t, bool(better(v, t)), f"{len(recs)} sets"))
+        else:
+            for r in recs:
+                v = getattr(r, attr)
+                out.append(RuleResult(f"{r.name} s{r.severity} {metric} {sym}", v, t, bool(better(v, t))))
+    return out

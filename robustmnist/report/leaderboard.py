@@ -1,0 +1,98 @@
+"""Leaderboard and paired-comparison outputs (HTML, Markdown, CSV) for ``bench``/``compare``."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import jinja2
+
+from ..bench import Comparison, LeaderRow
+from ..fileio import atomic_write_text
+
+_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>robustmnist leaderboard</title>
+<style>
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem auto;max-width:1100px;
+padding:0 1rem;color:#1f2933}
+table{border-collapse:collapse;width:100%;font-size:.95rem}th,td{padding:.45rem .6rem;
+border-bottom:1px solid #e4e7eb;text-align:right}th:nth-child(2),td:nth-child(2),td.l{text-align:left}
+th{background:#f5f7fa}tr:first-child td{font-weight:600}.note{color:#52606d;font-size:.85rem}
+.wrap{overflow-x:auto}
+</style></head><body>
+<h1>robustmnist leaderboard</h1>
+<p class="note">Suite <b>{{ suite }}</b>, {{ n }} images per set, seed {{ seed }}. Ranked by mean accuracy
+over all shifted sets. mCE and relative mCE as ImageNet-C defines them, relative to
+<b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…); lower is better, 100% = as the reference.</p>
+<div class="wrap"><table>
+<tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th><th>mCE</th>
+<th>rel. mCE</th><th>worst shift</th><th>worst acc.</th><th>OOD AUROC</th></tr>
+{% for r in rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.name }}</td><td>{{ pct(r.clean_accuracy) }}</td>
+<td>{{ pct(r.clean_ci[0]) }}–{{ pct(r.clean_ci[1]) }}</td><td>{{ pct(r.mean_shifted_accuracy) }}</td>
+<td>{{ pct(r.mce) }}</td><td>{{ pct(r.relative_mce) }}</td><td class="l">{{ r.worst }}</td>
+<td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td></tr>
+{% endfor %}</table></div>
+</body></html>
+"""
+
+
+def _pct(v):
+    return "—" if v is None or v != v else f"{100 * v:.1f}%"
+
+
+def _num(v):
+    return "—" if v is None or v != v else f"{v:.3f}"
+
+
+def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, reference: dict) -> str:
+    env = jinja2.Environment(autoescape=True)
+    return env.from_string(_HTML).render(rows=rows, suite=suite, n=n, seed=seed, reference=reference,
+                                         pct=_pct, num=_num)
+
+
+def leaderboard_md(rows: list[LeaderRow], reference: dict) -> str:
+    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |",
+             "|---|---|---:|---:|---:|---:|---|---:|"]
+    for r in rows:
+        name = r.name.replace("|", "\\|")
+        lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
+                     f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
+                     f"{_num(r.ood_auroc)} |")
+    lines.append("")
+    lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition.")
+    return "\n".join(lines) + "\n"
+
+
+def leaderboard_csv(rows: list[LeaderRow]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["rank", "model", "clean_accuracy", "clean_ci_low", "clean_ci_high", "mean_shifted_accuracy",
+                "mce", "relative_mce", "worst_shift", "worst_accuracy", "ood_mean_auroc", "sha256"])
+    for r in rows:
+        w.writerow([r.rank, r.name, r.clean_accuracy, r.clean_ci[0], r.clean_ci[1], r.mean_shifted_accuracy,
+                    r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256])
+    return buf.getvalue()
+
+
+def write_leaderboard(rows: list[LeaderRow], out: Path, suite: str, n: int, seed: int,
+                      reference: dict) -> dict[str, Path]:
+    paths = {"html": out / "leaderboard.html", "md": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
+    atomic_write_text(paths["html"], leaderboard_html(rows, suite, n, seed, reference))
+    atomic_write_text(paths["md"], leaderboard_md(rows, reference))
+    atomic_write_text(paths["csv"], leaderboard_csv(rows))
+    return paths
+
+
+def comparison_md(rows: list[Comparison], name_a: str, name_b: str, winners: dict[str, str]) -> str:
+    lines = [f"A = {name_a}, B = {name_b}. McNemar's exact test on paired per-image correctness.", "",
+             "| set | acc A | acc B | B − A | A✓B✗ | A✗B✓ | p |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        star = " *" if r.p_value < 0.05 else ""
+        lines.append(f"| {r.set_id} | {_pct(r.acc_a)} | {_pct(r.acc_b)} | {100 * r.diff:+.1f} pt | {r.b} | "
+                     f"{r.c} | {r.p_value:.3g}{star} |")
+    lines += ["", "Winner per family (more significant wins, p < 0.05): "
+              + ", ".join(f"{f}: {w}" for f, w in winners.items())]
+    return "\n".join(lines) + "\n"
