@@ -1,0 +1,100 @@
+"""report.md: the summary and the top tables, short enough for a CI job summary or a PR comment."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from . import view
+
+TOP_SHIFTS = 10
+
+
+def _cell(text: object) -> str:
+    # Pipes and newlines would break a Markdown table; angle brackets would become HTML on GitHub.
+    return (str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+            .replace("<", "&lt;").replace(">", "&gt;"))
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str = "") -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    sep = ["---:" if a == "r" else "---" for a in align]
+    return ["| " + " | ".join(_cell(h) for h in header) + " |", "| " + " | ".join(sep) + " |"] + \
+        ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+
+
+def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
+    lead = models[0]
+    lines = [f"## robustmnist report: {_cell(' vs '.join(m.name for m in models))}", ""]
+    r = lead.result
+    suite = (r.suite or {}).get("name", "?")
+    lines.append(f"Suite `{_cell(suite)}`, seed {r.seed}, {len(layout.shifts)} shifts × "
+                 f"{len(layout.severities)} severities, {len(r.ood)} OOD sets. "
+                 "Accuracy in %, intervals are 95% Wilson.")
+    lines.append("")
+    rows = []
+    for row in view.compare_rows(models, layout):
+        rows.append([row.model] + [c.text for c in row.cells])
+    lines += _table(["model"] + view.COMPARE_COLUMNS, rows, "lrrlrr")
+    lines.append("")
+
+    if layout.shifts:
+        sevs = layout.severities
+        if len(models) == 1:
+            lines.append(f"**Where it breaks**: the {TOP_SHIFTS} largest drops (mean over "
+                         "severities)")
+            lines.append("")
+            top = view.shift_drops(lead, layout)[:TOP_SHIFTS]
+            body = [[s, fam] + [view.num(lead.acc(s, sv)) for sv in sevs] + [view.pp(-d)]
+                    for s, fam, _, d, _, _ in top]
+            lines += _table(["shift", "family"] + [f"s{sv}" for sv in sevs] + ["vs clean (pp)"], body,
+                            "ll" + "r" * (len(sevs) + 1))
+        else:
+            lines.append(f"**Where they break**: the {TOP_SHIFTS} shifts with the lowest "
+                         "accuracy (mean over severities and models)")
+            lines.append("")
+            scored = []
+            for fam, names in layout.families:
+                for s in names:
+                    vals = [m.shift_mean(s, sevs) for m in models]
+                    known = [v for v in vals if v is not None]
+                    if known:
+                        scored.append((float(np.mean(known)), s, fam, vals))
+            scored.sort(key=lambda t: (t[0], t[1]))
+            body = [[s, fam] + [view.num(v) for v in vals] for _, s, fam, vals in
+                    scored[:TOP_SHIFTS]]
+            lines += _table(["shift", "family"] + [m.name for m in models], body,
+                            "ll" + "r" * len(models))
+        lines.append("")
+        lines.append("**Per family** (mean accuracy over shifts and severities)")
+        lines.append("")
+        body = []
+        for fam, names in layout.families:
+            body.append([fam] + [view.num(view._mean([m.shift_mean(s, sevs) for s in names]))
+                                 for m in models])
+        lines += _table(["family"] + [m.name for m in models], body)
+        lines.append("")
+
+    ood = [(m, o) for m in models for o in m.result.ood]
+    if ood:
+        lines.append("**Out-of-distribution** (AUROC, FPR at 95% TPR)")
+        lines.append("")
+        body = []
+        for m, o in ood:
+            sc = o.scores
+            body.append(([m.name] if len(models) > 1 else []) + [o.name] + [
+                _auroc_fpr(sc.get(k)) for k in ("msp", "max_logit", "energy")])
+        header = (["model"] if len(models) > 1 else []) + \
+            ["OOD set", "max softmax", "max logit", "energy"]
+        lines += _table(header, body, "l" * (len(header) - 3) + "rrr")
+        lines.append("")
+    lines.append("Full report with per-class, confusion, calibration and galleries: report.html.")
+    return "\n".join(lines) + "\n"
+
+
+def _auroc_fpr(s: dict | None) -> str:
+    if not s:
+        return "—"
+    auroc, fpr = s.get("auroc"), s.get("fpr95")
+    return f"{'—' if auroc is None else f'{auroc:.3f}'} / {view.pct(fpr)}"
