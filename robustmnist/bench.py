@@ -67,6 +67,14 @@ def load_reference(path: str | Path | None = None) -> Reference:
         raise UserError(f"reference {p} lacks model/clean/shifts records of a results.json") from None
 
 
+def reference_from_result(result: Result, source: str = "") -> Reference:
+    return Reference(
+        name=result.model.name, sha256=result.model.sha256, clean_error=result.clean.error,
+        errors={(r.name, r.severity): 1.0 - r.accuracy for r in result.shifts}, source=source or result.model.path,
+        set_sha256={(r.name, r.severity): r.sha256 for r in result.shifts},
+    )
+
+
 def corruption_errors(result: Result, ref: Reference) -> dict:
     """CE, relative CE per shift and their means, over the (shift, severity) pairs both have."""
     mine: dict[str, dict[int, float]] = {}
@@ -101,9 +109,9 @@ def corruption_errors(result: Result, ref: Reference) -> dict:
     return out
 
 
-def apply_reference(result: Result, reference: str | Path | None = None) -> Result:
+def apply_reference(result: Result, reference: str | Path | Reference | None = None) -> Result:
     """Put mCE / relative mCE (and per-shift CE) into ``result.summary``."""
-    ref = load_reference(reference)
+    ref = reference if isinstance(reference, Reference) else load_reference(reference)
     ce = corruption_errors(result, ref)
     if ce["mce"] is None:
         return result

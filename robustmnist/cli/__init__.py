@@ -37,7 +37,8 @@ for _name in _COMMANDS:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns typer.Exit's code instead of exiting with it.
+        rc = app(standalone_mode=False)
     except UserError as exc:
         print(f"robustmnist: error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
@@ -56,3 +57,4 @@ def main() -> None:
             exc.show()
             sys.exit(2)
         raise
+    sys.exit(rc if isinstance(rc, int) else 0)

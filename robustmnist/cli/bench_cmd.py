@@ -65,13 +65,12 @@ def register(app: typer.Typer) -> None:
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
-        from ..bench import leaderboard, load_reference
+        from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
         from ..data import load_mnist
         from ..engine import evaluate_many, resolve_device
-        from ..fileio import atomic_save_npz, sha256_file
         from ..models.load import load_model
         from ..report.leaderboard import write_leaderboard
-        from .eval_cmd import _ood_image_count, build_suite, parse_formats
+        from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
         the_suite = build_suite(suite, shift, severity)
@@ -96,27 +95,10 @@ def register(app: typer.Typer) -> None:
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
                                  progress=on_progress, clean=clean)
-        written = []
+        ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
-            d = out_dir / name
-            d.mkdir(parents=True, exist_ok=True)
-            pred = d / "predictions.npz"
-            atomic_save_npz(pred, **{k.replace("@", "__at__").replace(":", "__"): v
-                                     for k, v in run.predictions.items()})
-            run.result.predictions = {"file": pred.name, "sha256": sha256_file(pred)}
-            run.result.save(d / "results.json")
-            written.append(d / "results.json")
-            if formats - {"json"}:
-                from ..report.render import render_reports
-
-                render_reports([run.result], d, formats=formats - {"json"})
-        ref = load_reference(reference or written[0])
-        for run in runs:
-            from ..bench import apply_reference
-
-            apply_reference(run.result, ref.source)
-        for path, run in zip(written, runs, strict=True):
-            run.result.save(path)
+            apply_reference(run.result, ref)
+            save_run(run, out_dir / name, formats)
         rows = leaderboard([r.result for r in runs], ref)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info)

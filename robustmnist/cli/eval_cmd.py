@@ -8,7 +8,6 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from ..fileio import atomic_save_npz, sha256_file
 from .common import console, parse_int_list, parse_name_list, progress
 
 FORMATS = ("json", "html", "md", "csv")
@@ -71,20 +70,28 @@ def run_eval(
 
         if reference or DEFAULT_REFERENCE.is_file():
             apply_reference(result, reference)
+    return result, save_run(run, out, formats)
+
+
+def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
+    """Write results.json + predictions.npz (+ reports) for one model's run into ``out``."""
+    from ..fileio import atomic_save_npz, sha256_file
+
     out.mkdir(parents=True, exist_ok=True)
     pred_path = out / "predictions.npz"
+    # npz keys must be plain names: "rotate@3" -> "rotate__at__3" (bench.load_predictions undoes it)
     atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v
                                   for k, v in run.predictions.items()})
-    result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
-                          "key_format": "<shift>__at__<severity>, clean, labels"}
-    result.save(out / "results.json")
+    run.result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
+                              "key_format": "<shift>__at__<severity>, clean, labels"}
+    run.result.save(out / "results.json")
     written = {"json": out / "results.json"}
     report_fmts = set(formats) - {"json"}
     if report_fmts:
         from ..report.render import render_reports
 
-        written.update(render_reports([result], out, formats=report_fmts))
-    return result, written
+        written.update(render_reports([run.result], out, formats=report_fmts))
+    return written
 
 
 def _ood_image_count(names: list[str], n: int | None) -> int:
