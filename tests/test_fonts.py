@@ -1,0 +1,185 @@
+"""Printed-font digits: the pinned font collection and the ``fonts*`` generative shifts."""
+
+from __future__ import annotations
+
+import tomllib
+
+import numpy as np
+import pytest
+import torch
+
+from robustmnist.assets import fonts_dir
+from robustmnist.data import to_uint8
+from robustmnist.errors import UserError
+from robustmnist.fileio import sha256_file
+from robustmnist.framing import centre_of_mass, frame_mnist, ink_boxes
+from robustmnist.shifts import fonts as F
+from robustmnist.shifts._draw import segments_distance, stroke_from_distance
+from robustmnist.shifts.registry import get_shift
+from robustmnist.shifts.suite import load_suite
+
+ROOT = fonts_dir()
+SUITE = ROOT.parent / "shifts" / "parts" / "fonts.toml"
+REDISTRIBUTABLE = {"OFL-1.0", "OFL-1.1", "Apache-2.0", "Bitstream-Vera", "MIT AND Bitstream-Vera",
+                   "GPL-3.0-or-later WITH Font-exception-2.0", "public-domain"}
+NAMES = ["fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr", "fonts_handwriting"]
+
+
+def _gen(n=200, seed=0, **params):
+    g = torch.Generator().manual_seed(seed)
+    return F.generate_fonts(n, g, **params)
+
+
+@pytest.fixture(scope="module")
+def framed_bank():
+    glyphs, _ = F.glyph_bank()
+    nf = glyphs.shape[0]
+    return frame_mnist(glyphs.reshape(-1, 1, F.CANVAS, F.CANVAS)).reshape(nf, 10, 1, 28, 28)
+
+
+def test_manifest_pins_every_file_with_a_redistributable_licence():
+    spec = tomllib.loads((ROOT / "manifest.toml").read_text(encoding="utf-8"))
+    entries = spec["font"]
+    assert len(entries) >= 40
+    files = {e["file"] for e in entries}
+    assert len(files) == len(entries), "a font file is listed twice"
+    for e in entries:
+        path = ROOT / e["file"]
+        assert sha256_file(path) == e["sha256"], f"{e['file']} differs from its pinned sha256"
+        assert e["license"] in REDISTRIBUTABLE, e
+        assert (ROOT / e["license_file"]).is_file(), e["license_file"]
+        assert e["category"] in F.CATEGORIES
+        assert e["package"] and e["package_version"]
+    # Every font file shipped is in the manifest (nothing unpinned sneaks into a set).
+    shipped = {p.name for p in ROOT.iterdir() if p.suffix.lower() in {".ttf", ".otf"}}
+    assert shipped == files
+    total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
+    assert total < 15_000_000
+    faces = F.load_manifest()
+    for cat in F.CATEGORIES:
+        assert F.select_faces(faces, cat, "regular"), f"no regular face in {cat}"
+        assert len(F.select_faces(faces, cat, "all")) >= 5
+
+
+def test_every_face_renders_all_ten_digits_mnist_framed(framed_bank):
+    faces = F.load_manifest()
+    x = framed_bank.reshape(-1, 1, 28, 28)
+    where = [f"{faces[i // 10].file} digit {i % 10}" for i in range(len(x))]
+    mass = x.sum(dim=(1, 2, 3))
+    assert (mass > 20).all(), [w for w, m in zip(where, mass, strict=True) if m <= 20]
+    boxes, _ = ink_boxes(x)
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    assert (torch.maximum(w, h) <= 20).all()
+    assert (torch.maximum(w, h) >= 19).all()  # fitted to the box, not shrunk
+    cy, cx = centre_of_mass(x)
+    off = torch.maximum((cy - 14).abs(), (cx - 14).abs())
+    assert (off <= 1.0).all(), [w for w, o in zip(where, off, strict=True) if o > 1]
+
+
+def test_digits_of_one_face_differ_from_each_other(framed_bank):
+    # A font whose digits map to one fallback glyph (a box, a blank) would render ten equal
+    # images; a real face's ten digits are pairwise clearly different.
+    x = framed_bank[:, :, 0]
+    diff = (x.unsqueeze(1) - x.unsqueeze(2)).abs().sum(dim=(-1, -2))  # F×10×10
+    off_diag = diff + torch.eye(10) * 1e9
+    assert off_diag.amin() > 15
+
+
+def test_rasteriser_fills_with_the_nonzero_rule():
+    outer = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=float)  # counter-clockwise
+    hole = outer[::-1] * 0.5 + 25  # reversed winding: a counter
+    same = outer * 0.5 + 25  # same winding: overlap, still filled (non-zero, not even-odd)
+    ring = F.rasterise([outer, hole], canvas=48, box=32, ss=8) / 64
+    solid = F.rasterise([outer, same], canvas=48, box=32, ss=8) / 64
+    assert ring[24, 24] == 0 and ring[10, 10] == 1 and ring[24, 10] == 1
+    assert solid[24, 24] == 1
+    # Area is exact up to the sampling grid: 32² outer minus 16² hole.
+    assert abs(ring.sum() - (32**2 - 16**2)) < 1e-6
+    assert abs(solid.sum() - 32**2) < 1e-6
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.4, 0.785, 1.3, 2.0])
+def test_stroke_width_estimates_drawn_pens_at_any_angle(angle):
+    widths = torch.tensor([2.0, 2.5, 3.0, 3.5, 4.0])
+    n = len(widths)
+    a = torch.full((n,), angle)
+    c = torch.full((n, 2), 14.3)
+    d = torch.stack([torch.cos(a), torch.sin(a)], 1) * 7
+    x = stroke_from_distance(segments_distance(c - d, c + d, 28, 28), widths).unsqueeze(1)
+    est = F.stroke_width(x)
+    assert torch.allclose(est, widths, atol=0.35), est
+
+
+def test_generation_is_deterministic_balanced_and_chunk_independent(monkeypatch):
+    params = load_suite(str(SUITE)).params("fonts", 5)
+    x1, y1 = _gen(150, seed=7, **params)
+    x2, y2 = _gen(150, seed=7, **params)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert torch.bincount(y1, minlength=10).tolist() == [15] * 10
+    x3, _ = _gen(150, seed=8, **params)
+    assert not torch.equal(x1, x3)
+    monkeypatch.setattr(F, "CHUNK", 40)
+    x4, _ = _gen(150, seed=7, **params)
+    assert np.array_equal(to_uint8(x1), to_uint8(x4))
+
+
+def test_clean_level_is_exactly_the_category_glyphs_framed(framed_bank):
+    # Severity 1 = clean regular upright print: each digit must be one of the framed glyphs of
+    # a regular face of the requested category, with the label it was rendered for.
+    faces = F.load_manifest()
+    params = load_suite(str(SUITE)).params("fonts_ocr", 1)
+    x, y = get_shift("fonts_ocr").generate(100, torch.Generator().manual_seed(0), **params)
+    ocr = F.select_faces(faces, "ocr", "regular")
+    assert all(faces[i].category == "ocr" and faces[i].is_regular for i in ocr)
+    bank = to_uint8(framed_bank[ocr].reshape(-1, 1, 28, 28)).reshape(len(ocr), 10, 28, 28)
+    got = to_uint8(x)
+    for img, label in zip(got, y.tolist(), strict=True):
+        assert any(np.array_equal(img, bank[f, label]) for f in range(len(ocr)))
+
+
+def test_clean_print_looks_like_mnist_ink(mnist_test):
+    from robustmnist.data import to_float
+
+    x, _ = _gen(300, seed=1, category="all", faces="regular")
+    m = to_float(mnist_test.images[:1000])
+    # MNIST: peak ~1.0, mean of bright pixels ~0.88, median pen ~2.3 px.
+    assert x.amax(dim=(1, 2, 3)).min() > 0.95
+    assert abs(x[x > 0.5].mean() - m[m > 0.5].mean()) < 0.04
+    assert abs(F.stroke_width(x).median() - F.stroke_width(m).median()) < 0.5
+
+
+def test_severity_ladder_moves_away_from_clean_print():
+    suite = load_suite(str(SUITE))
+    clean, _ = _gen(200, seed=3, **suite.params("fonts", 1))
+    dist = []
+    for s in range(2, 6):
+        x, _ = _gen(200, seed=3, **suite.params("fonts", s))
+        dist.append((x - clean).abs().mean().item())
+    assert dist == sorted(dist), dist
+    assert dist[0] > 0.005
+
+
+def test_weight_change_thickens_and_thins_strokes():
+    glyphs, _ = F.glyph_bank()
+    x = glyphs[:8, 4].unsqueeze(1)  # regular faces first: the 4s
+    w0 = F.stroke_width(x)
+    assert (F.stroke_width(F.change_weight(x, torch.full((8,), 1.0))) > w0 + 1).all()
+    assert (F.stroke_width(F.change_weight(x, torch.full((8,), -0.5))) < w0).all()
+
+
+def test_registry_and_suite_part():
+    suite = load_suite(str(SUITE))
+    for name in NAMES:
+        shift = get_shift(name)
+        assert shift.family == "fonts" and shift.kind == "generative"
+        assert len(suite.shift_params[name]) == 5
+    assert suite.params("fonts_serif", 3)["category"] == "serif"
+
+
+def test_bad_parameters_fail_with_a_message():
+    with pytest.raises(UserError, match="category"):
+        _gen(10, category="gothic")
+    with pytest.raises(UserError, match="face set"):
+        _gen(10, faces="bolder")
+    with pytest.raises(UserError, match="sharpness"):
+        _gen(10, sharpness=1.0)
