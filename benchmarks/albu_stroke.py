@@ -2,7 +2,8 @@
 
 ``EQUIVALENTS[name](severity)`` builds a p=1 transform for one uint8 28×28 image (see
 albu_photometric.py). Morphological uses a flat elliptical kernel of odd integer size, so our
-sub-pixel radius r maps to the nearest 2·round(r) + 1.
+sub-pixel radius r maps to the nearest 2·round(r) + 1; thin_stroke's radius depends on each
+digit's pen width, so the MNIST median (2.5 px) stands in for it.
 """
 
 from __future__ import annotations
@@ -23,17 +24,21 @@ def _suite():
     return load_suite(str(PARTS))
 
 
-def _kernel_size(name: str, severity: int) -> int:
-    return 2 * max(1, round(_suite().params(name, severity)["radius"])) + 1
+MEDIAN_PEN_WIDTH = 2.5
+
+
+def _kernel_size(radius: float) -> int:
+    return 2 * max(1, round(radius)) + 1
 
 
 def thick_stroke(severity: int) -> A.BasicTransform:
-    k = _kernel_size("thick_stroke", severity)
+    k = _kernel_size(_suite().params("thick_stroke", severity)["radius"])
     return A.Morphological(scale=(k, k), operation="dilation", p=1.0)
 
 
 def thin_stroke(severity: int) -> A.BasicTransform:
-    k = _kernel_size("thin_stroke", severity)
+    share = _suite().params("thin_stroke", severity)["thinning"]
+    k = _kernel_size(0.5 + share * 0.9 * MEDIAN_PEN_WIDTH / 2)  # as stroke.thin_stroke
     return A.Morphological(scale=(k, k), operation="erosion", p=1.0)
 
 

@@ -154,7 +154,8 @@ def test_glass_blur_without_swaps_is_two_gaussian_blurs():
     x = _digits(4)
     y = get_shift("glass_blur").fn(x, _gen(), sigma=0.7, max_delta=1, iterations=2, swap_prob=0.0)
     once = np.stack([gaussian_filter(im, 0.7, mode="nearest") for im in x[:, 0].numpy()])
-    twice = np.stack([gaussian_filter(np.floor(im * 255) / 255, 0.7, mode="nearest") for im in once])
+    once = np.floor(once * 255) / 255  # 8-bit, as the reference's np.uint8
+    twice = np.stack([gaussian_filter(im, 0.7, mode="nearest") for im in once])
     np.testing.assert_allclose(y[:, 0].numpy(), twice, atol=1e-5)
 
 

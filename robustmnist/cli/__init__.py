@@ -50,10 +50,10 @@ def main() -> None:
     except KeyboardInterrupt:
         print("robustmnist: interrupted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in standalone_mode=False
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:  # usage errors (bad flags) arrive here in standalone_mode=False
+        # typer ≥0.2x vendors click (typer._click) while older ones use click itself: both
+        # usage-error classes have show() and exit_code, so duck-type instead of importing either.
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(2)
         raise

@@ -39,7 +39,8 @@ def blur_matrix(sigma: torch.Tensor | float, size: int, truncate: float = 4.0) -
     return (w @ onehot.reshape(len(offsets), -1)).reshape(-1, size, size)
 
 
-def separable_blur(x: torch.Tensor, sigma: torch.Tensor | float, truncate: float = 4.0) -> torch.Tensor:
+def separable_blur(x: torch.Tensor, sigma: torch.Tensor | float,
+                   truncate: float = 4.0) -> torch.Tensor:
     """Gaussian blur of N×C×H×W images; sigma is one float or one value per image."""
     h, w = x.shape[-2:]
     bh = blur_matrix(sigma, h, truncate).unsqueeze(1).to(device=x.device, dtype=x.dtype)
@@ -91,7 +92,8 @@ def disk_kernels(radius: torch.Tensor, size: int) -> torch.Tensor:
     return k / k.sum(dim=(1, 2), keepdim=True)
 
 
-def splat_points(ys: torch.Tensor, xs: torch.Tensor, weights: torch.Tensor, size: int) -> torch.Tensor:
+def splat_points(ys: torch.Tensor, xs: torch.Tensor, weights: torch.Tensor,
+                 size: int) -> torch.Tensor:
     """Kernels N×size×size made of weighted points at sub-pixel offsets (N×T each), bilinearly.
 
     Offsets are relative to the kernel centre; a point between pixels spreads over its four
@@ -150,7 +152,8 @@ def random_local_swaps(x: torch.Tensor, g: torch.Generator, max_delta: int, iter
 
 
 @functools.lru_cache(maxsize=256)
-def _pairing(h: int, w: int, dy: int, dx: int, phase: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+def _pairing(h: int, w: int, dy: int, dx: int,
+             phase: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Disjoint pairs (p, p + (dy, dx)) covering an h×w grid: (partner, pair id, pair count).
 
     Sources are the pixels in the first half of each period of 2|dy| rows (2|dx| columns

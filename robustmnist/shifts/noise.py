@@ -21,7 +21,7 @@ def _randn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
 
 @register("gaussian_noise", family="noise", description="additive Gaussian sensor noise")
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, *, sigma: float) -> torch.Tensor:
-    """Read-out and amplifier noise: ``sigma`` is its std as a fraction of white (ImageNet-C's c)."""
+    """Read-out and amplifier noise; ``sigma`` is its std in units of white (ImageNet-C's c)."""
     return x + sigma * _randn(x, g)
 
 
