@@ -243,7 +243,7 @@ def main(argv: list[str] | None = None) -> dict:
                 model = model.to(torch.device("cuda"))
             rows = {}
             for b in batches:
-                rows[str(b)] = best_rate(lambda b=b: score(model, images, b), len(images), args.repeats)
+                rows[str(b)] = best_rate(lambda b=b, m=model: score(m, images, b), len(images), args.repeats)
                 print(f"{arch:24s} batch {b:5d}  {rows[str(b)]['images_per_s']:8d} images/s "
                       f"(load {rows[str(b)]['load1_before']})", flush=True)
             best_b = max(rows, key=lambda k: rows[k]["images_per_s"])

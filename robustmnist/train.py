@@ -54,14 +54,15 @@ SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 SGD_MOMENTUM = 0.9  # plain SGD without momentum needs far more epochs than anyone wants to wait
 
-# Short schedules the demo trains (lenet5 + the tapering MLP in about two minutes on a 2-core
-# CPU). One-cycle lets Adam take a large learning rate in the middle of training and anneal it
-# to nothing by the end, which is what buys lenet5 >98.5% in three epochs.
+# Short schedules the demo trains (lenet5 + the tapering MLP in about a minute on a 2-core CPU).
+# One-cycle lets Adam take a large learning rate in the middle of training and anneal it to
+# nothing by the end, which is what buys lenet5 >98.5% in three epochs. One thread: on a shared
+# box two OpenMP threads spin-wait for a core and ran 9x slower (446 s vs 48 s, measured).
 DEMO_SCHEDULES: dict[str, dict[str, Any]] = {
     "lenet5": {"epochs": 3, "lr": 3e-3, "batch_size": 128, "optimizer": "adam",
-               "schedule": "onecycle"},
+               "schedule": "onecycle", "threads": 1},
     "mlp-784-256-128-64-10": {"epochs": 4, "lr": 2e-3, "batch_size": 128, "optimizer": "adam",
-                              "schedule": "onecycle"},
+                              "schedule": "onecycle", "threads": 1},
 }
 
 CHANCE_MARGIN = 1.5  # "at chance" = accuracy below 1.5 × 1/classes after a full epoch

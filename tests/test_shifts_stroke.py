@@ -67,9 +67,14 @@ def test_soft_dilate_matches_the_float_definition_with_per_image_radii():
 def test_thick_never_removes_ink_and_thin_never_adds_it():
     x = strokes()
     thick = get_shift("thick_stroke").fn(x, gen(), radius=1.5, jitter=0.2)
-    thin = get_shift("thin_stroke").fn(x, gen(), radius=1.0, ink_gain=1.0, jitter=0.2)
-    assert (thick >= x).all() and (thin <= x).all()
-    assert torch.allclose(get_shift("thin_stroke").fn(x, gen(), radius=0.0), x, atol=1e-6)
+    thin = get_shift("thin_stroke").fn(x, gen(), thinning=0.7, jitter=0.2)
+    assert (thick >= x).all()
+    # A finer pen draws inside the old stroke: no ink where there was none, less ink per digit
+    # (re-inking may brighten a narrowed core, so pixelwise <= does not hold).
+    assert (thin[x == 0] == 0).all()
+    assert (thin.sum(dim=(1, 2, 3)) < x.sum(dim=(1, 2, 3))).all()
+    # thinning 0 is the same pen: the soft disc of radius ½ covers only the centre pixel.
+    assert torch.allclose(get_shift("thin_stroke").fn(x, gen(), thinning=0.0), x, atol=1e-6)
 
 
 def test_pen_width_follows_severity_and_the_digit_stays_in_place():
