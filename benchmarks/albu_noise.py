@@ -8,16 +8,12 @@ in details noted per factory (ShotNoise works in gamma-linear light and has no b
 light; MultiplicativeNoise draws uniform, not Gaussian, factors and has no grain); the work
 per pixel is comparable.
 
-Run ``python benchmarks/albu_noise.py [n]`` to time both sides on n MNIST test digits (all
-five severities) and write benchmarks/results/albu_noise.json.
+Timed side by side with our shifts by ``benchmarks/shifts.py`` (all families, one run).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,7 +21,6 @@ import albumentations as A
 
 ROOT = Path(__file__).resolve().parents[1]
 LADDER = ROOT / "shifts" / "parts" / "noise.toml"
-FAMILY = "noise"
 
 
 def _params(name: str, severity: int) -> dict:
@@ -65,39 +60,3 @@ EQUIVALENTS: dict[str, Callable[[int], A.BasicTransform]] = {
     "impulse_noise": impulse_noise,
     "speckle_noise": speckle_noise,
 }
-
-
-def main(n: int = 10_000) -> dict:
-    import numpy as np
-    import torch
-
-    from robustmnist.data import load_mnist
-    from robustmnist.shifts import get_shift
-    from robustmnist.shifts.sets import make_set
-
-    ds = load_mnist("test")
-    images, labels = ds.images[:n], ds.labels[:n]
-    out: dict = {"n": n, "torch_threads": torch.get_num_threads(), "shifts": {}}
-    for name, factory in EQUIVALENTS.items():
-        rows = []
-        for severity in range(1, 6):
-            t0 = time.perf_counter()
-            make_set(get_shift(name), severity, _params(name, severity), images, labels, n, 0)
-            ours = time.perf_counter() - t0
-            transform = factory(severity)
-            t0 = time.perf_counter()
-            for img in images:
-                transform(image=np.ascontiguousarray(img[..., None]))
-            theirs = time.perf_counter() - t0
-            rows.append({"severity": severity, "robustmnist_s": round(ours, 3),
-                         "albumentations_s": round(theirs, 3)})
-            print(f"{name:18s} s{severity}  ours {ours:6.3f} s   albumentations {theirs:6.3f} s")
-        out["shifts"][name] = rows
-    dest = ROOT / "benchmarks" / "results" / f"albu_{FAMILY}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2))
-    return out
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

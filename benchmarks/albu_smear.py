@@ -10,16 +10,12 @@ dotted_line, zigzag and stripe have no albumentations counterpart.
 Spatter refuses single-channel images, so its entry is a Compose that goes through RGB and
 back; the conversions are part of what a user of albumentations would pay on MNIST.
 
-Run ``python benchmarks/albu_smear.py`` to time both sides on 10,000 MNIST test digits and
-write benchmarks/results/albu_smear.json.
+Timed side by side with our shifts by ``benchmarks/shifts.py`` (all families, one run).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,39 +63,3 @@ EQUIVALENTS: dict[str, Callable[[int], A.BasicTransform]] = {
     "smudge": smudge,
     "ink_blot": ink_blot,
 }
-
-
-def main(n: int = 10_000) -> dict:
-    import numpy as np
-    import torch
-
-    from robustmnist.data import load_mnist
-    from robustmnist.shifts import get_shift
-    from robustmnist.shifts.sets import make_set
-
-    ds = load_mnist("test")
-    images, labels = ds.images[:n], ds.labels[:n]
-    out: dict = {"n": n, "torch_threads": torch.get_num_threads(), "shifts": {}}
-    for name, factory in EQUIVALENTS.items():
-        rows = []
-        for severity in range(1, 6):
-            t0 = time.perf_counter()
-            make_set(get_shift(name), severity, _params(name, severity), images, labels, n, 0)
-            ours = time.perf_counter() - t0
-            transform = factory(severity)
-            t0 = time.perf_counter()
-            for img in images:
-                transform(image=np.ascontiguousarray(img[..., None]))
-            theirs = time.perf_counter() - t0
-            rows.append({"severity": severity, "robustmnist_s": round(ours, 3),
-                         "albumentations_s": round(theirs, 3)})
-            print(f"{name:10s} s{severity}  ours {ours:6.3f} s   albumentations {theirs:6.3f} s")
-        out["shifts"][name] = rows
-    dest = ROOT / "benchmarks" / "results" / "albu_smear.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(out, indent=2))
-    return out
-
-
-if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 10_000)

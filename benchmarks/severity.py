@@ -14,6 +14,16 @@ from pathlib import Path
 
 OUT = Path(__file__).resolve().parent / "severity.json"
 
+# Shifts whose accuracy is not expected to fall at every step, and why (measured, not assumed:
+# the fonts ladders were re-run with the face set held fixed and still rose from level 1 to 3).
+EXPLAINED = {
+    "invert": "a step, not a slope: a white-on-black model fails on any dark-on-light page, so the "
+              "levels grade paper brightness and accuracy stays near its floor at every level",
+    "fonts": "level 1 (clean upright regular print, thin strokes) is itself the hardest print for "
+             "an MNIST model; a slight right slant, scanner blur and bold faces (levels 2-3) make "
+             "print look more like MNIST's broad pen strokes before the defects take over at 4-5",
+}
+
 
 def main(path: str, mnistc: str | None = None) -> None:
     d = json.loads(Path(path).read_text())
@@ -37,6 +47,8 @@ def main(path: str, mnistc: str | None = None) -> None:
         "clean_accuracy": d["clean"]["accuracy"],
         "mean_accuracy_per_severity": {k: round(sum(v) / len(v), 4) for k, v in sorted(per_sev.items())},
         "not_falling_with_severity": not_monotonic,
+        "why_not_falling": {n: EXPLAINED["fonts" if n.startswith(("fonts", "euro_fonts")) else n]
+                            for n in not_monotonic if n in EXPLAINED or n.startswith(("fonts", "euro_fonts"))},
         "shifts": table,
     }
     if mnistc:

@@ -160,3 +160,21 @@ def test_compare_pairs_predictions(tmp_path):
     rot = next(r for r in rows if r.set_id == "rotate@1")
     assert (rot.b, rot.c) == (50, 0) and rot.p_value < 1e-10 and rot.diff == pytest.approx(-0.5)
     assert bench.family_winners(rows) == {"geometric": "A"}
+
+
+@pytest.mark.mirror
+@pytest.mark.parametrize("shift,severity", [("gaussian_noise", 3), ("rotate", 5), ("euro_one", 4), ("fonts", 1)])
+def test_pinned_reference_matches_the_sets_generated_today(mnist_test, shift, severity):
+    # mCE compares errors only on byte-identical sets. A shift retuned without re-pinning the
+    # reference (benchmarks/make_reference.py) would silently drop it from every mCE.
+    from robustmnist.shifts import get_shift
+    from robustmnist.shifts.sets import make_set, set_sha256
+    from robustmnist.shifts.suite import load_suite
+
+    ref = bench.load_reference()
+    assert ref.name and len(ref.errors) == 48 * 5
+    suite = load_suite("default")
+    images, labels = make_set(get_shift(shift), severity, suite.params(shift, severity),
+                              mnist_test.images, mnist_test.labels, 10_000, seed=0)
+    assert set_sha256(images, labels) == ref.set_sha256[(shift, severity)]
+    assert 0.0 < ref.errors[(shift, severity)] < 0.9

@@ -106,6 +106,22 @@ def test_suites_load():
     assert mc.levels == 1 and len(mc.shift_names) == 15
 
 
+def test_default_suite_matches_its_family_parts():
+    # default.toml is assembled from shifts/parts/<family>.toml; a ladder retuned in one and
+    # not the other would make training augmentation and evaluation disagree silently.
+    from robustmnist.assets import shifts_dir
+
+    parts = [p for p in sorted((shifts_dir() / "parts").glob("*.toml")) if not p.stem.startswith("mnistc")]
+    seen = set()
+    for part in parts:
+        spec = load_suite(str(part))
+        for name in spec.shift_names:
+            seen.add(name)
+            for sev in range(1, 6):
+                assert spec.params(name, sev) == DEFAULT.params(name, sev), (part.name, name, sev)
+    assert seen == set(SHIFTS)
+
+
 def test_cache_hit_and_corruption_detection(digits, tmp_path):
     images, labels = digits
     shift = get_shift("gaussian_noise")

@@ -1,23 +1,8 @@
-"""Imports every family module so their shifts register. Add new families here."""
+"""Imports every family module so their shifts register (one module per name in FAMILIES)."""
 
 from importlib import import_module
 
-_MODULES = (
-    "noise",
-    "blur",
-    "smear",
-    "border",
-    "geometric",
-    "photometric",
-    "digital",
-    "stroke",
-    "fonts",
-    "euro",
-)
+from .registry import FAMILIES
 
-for _name in _MODULES:
-    try:
-        import_module(f"{__package__}.{_name}")
-    except ModuleNotFoundError as exc:  # a family still being written
-        if exc.name != f"{__package__}.{_name}":
-            raise
+for _name in FAMILIES:
+    import_module(f"{__package__}.{_name}")
