@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
                                        "(default: the first model)"),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
-        batch_size: int = typer.Option(1024, "--batch-size", min=1),
+        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
         arch: str = typer.Option(None, "--arch"),
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),

@@ -35,7 +35,7 @@ def build_suite(suite_name: str | None, shift: str | None, severity: str | None)
 
 def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
-    batch_size=1024, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
+    batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
@@ -157,7 +157,7 @@ def register(app: typer.Typer) -> None:
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
-        batch_size: int = typer.Option(1024, "--batch-size", min=1),
+        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),

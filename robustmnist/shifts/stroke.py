@@ -172,5 +172,6 @@ def thin_stroke(x: torch.Tensor, g: torch.Generator, *, thinning: float,
     # peak lost, which restores the density of a narrowed stroke and keeps the shape of its
     # anti-aliased flanks.
     eroded = soft_erode(x, radii)
-    gain = _local_max(x) / _local_max(eroded).clamp_min(1e-3)
-    return eroded * gain.clamp_max_(_MAX_GAIN)
+    # In place: four full-batch temporaries fewer (the same arithmetic, byte-identical sets).
+    gain = _local_max(x).div_(_local_max(eroded).clamp_min_(1e-3)).clamp_max_(_MAX_GAIN)
+    return eroded.mul_(gain)
