@@ -183,3 +183,27 @@ def test_bad_parameters_fail_with_a_message():
         _gen(10, faces="bolder")
     with pytest.raises(UserError, match="sharpness"):
         _gen(10, sharpness=1.0)
+
+
+def test_fast_dilation_and_split_roi_align_match_the_library_ops():
+    # Both are speed-ups that must not change a byte of any set (the pinned mCE reference
+    # holds the sets' sha256): shifted-view maxima vs max_pool2d, on ink (>= 0) and on the
+    # negated ink that thinning dilates; roi_align split over threads vs one call.
+    import torch.nn.functional as F
+    from torchvision.ops import roi_align
+
+    from robustmnist.framing import roi_align_batched
+    from robustmnist.shifts.fonts import _dilate
+
+    g = torch.Generator().manual_seed(0)
+    for x in (torch.rand(6, 1, 19, 23, generator=g), -torch.rand(6, 1, 19, 23, generator=g)):
+        assert torch.equal(_dilate(x, 2), F.max_pool2d(x, 3, stride=1, padding=1))
+        plus = torch.maximum(F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0)),
+                             F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)))
+        assert torch.equal(_dilate(x, 1), plus)
+    n = 600
+    x = torch.rand(n, 1, 40, 40, generator=g)
+    lo = torch.rand(n, 2, generator=g) * 15
+    rois = torch.cat([torch.arange(n, dtype=torch.float32).view(-1, 1), lo, lo + 20], dim=1)
+    kw = dict(output_size=(20, 20), spatial_scale=1.0, sampling_ratio=4, aligned=True)
+    assert torch.equal(roi_align_batched(x, rois, **kw), roi_align(x, rois, **kw))

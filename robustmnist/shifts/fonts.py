@@ -308,13 +308,29 @@ def stroke_width(x: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- batched ops
 
 
+def _max_rows(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over a 3-pixel vertical window, -inf beyond the border (as max_pool2d)."""
+    p = F.pad(x, (0, 0, 1, 1), value=-math.inf)
+    return torch.maximum(torch.maximum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
+
+
+def _max_cols(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over a 3-pixel horizontal window, -inf beyond the border (as max_pool2d)."""
+    p = F.pad(x, (1, 1, 0, 0), value=-math.inf)
+    return torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+
+
 def _dilate(x: torch.Tensor, step: int) -> torch.Tensor:
     """One step of grey-scale dilation, alternating a 3×3 square and a plus: repeated, the
-    pair grows strokes by an octagon, close to the round pen of a real bold face."""
+    pair grows strokes by an octagon, close to the round pen of a real bold face.
+
+    Shifted-view maxima, not max_pool2d: the same values (a maximum is exact) at several
+    times the speed of CPU max_pool2d on these small single-channel images.
+    """
+    rows = _max_rows(x)
     if step % 2 == 0:
-        return F.max_pool2d(x, 3, stride=1, padding=1)
-    return torch.maximum(F.max_pool2d(x, (3, 1), stride=1, padding=(1, 0)),
-                         F.max_pool2d(x, (1, 3), stride=1, padding=(0, 1)))
+        return _max_cols(rows)  # the 3×3 square is separable
+    return torch.maximum(rows, _max_cols(x))
 
 
 def change_weight(x: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
