@@ -210,7 +210,8 @@ def load_image_folder(folder: str | os.PathLike, polarity: str = "auto", frame: 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
     """Float N×1×28×28 in [0,1] -> uint8 N×28×28 (round half up, the same on every machine)."""
-    return (x.clamp(0, 1) * 255.0 + 0.5).floor().to(torch.uint8)[:, 0].cpu().numpy()
+    y = x.clamp(0, 1)  # the one copy; the rest in place (this runs on every generated set)
+    return y.mul_(255.0).add_(0.5).floor_().to(torch.uint8)[:, 0].cpu().numpy()
 
 
 def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
