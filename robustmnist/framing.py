@@ -8,6 +8,7 @@ edge-to-edge, a photo of a digit) are a preprocessing mismatch, not a robustness
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
@@ -85,6 +86,11 @@ _MIN_SPLIT = 256
 @cache
 def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="robustmnist-roi")
+
+
+# A forked child (a DataLoader worker, say) inherits the pool object but not its threads:
+# work submitted there would wait forever, so the child starts a pool of its own.
+os.register_at_fork(after_in_child=_pool.cache_clear)
 
 
 def roi_align_batched(x: torch.Tensor, rois: torch.Tensor, **kwargs) -> torch.Tensor:
