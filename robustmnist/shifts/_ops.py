@@ -1,5 +1,5 @@
 """Batched tensor operations shared by shift families: blur kernels, per-image filtering,
-random local pixel swaps and an exact, fast Poisson sampler.
+random local pixel swaps, 3-pixel maximum filters and an exact, fast Poisson sampler.
 
 Everything takes float images N×1×H×W and works on the whole batch at once; randomness
 always comes from an explicit CPU ``torch.Generator``.
@@ -12,6 +12,36 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+# ---------------------------------------------------------------------------------------------
+# 3-pixel maximum filters
+# ---------------------------------------------------------------------------------------------
+# Shifted views and torch.maximum, not max_pool2d: the same values (a maximum is exact, and
+# -inf beyond the border is max_pool2d's padding) at several times the speed of CPU
+# max_pool2d on small single-channel images.
+
+
+def max3_rows(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over a vertical 3-pixel window of N×C×H×W images."""
+    p = F.pad(x, (0, 0, 1, 1), value=-math.inf)
+    return torch.maximum(torch.maximum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
+
+
+def max3_cols(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over a horizontal 3-pixel window of N×C×H×W images."""
+    p = F.pad(x, (1, 1, 0, 0), value=-math.inf)
+    return torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+
+
+def max3x3(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over the 3×3 square: padded once, a column pass then a row pass."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
+    cols = torch.maximum(p[..., 0:w], p[..., 1 : w + 1])
+    torch.maximum(cols, p[..., 2 : w + 2], out=cols)
+    out = torch.maximum(cols[..., 0:h, :], cols[..., 1 : h + 1, :])
+    return torch.maximum(out, cols[..., 2 : h + 2, :], out=out)
+
 
 # ---------------------------------------------------------------------------------------------
 # Gaussian blur as matrices

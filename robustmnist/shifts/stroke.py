@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
+from ._ops import max3x3
 from .registry import register
 
 
@@ -139,16 +139,6 @@ def mean_stroke_width(x: torch.Tensor) -> torch.Tensor:
     return 2.0 * x.sum(dim=(1, 2, 3), keepdim=True) / outline.clamp_min(1e-6)
 
 
-def _local_max(x: torch.Tensor) -> torch.Tensor:
-    """3×3 maximum of N×1×H×W images (zeros beyond the border): a row pass, a column pass."""
-    h, w = x.shape[-2:]
-    p = F.pad(x, (1, 1, 1, 1))
-    rows = torch.maximum(p[..., 0:w], p[..., 1 : w + 1])
-    torch.maximum(rows, p[..., 2 : w + 2], out=rows)
-    out = torch.maximum(rows[..., 0:h, :], rows[..., 1 : h + 1, :])
-    return torch.maximum(out, rows[..., 2 : h + 2, :], out=out)
-
-
 # A soft disc of radius r erodes about r − ½ px from each side of a stroke. The finest pen
 # (thinning 1) leaves a tenth of the digit's mean pen width, the anti-aliased hairline.
 _KEEP = 0.1
@@ -173,5 +163,5 @@ def thin_stroke(x: torch.Tensor, g: torch.Generator, *, thinning: float,
     # anti-aliased flanks.
     eroded = soft_erode(x, radii)
     # In place: four full-batch temporaries fewer (the same arithmetic, byte-identical sets).
-    gain = _local_max(x).div_(_local_max(eroded).clamp_min_(1e-3)).clamp_max_(_MAX_GAIN)
+    gain = max3x3(x).div_(max3x3(eroded).clamp_min_(1e-3)).clamp_max_(_MAX_GAIN)
     return eroded.mul_(gain)
