@@ -220,12 +220,13 @@ def evaluate_many(
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
+    source = clean  # whole: nested sets read chunk k's digits by position, whatever n is
     if n is not None:
         if n < 1:
             raise UserError(f"--n must be at least 1, got {n}")
         clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
     n_clean = len(clean.images)
-    source_sha = set_sha256(clean.images, clean.labels)
+    source_sha = set_sha256(source.images, source.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
     runs = [_ModelRun(m) for m in models]
@@ -248,7 +249,7 @@ def evaluate_many(
         if progress:
             progress("set", 0, f"{shift_name} s{sev}")
         t = time.perf_counter()
-        sset = get_set(shift, sev, params, clean.images, clean.labels, n_clean, seed,
+        sset = get_set(shift, sev, params, source.images, source.labels, n_clean, seed,
                        source_sha=source_sha, use_cache=use_cache)
         gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
