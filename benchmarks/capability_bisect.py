@@ -114,6 +114,10 @@ def main() -> None:
             seen.add((ra[0], ra[3]))
             print(f"  call {i}: {ra[0]} at {ra[3]}: same inputs, different output")
     print(f"  {len(a['trace'])} calls traced; first call with differing inputs: {first_input_diff}")
+    if first_input_diff is not None:
+        for i in range(max(0, first_input_diff - 4), first_input_diff + 1):
+            print(f"    {i}: {a['trace'][i][0]} at {a['trace'][i][3]}  in {a['trace'][i][1] == b['trace'][i][1]}"
+                  f"  out {a['trace'][i][2] == b['trace'][i][2]}")
 
 
 if __name__ == "__main__":

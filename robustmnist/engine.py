@@ -25,6 +25,7 @@ from .errors import UserError
 from .metrics import classification_metrics, flip_rate
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .shifts.fingerprint import chunk_digests
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
@@ -253,6 +254,7 @@ def evaluate_many(
                        source_sha=source_sha, use_cache=use_cache)
         gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
+        chunks = chunk_digests(sset.images, sset.labels)
         idx = indices if paired else sample_indices(sset.labels)
         for run in runs:
             run.timings["generate"] += gen_s / len(runs)
@@ -265,7 +267,7 @@ def evaluate_many(
             m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
             run.records.append(ShiftRecord(
                 **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
-                sha256=sset.sha256, params=params, cached=sset.cached,
+                sha256=sset.sha256, params=params, cached=sset.cached, chunks=chunks,
                 flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
             ))
             run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)

@@ -70,6 +70,7 @@ class ShiftRecord(SetMetrics):
     params: dict = field(default_factory=dict)
     flip_rate: float | None = None  # None for generated sets (no clean twin)
     cached: bool = False
+    chunks: list[str] = field(default_factory=list)  # short sha256 per 500-image chunk (prefix checks)
 
 
 @dataclass

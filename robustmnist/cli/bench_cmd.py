@@ -19,16 +19,17 @@ def register(app: typer.Typer) -> None:
         md: Path = typer.Option(None, "--md", help="also write the table as Markdown here"),
     ):
         """Per shift and severity: both accuracies, the difference, and McNemar's exact test."""
-        from ..bench import compare, family_winners, load_predictions
+        from ..bench import compare, family_winners, load_predictions, pair_sets
         from ..fileio import atomic_write_text
         from ..report.leaderboard import comparison_md
         from ..results import Result
 
         ra, rb = Result.load(a), Result.load(b)
         rows = compare(ra, load_predictions(ra, a), rb, load_predictions(rb, b))
+        print_listed_sets(pair_sets(ra, rb)[1], "A and B")
         if len(rows) <= 1:
             console.print("[yellow]the two results share no shifted sets with identical images "
-                          "(same suite, --n and --seed); only clean is compared[/]")
+                          "(same suite and --seed); only clean is compared[/]")
         t = Table(title=f"A = {ra.model.name}   B = {rb.model.name}")
         for col in ("set", "acc A", "acc B", "B − A", "A✓B✗", "A✗B✓", "p (McNemar)"):
             t.add_column(col, justify="left" if col == "set" else "right")
@@ -95,10 +96,14 @@ def register(app: typer.Typer) -> None:
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
                                  progress=on_progress, clean=clean)
-        ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
+        ref = load_reference(reference) if reference else reference_from_result(runs[0].result,
+                                                                                 predictions=runs[0].predictions)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
+        for name, run in zip(names, runs, strict=True):
+            print_listed_sets(run.result.summary.get("reference_sets", {}).get("listed", []),
+                              f"{name} and the mCE reference")
         rows = leaderboard([r.result for r in runs], ref)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info)
@@ -135,6 +140,19 @@ def register(app: typer.Typer) -> None:
         failed = sum(not r.passed for r in rules)
         out.print(f"{len(rules) - failed} passed, {failed} failed")
         raise typer.Exit(1 if failed else 0)
+
+
+def print_listed_sets(listed: list[dict], between: str) -> None:
+    """Sets two results do not share byte for byte: said out loud, never dropped silently."""
+    if not listed:
+        return
+    left_out = [d for d in listed if not d["kept"]]
+    console.print(f"[yellow]{len(left_out)} set(s) left out and {len(listed) - len(left_out)} kept with a "
+                  f"caveat when comparing {between}:[/]")
+    for d in listed[:12]:
+        console.print(f"  {d['set']:22s} {'kept' if d['kept'] else 'left out'}: {d['reason']}")
+    if len(listed) > 12:
+        console.print(f"  ... and {len(listed) - 12} more (see results.json summary.reference_sets)")
 
 
 def _unique_names(names: list[str]) -> list[str]:

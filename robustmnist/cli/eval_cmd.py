@@ -132,11 +132,15 @@ def print_summary(result, written: dict) -> None:
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
-        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", "")
+        matched = s.get("reference_sets", {}).get("matched")
+        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", f"{matched} sets" if matched is not None else "")
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
     console.print(t)
+    from .bench_cmd import print_listed_sets
+
+    print_listed_sets(s.get("reference_sets", {}).get("listed", []), "this run and the mCE reference")
     for kind, path in written.items():
         console.print(f"  {kind:5s} {path}")
 

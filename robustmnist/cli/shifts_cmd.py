@@ -1,4 +1,5 @@
-"""``robustmnist shifts list|preview``: what the catalog holds and what it looks like."""
+"""``robustmnist shifts list|preview|verify``: what the catalog holds, what it looks like, and
+whether this machine makes the same sets as the pinned fingerprints."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _fmt_levels(suite, name: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    shifts_app = typer.Typer(help="List and preview the shift catalog.", no_args_is_help=True)
+    shifts_app = typer.Typer(help="List, preview and verify the shift catalog.", no_args_is_help=True)
     app.add_typer(shifts_app, name="shifts")
 
     @shifts_app.command("list")
@@ -66,3 +67,44 @@ def register(app: typer.Typer) -> None:
         mnist = load_mnist("test", data_root)
         path = save_preview(picked, s, mnist.images, mnist.labels, out_path, n_cols=cols, seed=seed)
         console.print(f"wrote {path} ({len(picked)} shift(s))")
+
+    @shifts_app.command("verify")
+    def verify_cmd(
+        suite: str = typer.Option("default", "--suite"),
+        n: int = typer.Option(10_000, "--n", min=1, help="images per set (any n: sets are nested)"),
+        shift: str = typer.Option(None, "--shift", help="only these shifts or families (comma list)"),
+        reference: Path = typer.Option(None, "--reference", help="pinned reference holding the fingerprints"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Regenerate sets and compare them with the pinned fingerprints (exit 1 if any differ)."""
+        from ..bench import load_reference
+        from ..data import load_mnist
+        from ..shifts.registry import resolve_names
+        from ..shifts.suite import load_suite
+        from ..shifts.verify import verify_suite
+
+        s = load_suite(suite)
+        if shift:
+            s = s.restrict(resolve_names(shift))
+        pins = load_reference(reference)
+        mnist = load_mnist("test", data_root)
+        n = min(n, len(mnist.images))
+        with console.status("regenerating sets") as status:
+            checks = verify_suite(s, pins, mnist.images, mnist.labels, n,
+                                  progress=lambda sid: status.update(f"regenerating {sid}"))
+        matched = [c for c in checks if c.status == "match"]
+        differ = [c for c in checks if c.status == "differ"]
+        unpinned = [c for c in checks if c.status == "unpinned"]
+        pinned = len(checks) - len(unpinned)
+        out.print(f"{len(matched)} of {pinned} pinned sets match ({n} images each)"
+                  + (f"; {len(unpinned)} set(s) have no pin" if unpinned else ""))
+        if differ:
+            t = Table(title="sets that differ from the pinned fingerprints")
+            for col in ("set", "where", "pixels", "images", "max |diff|"):
+                t.add_column(col, overflow="fold")
+            for c in differ:
+                known = c.pixels is not None
+                t.add_row(c.set_id, c.detail, str(c.pixels) if known else "?", str(c.images) if known else "?",
+                          str(c.max_abs) if known else "?")
+            out.print(t)
+        raise typer.Exit(1 if differ else 0)

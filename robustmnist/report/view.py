@@ -237,6 +237,11 @@ def summary_cards(m: Model, layout: Layout) -> list[Card]:
         rel = s.get("relative_mce")
         detail = (f"relative mCE {pct(rel, 0)} · " if rel is not None else "") + \
             f"vs {ref} (100% = as robust as it; lower is better)"
+        listed = (s.get("reference_sets") or {}).get("listed", [])
+        out = [d["set"] for d in listed if not d.get("kept")]
+        if out:  # sets whose images differ from the reference's are named, never dropped silently
+            detail += (f" · {len(out)} set(s) left out, not the reference's images: {', '.join(out[:6])}"
+                       + (" …" if len(out) > 6 else ""))
         cards.append(Card("mCE", pct(s["mce"], 0), detail,
                           "good" if s["mce"] < 1 else "warn"))
     auroc = s.get("ood_mean_auroc")

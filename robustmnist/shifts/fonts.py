@@ -38,7 +38,7 @@ from ..data import cache_dir
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_bytes, sha256_file
 from ..framing import frame_mnist, shift_integer
-from ._ops import max3_cols, max3_rows, max3x3
+from ._ops import filter_per_image, max3_cols, max3_rows, max3x3
 from .registry import register
 
 CATEGORIES = ("sans", "serif", "mono", "ocr", "handwriting")
@@ -246,8 +246,8 @@ def _bank_cache_path(root: Path) -> Path:
     return cache_dir() / "glyphs" / f"{key[:32]}.npz"
 
 
-@functools.lru_cache(maxsize=2)
-def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=4)
+def _glyph_bank(root_str: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     root = Path(root_str)
     faces = load_manifest(root)
     shape = (len(faces), 10, CANVAS, CANVAS)
@@ -267,7 +267,7 @@ def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
             atomic_save_npz(path, bank=bank, sha256=np.array(sha256_bytes(bank.tobytes())))
         except OSError:
             pass  # a read-only cache only costs the rendering time next run
-    glyphs = torch.from_numpy(bank).float().div_(SUPERSAMPLE**2)
+    glyphs = torch.from_numpy(bank).to(dtype).div_(SUPERSAMPLE**2)
     widths = stroke_width(glyphs.view(-1, 1, CANVAS, CANVAS)).view(len(faces), 10)
     return glyphs, widths
 
@@ -275,7 +275,7 @@ def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
 def glyph_bank(root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(glyphs float F×10×CANVAS×CANVAS in [0, 1], stroke widths F×10 in canvas px), cached
     per process; rendering all faces takes a few seconds once."""
-    return _glyph_bank(str(root or fonts_dir()))
+    return _glyph_bank(str(root or fonts_dir()), torch.get_default_dtype())
 
 
 # --------------------------------------------------------------------------- measurements
@@ -346,16 +346,16 @@ def warp_square(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
-    """Separable Gaussian blur with one sigma per image (0 = unchanged), as one grouped conv."""
+    """Gaussian blur with one sigma per image (0 = unchanged), edges repeated: the separable
+    kernel as one 2-D kernel per image on the edge-padded batch."""
     n, _, h, w = x.shape
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    s = sigma.clamp_min(1e-3).view(n, 1)
+    s = sigma.to(x.dtype).clamp_min(1e-3).view(n, 1)
     k = torch.exp(-0.5 * (t.view(1, -1) / s) ** 2)
     k = k / k.sum(dim=1, keepdim=True)
-    y = F.pad(x.view(1, n, h, w), (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
-    y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
-    return y.view(n, 1, h, w)
+    padded = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    out = filter_per_image(padded, k.unsqueeze(2) * k.unsqueeze(1))
+    return out[:, :, radius : radius + h, radius : radius + w]
 
 
 def smooth_field(coarse: torch.Tensor, size: int) -> torch.Tensor:
@@ -432,7 +432,7 @@ def render_digits(glyph_idx: torch.Tensor, labels: torch.Tensor, g: torch.Genera
         # blur every digit as well, confounding offset with blur).
         out = shift_integer(out, off_r * torch.sin(off_a), off_r * torch.cos(off_a))
     if p.toner > 0:
-        specks = (speck_at < p.toner).float() * (0.3 + 0.6 * speck_level)
+        specks = (speck_at < p.toner).to(torch.get_default_dtype()) * (0.3 + 0.6 * speck_level)
         out = torch.maximum(out, specks)
     if p.blur > 0:
         out = gaussian_blur(out, sigma)

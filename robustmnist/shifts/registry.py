@@ -69,7 +69,13 @@ class Shift:
 _REGISTRY: dict[str, Shift] = {}
 
 
-def register(name: str, *, family: str, description: str, version: int = 1, kind: Kind = "transform"):
+# Every shift is at least version 2: nested, CPU-independent sets (shifts/sets.py) changed the
+# bytes of every set at once. A shift whose own bytes change later passes version=3 and so on.
+BASE_VERSION = 2
+
+
+def register(name: str, *, family: str, description: str, version: int = BASE_VERSION,
+             kind: Kind = "transform"):
     """Decorator: ``@register("gaussian_noise", family="noise", description="...")``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import cache_dir, to_float, to_uint8
+from ..data import cache_dir, to_float
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_bytes
 from .registry import Shift
+
+# Float64 while a set is generated. torch's CPU kernels differ by the instruction set they
+# run on (ATEN_CPU_CAPABILITY, or another machine): vectorised exp/sin/cos, fused multiply-add
+# in addcmul and interpolation, the summation order of reductions, MKL's GEMM kernels, and
+# randn's AVX2 path. Those differences are a few units in the last place: in float32 (6e-8)
+# they decide a pixel or a threshold that sits near a quantisation boundary, thousands of
+# times per suite; in float64 (1e-16) about once in 1e13 pixels. Factories inside the shifts
+# follow the default dtype, so one switch covers them.
+GENERATION_DTYPE = torch.float64
+# Exact halfway values are common (the mean of two 8-bit levels is often k + 1/2, in 1/255
+# units); float error decides which side of the halfway point they land. Rounding up from a
+# point 2^-20 below it decides them all the same way, and a computed value lands within 1e-13
+# of that point about as rarely as anywhere else.
+_ROUND_UP_FROM = 0.5 - 2.0**-20
 
 # Part of every set's bytes (and of the cache key): changing it changes every set. 500 is a
 # multiple of 10, so a generative chunk holds each digit equally often.
@@ -69,6 +84,23 @@ def n_chunks(n: int) -> int:
     return -(-n // NEST_CHUNK)
 
 
+@contextmanager
+def generation_precision():
+    """Float64 as torch's default dtype inside (restored after): see GENERATION_DTYPE."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(GENERATION_DTYPE)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def quantise(x: torch.Tensor) -> np.ndarray:
+    """Float N×1×28×28 in [0, 1] (float64) -> uint8 N×28×28, halfway values rounded up."""
+    y = x.to(torch.float64).clamp(0, 1)
+    return y.mul_(255.0).add_(_ROUND_UP_FROM).floor_().to(torch.uint8)[:, 0].cpu().numpy()
+
+
 def make_chunk(
     shift: Shift,
     severity: int,
@@ -80,14 +112,15 @@ def make_chunk(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Chunk ``chunk`` of a set, whole: NEST_CHUNK images (fewer only where the source ends)."""
     g = chunk_generator(shift, severity, params, seed, chunk)
-    if shift.kind == "generative":
-        x, y = shift.generate(NEST_CHUNK, g, **params)
-        return to_uint8(x), y.cpu().numpy().astype(np.int64)
-    assert source_images is not None and source_labels is not None
-    sl = slice(chunk * NEST_CHUNK, (chunk + 1) * NEST_CHUNK)
-    labels = source_labels[sl].astype(np.int64)
-    xb = to_float(source_images[sl])
-    return to_uint8(shift.apply(xb, g, y=torch.from_numpy(labels), **params)), labels
+    with generation_precision():
+        if shift.kind == "generative":
+            x, y = shift.generate(NEST_CHUNK, g, **params)
+            return quantise(x), y.cpu().numpy().astype(np.int64)
+        assert source_images is not None and source_labels is not None
+        sl = slice(chunk * NEST_CHUNK, (chunk + 1) * NEST_CHUNK)
+        labels = source_labels[sl].astype(np.int64)
+        xb = to_float(source_images[sl]).to(GENERATION_DTYPE)
+        return quantise(shift.apply(xb, g, y=torch.from_numpy(labels), **params)), labels
 
 
 def make_set(

@@ -47,7 +47,7 @@ def _ink_points(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     cdf = weight.cumsum(dim=1)
     u = torch.rand((n, k), generator=g) * cdf[:, -1:]
     idx = torch.searchsorted(cdf, u).clamp_(max=h * w - 1)
-    return torch.stack([(idx % w).float(), (idx // w).float()], dim=-1).to(x.device)
+    return torch.stack([idx % w, idx // w], dim=-1).to(device=x.device, dtype=torch.get_default_dtype())
 
 
 def _gaussian_matrix(size: int, sigma: float, truncate: float = 4.0) -> torch.Tensor:
@@ -132,7 +132,7 @@ def _drag_matrix(size: int, length: float) -> torch.Tensor:
 def _random_rows(n: int, rows: Sequence[int], g: torch.Generator, k: int, device) -> torch.Tensor:
     """n×k row indices from [rows[0], rows[1]) (half-open, as MNIST-C's np.random.randint)."""
     lo, hi = int(rows[0]), int(rows[1])
-    return torch.randint(lo, hi, (n, k), generator=g).float().to(device)
+    return torch.randint(lo, hi, (n, k), generator=g).to(torch.get_default_dtype()).to(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def spatter(
     n, _, h, w = x.shape
     noise = torch.randn((n, 1, h, w), generator=g).to(x.device)
     liquid = _gaussian_filter(loc + scale * noise, sigma)
-    wet = (liquid > threshold).float()
+    wet = (liquid > threshold).to(torch.get_default_dtype())
     mask = _gaussian_filter(wet, mask_sigma)
     mask = torch.where(mask < cutoff, torch.zeros_like(mask), mask)
     return x * (1 - mask) + colour * mask
@@ -311,7 +311,7 @@ def dotted_line(
     n, _, h, w = x.shape
     dev = x.device
     r0, r1 = _random_rows(n, rows, g, lines, dev), _random_rows(n, rows, g, lines, dev)
-    xs = torch.arange(w, dtype=torch.float32, device=dev).view(1, w)
+    xs = torch.arange(w, dtype=torch.get_default_dtype(), device=dev).view(1, w)
     ink = torch.zeros(n, h, w, device=dev)
     for k in range(lines):
         # An edge-to-edge line crosses every column once, so it is drawn column by column, on
@@ -320,7 +320,7 @@ def dotted_line(
         slope = ((r1[:, k] - r0[:, k]) / (w - 1)).view(n, 1)
         cos = torch.rsqrt(1 + slope * slope)
         centre = r0[:, k].view(n, 1) + slope * xs
-        on = (torch.remainder(xs / cos, dash + gap) >= gap).float()
+        on = (torch.remainder(xs / cos, dash + gap) >= gap).to(torch.get_default_dtype())
         band = draw.column_band(centre, draw.log_falloff_reach(radius) / cos.min().item())
         dist = (band - centre.unsqueeze(1)).abs_().mul_(cos.unsqueeze(1))  # perpendicular
         draw.splat_rows(ink, band, draw.log_falloff(dist, radius).mul_(on.unsqueeze(1)))
@@ -372,11 +372,11 @@ def zigzag(
     n, _, h, w = x.shape
     dev = x.device
     c0, c1 = float(cols[0]), float(cols[1])
-    xs = torch.arange(w, dtype=torch.float32, device=dev).view(1, 1, w)
+    xs = torch.arange(w, dtype=torch.get_default_dtype(), device=dev).view(1, 1, w)
     ink = torch.zeros(n, h, w, device=dev)
     r0 = _random_rows(n, rows, g, lines, dev)
     # randint(-tilt, tilt) is half-open like MNIST-C's np.random.randint(-5, 5).
-    rise = (torch.randint(-tilt, tilt, (n, lines), generator=g).float() if tilt > 0
+    rise = (torch.randint(-tilt, tilt, (n, lines), generator=g).to(torch.get_default_dtype()) if tilt > 0
             else torch.zeros(n, lines)).to(dev)
     # Ink only lies within amplitude + the profile's reach of the baseline: draw on that band.
     reach = (amplitude + draw.log_falloff_reach(radius)) * math.hypot(1, tilt / (c1 - c0))
