@@ -119,3 +119,16 @@ def test_verify_counts_the_pixels_a_cpu_changed(monkeypatch, tmp_path):
     (check,) = verify.verify_suite(suite, pins, images, labels, len(images))
     assert check.status == "differ" and "1 of 2 chunks" in check.detail
     assert (check.pixels, check.images, check.max_abs) == (3, 1, 1)
+
+
+@pytest.mark.mirror
+def test_shifts_verify_cli_matches_the_pins(mirror_root):
+    # CI's small version of `robustmnist shifts verify`: a few shifts, the first chunk.
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "robustmnist", "shifts", "verify", "--shift",
+                           "rotate,fonts_mono,euro_one", "--n", "500", "--data-root", str(mirror_root)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "15 of 15 pinned sets match (500 images each)" in proc.stdout
