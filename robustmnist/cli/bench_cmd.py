@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
         from ..report.leaderboard import write_leaderboard
-        from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
+        from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
         the_suite = build_suite(suite, shift, severity)
@@ -90,6 +90,7 @@ def register(app: typer.Typer) -> None:
         loaded = [load_model(m, arch=arch).to(dev) for m in models]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
+        real_sets = _load_real_sets(real_names, data_root, n)
         n_img = min(n, len(clean.images)) if n else len(clean.images)
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
         with progress() as bar:
@@ -101,7 +102,7 @@ def register(app: typer.Typer) -> None:
 
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean, real=real_names)
+                                 progress=on_progress, clean=clean, real_sets=real_sets)
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)

@@ -47,6 +47,7 @@ def run_eval(
     model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
+    real_sets = _load_real_sets(real, data_root, n)
     if not force:
         _precheck(model, data_root)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
@@ -63,7 +64,7 @@ def run_eval(
         bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n))
         run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
                        batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean, real=real)
+                       progress=on_progress, clean=clean, real_sets=real_sets)
     result = run.result
     if result.shifts:
         from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
@@ -92,6 +93,15 @@ def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
 
         written.update(render_reports([run.result], out, formats=report_fmts))
     return written
+
+
+def _load_real_sets(names, data_root, n):
+    """Real sets read and framed up front, so a missing one fails before any progress output."""
+    if not names:
+        return None
+    from ..real import load_real
+
+    return [load_real(name, data_root, n) for name in names]
 
 
 def _ood_image_count(names: list[str], n: int | None) -> int:
