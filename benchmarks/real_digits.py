@@ -66,8 +66,11 @@ def main() -> None:
     models = [load_model(m) for m in args.models]
     load0 = os.getloadavg()
     t = time.perf_counter()
-    runs = evaluate_many(models, suite, n=args.n, real=["digits", f"folder:{folder}"],
-                         names=[Path(m).stem for m in args.models])
+    from robustmnist.real import load_real
+
+    # --n limits the synthetic sets; the real sets are scored whole (1,797 digits, every PNG)
+    real_sets = [load_real("digits"), load_real(f"folder:{folder}")]
+    runs = evaluate_many(models, suite, n=args.n, real_sets=real_sets, names=[Path(m).stem for m in args.models])
     wall = time.perf_counter() - t
     rows = []
     for run in runs:
