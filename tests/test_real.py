@@ -314,6 +314,20 @@ def test_report_shows_the_real_digits_section_escaped(tmp_path):
     assert "Looks most like" in html and "rotate s3" in html
     assert html.index('id="summary"') < html.index('id="real"') < html.index('id="overview"')
     assert "## Real digits" in paths["md"].read_text()
+    assert ",real,real,,9,100,85," in paths["csv"].read_text()
+
+
+def test_leaderboard_shows_which_families_predict_the_real_set(tmp_path):
+    from robustmnist.bench import LeaderRow
+    from robustmnist.report.leaderboard import write_leaderboard
+
+    rows = [LeaderRow(1, "m", 0.99, (0.98, 0.995), 0.8, None, None, "rotate s5", 0.3, None, "ab")]
+    corr = [{"real": "folder:<b>x</b>", "n_models": 4,
+             "families": [{"family": "fonts", "rho": 0.8, "n_models": 4}]}]
+    paths = write_leaderboard(rows, tmp_path, "default", 100, 0, {"name": "m", "sha256": "ab" * 32}, corr)
+    html = paths["html"].read_text()
+    assert "Which parts of the suite predict your data" in html and "&lt;b&gt;x" in html and "+0.80" in html
+    assert "| fonts | +0.80 | 4 |" in paths["md"].read_text()
 
 
 def test_spearman_and_family_rank_correlation():
