@@ -349,3 +349,15 @@ def test_spearman_and_family_rank_correlation():
     assert rho[fams[2]] is None and c["families"][0]["family"] == fams[0]
     (two,) = family_rank_correlation(results[:2])
     assert all(f["rho"] is None for f in two["families"])  # two models: no correlation claimed
+
+
+@pytest.mark.mirror
+def test_reframed_mnist_scores_as_clean(mnist_test, mirror_root, mirror_lenet):
+    """MNIST is already framed: through the real-set path it must show no drop (QMNIST's role)."""
+    from robustmnist.engine import evaluate
+    from robustmnist.models.load import load_model
+
+    x, y = mnist_test.images[:2000], mnist_test.labels[:2000]
+    run = evaluate(load_model(mirror_lenet), None, n=2000, data_root=mirror_root,
+                   real_sets=[real_from_arrays("mnist-again", x, y)])
+    assert abs(run.result.real[0].accuracy - run.result.clean.accuracy) <= 0.005
