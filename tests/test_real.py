@@ -361,3 +361,25 @@ def test_reframed_mnist_scores_as_clean(mnist_test, mirror_root, mirror_lenet):
     run = evaluate(load_model(mirror_lenet), None, n=2000, data_root=mirror_root,
                    real_sets=[real_from_arrays("mnist-again", x, y)])
     assert abs(run.result.real[0].accuracy - run.result.clean.accuracy) <= 0.005
+
+
+def test_bench_cli_scores_real_sets_and_ranks_families(tmp_path, tiny_data_root, monkeypatch):
+    from typer.testing import CliRunner
+
+    from robustmnist.cli import app
+    from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
+    from robustmnist.models.zoo import build
+
+    monkeypatch.setenv("ROBUSTMNIST_DATA", str(tiny_data_root))
+    paths = []
+    for i, arch in enumerate(("lenet5", "mlp-784-50-50-10", "cnn-small")):
+        torch.manual_seed(i)
+        paths.append(tmp_path / f"{arch}.pt")
+        save_checkpoint(paths[-1], make_checkpoint(arch, build(arch)))
+    out = tmp_path / "bench"
+    r = CliRunner().invoke(app, ["bench", *map(str, paths), "--shift", "rotate,gaussian_noise", "--severity", "1",
+                                 "--n", "50", "--real", "digits", "--out", str(out), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert all(len(Result.load(out / p.stem / "results.json").real) == 1 for p in paths)
+    assert "Which families predict real set digits (3 models" in (out / "leaderboard.md").read_text()
+    assert (out / "real_correlation.json").is_file()
