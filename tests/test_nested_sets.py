@@ -82,3 +82,29 @@ def test_cached_sets_keep_the_prefix(source, tmp_path):
     big = get_set(shift, 2, p, images, labels, 600, 0, source_sha="s", cache_root=tmp_path)
     again = get_set(shift, 2, p, images, labels, 20, 0, source_sha="s", cache_root=tmp_path)
     assert again.cached and np.array_equal(big.images[:20], small.images)
+
+
+def test_generation_runs_in_float64_and_restores_the_default_dtype(source):
+    import torch
+
+    from robustmnist.shifts.sets import generation_precision
+
+    images, labels = source
+    with pytest.raises(UserError), generation_precision():
+        assert torch.get_default_dtype() == torch.float64
+        raise UserError("boom")
+    assert torch.get_default_dtype() == torch.float32
+    make_set(get_shift("rotate"), 1, DEFAULT.params("rotate", 1), images, labels, 5, 0)
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_halfway_values_round_up_whatever_the_float_error():
+    import torch
+
+    from robustmnist.shifts.sets import quantise
+
+    # 127.5/255 computed three ways a CPU might: exact, and a few units in the last place off
+    tie = torch.tensor(127.5 / 255, dtype=torch.float64)
+    x = torch.stack([tie, torch.nextafter(tie, torch.tensor(0.0, dtype=torch.float64)),
+                     tie * (1 - 4e-16), tie * (1 + 4e-16), torch.tensor(0.3 / 255, dtype=torch.float64)])
+    assert quantise(x.view(-1, 1, 1, 1)).ravel().tolist() == [128, 128, 128, 128, 0]

@@ -39,9 +39,9 @@ from .registry import Shift
 GENERATION_DTYPE = torch.float64
 # Exact halfway values are common (the mean of two 8-bit levels is often k + 1/2, in 1/255
 # units); float error decides which side of the halfway point they land. Rounding up from a
-# point 2^-20 below it decides them all the same way, and a computed value lands within 1e-13
-# of that point about as rarely as anywhere else.
-_ROUND_UP_FROM = 0.5 - 2.0**-20
+# point 2^-20 below it (floor(v + 0.5 + 2^-20)) decides them all the same way, and a computed
+# value lands within 1e-13 of that point about as rarely as anywhere else.
+_HALF_UP = 0.5 + 2.0**-20
 
 # Part of every set's bytes (and of the cache key): changing it changes every set. 500 is a
 # multiple of 10, so a generative chunk holds each digit equally often.
@@ -98,7 +98,7 @@ def generation_precision():
 def quantise(x: torch.Tensor) -> np.ndarray:
     """Float N×1×28×28 in [0, 1] (float64) -> uint8 N×28×28, halfway values rounded up."""
     y = x.to(torch.float64).clamp(0, 1)
-    return y.mul_(255.0).add_(_ROUND_UP_FROM).floor_().to(torch.uint8)[:, 0].cpu().numpy()
+    return y.mul_(255.0).add_(_HALF_UP).floor_().to(torch.uint8)[:, 0].cpu().numpy()
 
 
 def make_chunk(
