@@ -178,7 +178,8 @@ def test_pinned_reference_matches_the_sets_generated_today(mnist_test, shift, se
     suite = load_suite("default")
     assert ref.name and len(ref.sets) == len(suite.shift_names) * 5
     rs = ref.sets[(shift, severity)]
-    assert rs.version == get_shift(shift).version and rs.params == suite.params(shift, severity)
+    assert rs.version == get_shift(shift).version and rs.params == suite.params(shift, severity), (
+        "the pinned reference is of another shift version or ladder: re-pin it (benchmarks/make_reference.py)")
     assert rs.n == 10_000 and len(rs.chunks) == 20 and len(rs.correct) == 10_000
     images, labels = make_set(get_shift(shift), severity, suite.params(shift, severity),
                               mnist_test.images, mnist_test.labels, 1000, seed=0)
