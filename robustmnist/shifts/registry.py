@@ -10,6 +10,8 @@ A shift function is pure and batched. Three kinds exist:
 specs in ``shifts/*.toml`` (see ``suite.py``), never from constants inside the function,
 so the same ``rotate`` serves our 5-level ladder and MNIST-C's single fixed level.
 All randomness comes from ``g`` (a CPU ``torch.Generator``) so a set is reproducible.
+Sets are generated in float64 (``sets.generation_precision``): a function computes in its
+input's dtype, and tensors it makes itself follow ``torch.get_default_dtype()``.
 """
 
 from __future__ import annotations
