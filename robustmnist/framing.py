@@ -63,8 +63,10 @@ def centre_of_mass(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def shift_integer(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """Translate each image by whole pixels (zeros fill in); exact, no interpolation blur."""
     n, c, h, w = x.shape
-    dy = dy.round().long()
-    dx = dx.round().long()
+    # Halves round up, decided 2^-20 early: a symmetric digit's centre of mass sits exactly on
+    # a half pixel, and float error (which differs between CPUs) would pick either side.
+    dy = torch.floor(dy + (0.5 + 2.0**-20)).long()
+    dx = torch.floor(dx + (0.5 + 2.0**-20)).long()
     ys = torch.arange(h, device=x.device).view(1, h, 1) - dy.view(n, 1, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w) - dx.view(n, 1, 1)
     valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
