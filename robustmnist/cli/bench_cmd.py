@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..errors import UserError
 from .common import console, out, parse_name_list, progress
 
 
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        models: list[Path] = typer.Argument(..., help="model files"),
+        models: list[Path] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
+                                            "@list.txt (one path or glob per line)"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -63,6 +65,8 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
+        ray_address: str = typer.Option(None, "--ray", flag_value="auto", help="score on a Ray cluster: "
+                                        "auto (the running one), local, or HOST:PORT; needs the ray extra"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
@@ -73,13 +77,14 @@ def register(app: typer.Typer) -> None:
         from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
+        models, ray_address = _models_and_address(models, ray_address)
         the_suite = build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
             from ..ood import check_ood_names
 
             check_ood_names(ood_names)
-        dev = resolve_device(device)
+        dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
         loaded = [load_model(m, arch=arch).to(dev) for m in models]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
@@ -92,9 +97,14 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                                 batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean)
+            run_many, extra = evaluate_many, {}
+            if ray_address:  # the same plan and results, as Ray tasks
+                from ..distributed import ray as on_ray
+
+                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device}
+            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                            batch_size=batch_size, use_cache=not no_cache, names=names,
+                            progress=on_progress, clean=clean, **extra)
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)
@@ -135,6 +145,22 @@ def register(app: typer.Typer) -> None:
         failed = sum(not r.passed for r in rules)
         out.print(f"{len(rules) - failed} passed, {failed} failed")
         raise typer.Exit(1 if failed else 0)
+
+
+def _models_and_address(models: list[Path], address: str | None) -> tuple[list[Path], str | None]:
+    """Expand globs and @lists; a bare ``--ray`` followed by a model path took it as its value."""
+    from .model_args import expand_model_args
+
+    if address is not None and Path(address).exists():
+        models, address = [Path(address), *models], "auto"
+    if address is not None:
+        try:
+            from ..distributed.ray import is_address
+        except ImportError:
+            raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
+        if not is_address(address):
+            raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
+    return expand_model_args(models), address
 
 
 def _unique_names(names: list[str]) -> list[str]:
