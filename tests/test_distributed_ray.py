@@ -191,3 +191,33 @@ def test_ray_run_survives_a_killed_worker(local_ray, three_models):
         killer.join(timeout=5)
     assert killed, "no scoring task was seen running, so no worker was killed"
     _same(local, remote)
+
+
+def test_cli_bench_on_ray_writes_the_local_leaderboard(local_ray, three_models, tiny_data_root, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from robustmnist.cli import app
+
+    listing = tmp_path / "models.txt"
+    listing.write_text("".join(f"{p}\n" for p in three_models))
+    common = ["--n", "60", "--shift", "rotate", "--severity", "2", "--data-root", str(tiny_data_root),
+              "--format", "json,md"]
+    runner = CliRunner()
+    local = runner.invoke(app, ["bench", f"@{listing}", "--out", str(tmp_path / "local"), *common])
+    assert local.exit_code == 0, local.output
+    with deadline(180):  # auto: the running cluster (this module's local one)
+        remote = runner.invoke(app, ["bench", f"@{listing}", "--ray", "auto", "--out", str(tmp_path / "ray"),
+                                     *common])
+    assert remote.exit_code == 0, remote.output
+    for name in ("leaderboard.md", "leaderboard.csv", "leaderboard.html"):
+        assert (tmp_path / "local" / name).read_bytes() == (tmp_path / "ray" / name).read_bytes()
+    for p in three_models:
+        a, b = (json.loads((tmp_path / side / p.stem / "results.json").read_text()) for side in ("local", "ray"))
+        for d in (a, b):
+            for key in ("timings", "environment", "created", "predictions"):  # npz bytes hold a timestamp
+                d.pop(key)
+            for rec in d["shifts"]:
+                rec.pop("cached")
+        assert a == b

@@ -62,11 +62,10 @@ def test_local_bench_never_imports_ray():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_bare_ray_flag_before_a_model_keeps_the_model(sweep):
+def test_bad_ray_address_fails_before_any_model_loads(sweep):
     from robustmnist.cli.bench_cmd import _models_and_address
 
     pytest.importorskip("ray")
-    models, address = _models_and_address([sweep / "lr-0.01.pt"], str(sweep / "lr-0.1.pt"))
-    assert address == "auto" and [p.name for p in models] == ["lr-0.1.pt", "lr-0.01.pt"]
+    assert _models_and_address([sweep / "*.pt"], "10.0.0.1:6379")[1] == "10.0.0.1:6379"
     with pytest.raises(UserError, match="--ray takes auto, local, HOST:PORT"):
         _models_and_address([sweep / "lr-0.1.pt"], "nowhere")

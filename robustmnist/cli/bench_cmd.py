@@ -65,8 +65,8 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
-        ray_address: str = typer.Option(None, "--ray", flag_value="auto", help="score on a Ray cluster: "
-                                        "auto (the running one), local, or HOST:PORT; needs the ray extra"),
+        ray_address: str = typer.Option(None, "--ray", help="score on a Ray cluster: auto (the running "
+                                        "one), local (start one here) or HOST:PORT; needs the ray extra"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
@@ -148,11 +148,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _models_and_address(models: list[Path], address: str | None) -> tuple[list[Path], str | None]:
-    """Expand globs and @lists; a bare ``--ray`` followed by a model path took it as its value."""
+    """Expand globs and @lists; check --ray before any model is loaded."""
     from .model_args import expand_model_args
 
-    if address is not None and Path(address).exists():
-        models, address = [Path(address), *models], "auto"
     if address is not None:
         try:
             from ..distributed.ray import is_address
