@@ -101,7 +101,8 @@ def register(app: typer.Typer) -> None:
             if ray_address:  # the same plan and results, as Ray tasks
                 from ..distributed import ray as on_ray
 
-                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device}
+                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
+                                                         "stats": on_ray.Stats()}
             runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
                             progress=on_progress, clean=clean, **extra)
@@ -122,6 +123,10 @@ def register(app: typer.Typer) -> None:
         out.print(t)
         for kind, p in paths.items():
             console.print(f"  {kind:5s} {p}")
+        if "stats" in extra:
+            st = extra["stats"]
+            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score} scoring tasks on "
+                          f"{st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})")
 
     @app.command("gate")
     def gate_cmd(
@@ -152,10 +157,8 @@ def _models_and_address(models: list[Path], address: str | None) -> tuple[list[P
     from .model_args import expand_model_args
 
     if address is not None:
-        try:
-            from ..distributed.ray import is_address
-        except ImportError:
-            raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
+        from ..distributed.ray import is_address  # says what to install when Ray is missing
+
         if not is_address(address):
             raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
     return expand_model_args(models), address

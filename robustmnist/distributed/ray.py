@@ -28,13 +28,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import ray
 import torch
 
 from .. import __version__
+from ..errors import UserError
+
+try:
+    import ray
+except ImportError:  # the CLI's only way here is --ray: say what to install, not a traceback
+    raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
+
 from ..data import DigitSet, load_mnist
 from ..engine import DEFAULT_BATCH, ProgressFn, RunOutput, SetScore, _ModelRun, environment, score, score_set
-from ..errors import UserError
 from ..models.load import LoadedModel, load_model
 from ..models.preprocess import Preprocess
 from ..shifts.registry import get_shift
@@ -96,11 +101,14 @@ def _check_version(spec_version: str) -> None:
                         "install the same version on every node")
 
 
-def _worker_model(spec: ModelSpec, payload: bytes | LoadedModel) -> LoadedModel:
+def _worker_model(spec: ModelSpec, boxed: list) -> LoadedModel:
+    """``boxed`` holds the payload's ref: Ray resolves only top-level refs, so a worker that has
+    the model already never fetches (nor copies) its file again."""
     _check_version(spec.robustmnist)
     device = _worker_device()
     model = _MODELS.get(spec.key)
     if model is None:
+        payload = ray.get(boxed[0])
         if isinstance(payload, LoadedModel):
             model = payload
         else:
@@ -133,14 +141,14 @@ def _generate(shift_name: str, severity: int, params: dict, clean: ShiftSet, see
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def _score(spec: ModelSpec, payload: bytes | LoadedModel, sset: ShiftSet, batch_size: int,
+def _score(spec: ModelSpec, payload: list, sset: ShiftSet, batch_size: int,
            keep_logits: bool) -> SetScore:
     model = _worker_model(spec, payload)
     return score_set(model, sset.images, sset.labels, None, batch_size, keep_logits=keep_logits)
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def _ood(spec: ModelSpec, payload: bytes | LoadedModel, names: list[str], clean_logits: np.ndarray,
+def _ood(spec: ModelSpec, payload: list, names: list[str], clean_logits: np.ndarray,
          data_root: str | None, seed: int, n: int | None, batch_size: int) -> tuple[list, float]:
     from ..ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
 
@@ -227,7 +235,7 @@ def _ship(model: LoadedModel) -> tuple[ModelSpec, Any, int]:
 
         if sha256_bytes(blob) == model.sha256:
             spec = ModelSpec(model.sha256, path.name, model.arch, model.format, model.preprocess, __version__)
-            return spec, ray.put(blob), len(blob)
+            return spec, [ray.put(blob)], len(blob)
     # an in-memory model (Python API): the module itself travels, pickled by Ray
     cpu_model = dataclasses.replace(model, device=torch.device("cpu"))
     cpu_model.module = model.module.to("cpu") if isinstance(model.module, torch.nn.Module) else model.module
@@ -238,7 +246,7 @@ def _ship(model: LoadedModel) -> tuple[ModelSpec, Any, int]:
                         f"pickled ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                         "save it to a file first") from None
     key = f"mem-{id(model)}-{time.time_ns()}"
-    return ModelSpec(key, path.name, model.arch, model.format, model.preprocess, __version__), ref, 0
+    return ModelSpec(key, path.name, model.arch, model.format, model.preprocess, __version__), [ref], 0
 
 
 def _resources(device: str, stats: Stats) -> dict:
