@@ -221,3 +221,29 @@ def test_cli_bench_on_ray_writes_the_local_leaderboard(local_ray, three_models, 
             for rec in d["shifts"]:
                 rec.pop("cached")
         assert a == b
+
+
+def test_ray_in_memory_models_and_worker_errors(local_ray):
+    # Python API models without a file travel pickled; a UserError raised on a worker reaches
+    # the caller as the same one line (not a RayTaskError traceback).
+    from robustmnist.models.load import LoadedModel
+    from robustmnist.models.preprocess import Preprocess
+
+    images, labels = synthetic_digits(50, seed=7)
+    clean = DigitSet(images, labels, "t")
+    suite = load_suite("default").restrict(["rotate"], [1])
+    torch.manual_seed(1)
+
+    def models():
+        return [LoadedModel(build(a).eval(), Preprocess(layout=lay), a, "", "test")
+                for a, lay in (("lenet5", "1x28x28"), ("mlp-784-50x3-10", "784"))]
+
+    with deadline(120):
+        ms = models()
+        _same(evaluate_many(ms, suite, clean=clean), evaluate_many(ms, suite, clean=clean, ray="auto"))
+        broken = models()[1]
+        with torch.no_grad():
+            broken.module[-1].weight.fill_(float("nan"))
+        with pytest.raises(UserError, match="produced NaN or inf outputs") as info:
+            evaluate_many([broken], suite, clean=clean, ray="auto")
+    assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
