@@ -246,7 +246,7 @@ class _ModelRun:
             self.predictions[set_id(shift.name, severity) + ":labels"] = labels.astype(np.int8)
 
     def finish(self, name: str | None, suite: Suite | None, n_clean: int, seed: int, ood_records: list,
-               env: Environment | None = None) -> RunOutput:
+               env: Environment | None = None, real_records: list | None = None) -> RunOutput:
         result = Result(
             model=model_info(self.model, name),
             environment=env or environment(self.model.device),
@@ -255,7 +255,8 @@ class _ModelRun:
             seed=seed,
             shifts=self.records,
             ood=ood_records,
-            summary=summarise(self.clean_m["accuracy"], self.records, ood_records),
+            real=real_records or [],
+            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or []),
             timings={k: round(v, 4) for k, v in self.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -276,9 +277,12 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    real: list[str] | None = None,
+    real_sets: list | None = None,
     ray: str | None = None,
 ) -> list[RunOutput]:
-    """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
+    """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
+    set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
@@ -289,7 +293,7 @@ def evaluate_many(
 
         return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
                                     batch_size=batch_size, use_cache=use_cache, names=names,
-                                    progress=progress, clean=clean)
+                                    progress=progress, clean=clean, real=real, real_sets=real_sets)
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -326,6 +330,18 @@ def evaluate_many(
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
 
+    real_records: list[list] = [[] for _ in runs]
+    if real or real_sets:
+        from .real_metrics import evaluate_real  # real sets and their records live there
+
+        t = time.perf_counter()
+        real_records = evaluate_real(
+            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
+            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
+            sets=real_sets)
+        for run in runs:
+            run.timings["real"] = (time.perf_counter() - t) / len(runs)
+
     outputs = []
     for i, run in enumerate(runs):
         ood_records = []
@@ -339,7 +355,8 @@ def evaluate_many(
             )
             run.timings["ood"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
-        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, ood_records))
+        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
+                                  real_records=real_records[i]))
     return outputs
 
 
@@ -361,7 +378,7 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=()) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -380,4 +397,7 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -
         )
     if ood_records:
         summary["ood_mean_auroc"] = float(np.mean([o.scores["msp"]["auroc"] for o in ood_records]))
+    if real_records:
+        summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
+                           for r in real_records}
     return summary

@@ -119,17 +119,21 @@ def test_ray_results_equal_local_bench(local_ray, three_models):
     clean = DigitSet(images, labels, "t")
     # transforms and a generated set (fonts: labels of its own), and an OOD set
     suite = load_suite("default").restrict(["gaussian_noise", "rotate", "fonts"], [2, 4])
-    local = _bench(three_models, suite, clean, ood=["noise"], n=100)
+    from robustmnist.real import real_from_arrays
+
+    real = [real_from_arrays("blocks", *synthetic_digits(40, seed=9))]  # a real set from memory
+    local = _bench(three_models, suite, clean, ood=["noise"], n=100, real_sets=real)
     seen = []
     with deadline(240):
-        remote = _bench(three_models, suite, clean, ood=["noise"], n=100, ray="auto",
+        remote = _bench(three_models, suite, clean, ood=["noise"], n=100, real_sets=real, ray="auto",
                         progress=lambda kind, k, status: seen.append((kind, k)))
     _same(local, remote)
+    assert remote[0].result.real[0].name == "blocks"
     assert [len(r.result.shifts) for r in remote] == [6, 6, 6]
     assert remote[0].result.ood[0].name == "noise" and remote[0].result.ood[0].n == 100
     assert remote[0].result.environment.device_name.startswith("Ray: 1 node")
-    # every image of every (model, set) pair reported once: 3 × (clean + 6 sets + OOD) × 100
-    assert sum(k for kind, k in seen if kind == "score") == 3 * 8 * 100
+    # every image of every (model, set) pair reported once: 3 × ((clean + 6 sets + OOD) × 100 + 40 real)
+    assert sum(k for kind, k in seen if kind == "score") == 3 * (8 * 100 + 40)
     assert sum(k for kind, k in seen if kind == "set") == 6
 
 

@@ -295,11 +295,14 @@ def evaluate_many(
     clean: DigitSet | None = None,
     device: str = "auto",
     stats: Stats | None = None,
+    real: list[str] | None = None,
+    real_sets: list | None = None,
 ) -> list[RunOutput]:
     """``engine.evaluate_many`` on a Ray cluster; same arguments plus the cluster's ``address``.
 
-    ``data_root`` (when given) must exist on the workers: only OOD sets are read there. Pass a
-    ``Stats`` to learn how the work split.
+    ``data_root`` (when given) must exist on the workers: only OOD sets are read there. Real
+    digit sets (a few thousand images) are scored on the driver, after the grid, by the call
+    local bench makes. Pass a ``Stats`` to learn how the work split.
     """
     t_start = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -311,14 +314,14 @@ def evaluate_many(
     session = connect(address)
     try:
         return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
-                    device, stats, t_start)
+                    device, stats, t_start, real, real_sets)
     finally:
         if session.owned:
             ray.shutdown()
 
 
 def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
-         stats: Stats, t_start: float) -> list[RunOutput]:
+         stats: Stats, t_start: float, real=None, real_sets=None) -> list[RunOutput]:
     from ray import exceptions as rex
 
     opts = _resources(device, stats)
@@ -411,6 +414,17 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
             run.timings["generate"] += info["seconds"] / len(runs)
             run.add_shift(units[(k, i)], shift, sev, suite.params(shift_name, sev), info["sha256"],
                           info["cached"], info["labels"] if info["labels"] is not None else clean.labels)
+    real_records: list[list] = [[] for _ in runs]
+    if real or real_sets:
+        from ..real_metrics import evaluate_real  # real sets and their records live there
+
+        t = time.perf_counter()
+        real_records = evaluate_real(
+            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
+            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
+            sets=real_sets)
+        for run in runs:
+            run.timings["real"] = (time.perf_counter() - t) / len(runs)
     env = dataclasses.replace(environment(torch.device("cpu")), device=stats.device,
                               device_name=f"Ray: {stats.nodes} node(s), {stats.cpus:g} CPUs, {stats.gpus:g} GPUs")
     outputs = []
@@ -420,7 +434,8 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
         if ood:
             run.timings["ood"] = ood_s
         run.timings["total"] = wall
-        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, records, env))
+        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, records, env,
+                                  real_records=real_records[i]))
     return outputs
 
 
