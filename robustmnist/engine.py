@@ -211,11 +211,13 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    attacks=None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``) adds the adversarial section.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -286,6 +288,13 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
+        adversarial = None
+        if attacks is not None:
+            from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, attacks, progress)
+            run.timings["attack"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
         result = Result(
             model=model_info(run.model, names[i] if names else None),
@@ -295,7 +304,8 @@ def evaluate_many(
             seed=seed,
             shifts=run.records,
             ood=ood_records,
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
+            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, adversarial),
+            adversarial=adversarial,
             timings={k: round(v, 4) for k, v in run.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -322,7 +332,7 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, adversarial=None) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -341,4 +351,8 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -
         )
     if ood_records:
         summary["ood_mean_auroc"] = float(np.mean([o.scores["msp"]["auroc"] for o in ood_records]))
+    if adversarial is not None and adversarial.records:
+        last = adversarial.records[-1]  # the largest radius: the threat model's headline number
+        summary["robust_accuracy"] = {"accuracy": last.robust_accuracy, "norm": adversarial.norm,
+                                      "eps": last.eps, "attacks": list(adversarial.attacks), "n": last.n}
     return summary
