@@ -217,7 +217,7 @@ def evaluate_many(
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
-    ``attacks`` (an ``attacks.evaluate.AttackPlan``) adds the adversarial section.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -289,11 +289,12 @@ def evaluate_many(
             )
             run.timings["ood"] = time.perf_counter() - t
         adversarial = None
-        if attacks is not None:
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
             from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
 
             t = time.perf_counter()
-            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, attacks, progress)
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
             run.timings["attack"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
         result = Result(

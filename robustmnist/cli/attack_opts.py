@@ -34,6 +34,19 @@ def make_plan(model, opts: AttackOptions, n_available: int, seed: int = 0):
     return plan
 
 
+def same_prefix(models, opts: AttackOptions, n_available: int, seed: int = 0) -> list:
+    """One plan per model, all on the same images: the smallest prefix any model's budget allows."""
+    from dataclasses import replace
+
+    plans = [make_plan(m, opts, n_available, seed) for m in models]
+    k = min(p.n for p in plans)
+    if any(p.n != k for p in plans):
+        console.print(f"all models are attacked on the first {k} images (the smallest budget's prefix)")
+    return [replace(p, n=k, eta_seconds=(p.eta_seconds or 0) * k / max(p.n, 1),
+                    prefix=p.prefix if p.n == k else f"first {k} test images (shared by every model of the bench)")
+            for p in plans]
+
+
 def adversarial_table(section, name: str) -> Table:
     t = Table(title=f"{name} under attack ({', '.join(section.attacks)}; {section.norm}; "
                     f"{section.n} of {section.n_available} images)")

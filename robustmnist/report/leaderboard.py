@@ -54,13 +54,15 @@ def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, refer
 
 
 def leaderboard_md(rows: list[LeaderRow], reference: dict) -> str:
-    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |",
-             "|---|---|---:|---:|---:|---:|---|---:|"]
+    robust = next((r.robust_label for r in rows if r.robust_label), "")
+    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |"
+             + (f" robust ({robust}) |" if robust else ""),
+             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "")]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
-                     f"{_num(r.ood_auroc)} |")
+                     f"{_num(r.ood_auroc)} |" + (f" {_pct(r.robust_accuracy)} |" if robust else ""))
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition.")
     return "\n".join(lines) + "\n"
