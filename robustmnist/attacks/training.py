@@ -40,6 +40,16 @@ class AdversarialTraining:
         if not 0 <= self.ramp < 1:
             raise UserError(f"the eps ramp must be a share in [0, 1), got {self.ramp}")
 
+    @classmethod
+    def from_spec(cls, spec: AdversarialTraining | str | dict) -> AdversarialTraining:
+        """``"pgd"``, a dict of fields (as zoo recipes write it), or an instance."""
+        if isinstance(spec, cls):
+            return spec
+        if isinstance(spec, str):
+            return cls(spec)
+        known = {k: spec[k] for k in cls.__dataclass_fields__ if k in spec}
+        return cls(**known)
+
     def to_dict(self) -> dict:
         return {**asdict(self), "step_size": f"{STEP_FACTOR}*eps/steps", "random_start": True}
 
@@ -52,8 +62,9 @@ class AdversarialStep:
     attacked too. Returned on the device the batch came from, so the loop is unchanged.
     """
 
-    def __init__(self, model: nn.Module, cfg: AdversarialTraining, seed: int, total_steps: int,
+    def __init__(self, model: nn.Module, cfg: AdversarialTraining | str | dict, seed: int, total_steps: int,
                  inner=None):
+        cfg = AdversarialTraining.from_spec(cfg)
         self.model, self.cfg, self.inner = model, cfg, inner
         self.ramp_steps = max(1, round(cfg.ramp * total_steps))
         self.calls = 0
