@@ -66,12 +66,20 @@ class Timer:
                 "load_average_after": [round(v, 2) for v in self.load_after]}
 
 
-def merge(key: str, value) -> None:
-    data = json.loads(OUT.read_text()) if OUT.is_file() else {"schema_version": 1}
-    data["what"] = "robust accuracy (L-inf, 0-1 pixels) on a prefix of the MNIST test set; attack agreement"
-    data["machine"] = machine()
-    data[key] = value
-    OUT.write_text(json.dumps(data, indent=2) + "\n")
+def merge(key: str, value, sub: str | None = None) -> None:
+    """Parts run as separate processes at the same time: read-modify-write under a lock."""
+    import fcntl
+
+    with open(OUT.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = json.loads(OUT.read_text()) if OUT.is_file() else {"schema_version": 1}
+        data["what"] = "robust accuracy (L-inf, 0-1 pixels) on a prefix of the MNIST test set; attack agreement"
+        data["machine"] = machine()
+        if sub is None:
+            data[key] = value
+        else:
+            data.setdefault(key, {})[sub] = value
+        OUT.write_text(json.dumps(data, indent=2) + "\n")
     print(json.dumps(value, indent=2))
 
 
@@ -108,47 +116,60 @@ def part_ladder(args) -> None:
 
 
 def part_robust(args) -> None:
-    from pyautoattack import AutoAttack
-
+    """One model at one eps; ``--only`` picks a piece so the pieces can run side by side."""
     m = load_model(Path(args.models) / f"{args.name}.pt")
     target = Target(m).eval()
     d, x, y = xy(args.n, m.device)
     eps = args.eps
-    res: dict = {"model": args.name, "eps": eps, "n": args.n}
+    key = f"robust_{args.name}_eps{eps:g}_n{args.n}"
+    only = set(args.only.split(",")) if args.only else {"pgd", "aa-ref", "aa-ours", "aa-ta"}
     with torch.no_grad():
-        res["clean_accuracy"] = float((target(x).argmax(1) == y).float().mean())
-    for label, restarts in (("pgd-40", 1), ("pgd-40 x5 restarts", 5)):
+        merge(key, float((target(x).argmax(1) == y).float().mean()), "clean_accuracy")
+    if "pgd" in only:
+        for label, restarts in (("pgd-40", 1), ("pgd-40 x5 restarts", 5)):
+            with Timer() as t:
+                plan = plan_attacks(m, "pgd", n=args.n, severities=[5], restarts=restarts)
+                sec = evaluate_attacks(m, d.images, d.labels, plan)
+            merge(key, {"robust_accuracy": sec.records[0].robust_accuracy, **t.record()}, label)
+    if "aa-ref" in only:
+        from pyautoattack import AutoAttack
+
         with Timer() as t:
-            plan = plan_attacks(m, "pgd", n=args.n, severities=[5], restarts=restarts)
+            aa = AutoAttack(target, eps=eps, norm="Linf", seed=0, device=m.device, version="standard")
+            x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=250)
+            flags = robust_flags(target, x, y, x_adv, eps)
+        _verdicts(key, "aa-ref", flags)
+        merge(key, {"robust_accuracy": float(flags.float().mean()), **t.record()},
+              "autoattack reference (pyautoattack 0.2.0, run_standard_evaluation, sequential)")
+    if "aa-ours" in only:
+        with Timer() as t:
+            plan = plan_attacks(m, "autoattack", n=args.n, severities=[5])
             sec = evaluate_attacks(m, d.images, d.labels, plan)
-        res[label] = {"robust_accuracy": sec.records[0].robust_accuracy, **t.record()}
-    with Timer() as t:
-        aa = AutoAttack(target, eps=eps, norm="Linf", seed=0, device=m.device, version="standard")
-        x_adv, _ = aa.run_standard_evaluation(x, y, batch_size=250)
-        flags = robust_flags(target, x, y, x_adv, eps)
-    res["autoattack reference (pyautoattack, sequential)"] = {"robust_accuracy": float(flags.float().mean()),
-                                                              **t.record()}
-    ref_flags = flags
-    with Timer() as t:
-        plan = plan_attacks(m, "autoattack", n=args.n, severities=[5])
-        sec = evaluate_attacks(m, d.images, d.labels, plan)
-    r = sec.records[0]
-    res["autoattack ours (--attack autoattack: components on their own)"] = {
-        "robust_accuracy": r.robust_accuracy,
-        "per_attack_robust_accuracy": {k: v["robust_accuracy"] for k, v in r.per_attack.items()},
-        "per_attack_seconds": {k: v["seconds"] for k, v in r.per_attack.items()}, **t.record()}
-    if not args.skip_torchattacks:
+        r = sec.records[0]
+        merge(key, {"robust_accuracy": r.robust_accuracy,
+                    "per_attack_robust_accuracy": {k: v["robust_accuracy"] for k, v in r.per_attack.items()},
+                    "per_attack_seconds": {k: v["seconds"] for k, v in r.per_attack.items()},
+                    "warnings": sec.warnings, **t.record()},
+              "autoattack ours (--attack autoattack: each reference component on its own)")
+    if "aa-ta" in only:
         import torchattacks
 
         with Timer() as t:
             ta = torchattacks.AutoAttack(target, norm="Linf", eps=eps, version="standard", n_classes=10, seed=0)
-            x_ta = ta(x, y)
-            flags = robust_flags(target, x, y, x_ta, eps)
-        res["autoattack torchattacks 3.5.1"] = {"robust_accuracy": float(flags.float().mean()),
-                                                "verdicts_agree_with_reference": float((flags == ref_flags)
-                                                                                       .float().mean()),
-                                                **t.record()}
-    merge(f"robust_{args.name}_eps{eps:g}_n{args.n}", res)
+            flags = robust_flags(target, x, y, ta(x, y), eps)
+        _verdicts(key, "aa-ta", flags)
+        merge(key, {"robust_accuracy": float(flags.float().mean()), **t.record()}, "autoattack torchattacks 3.5.1")
+
+
+def _verdicts(key: str, which: str, flags: torch.Tensor) -> None:
+    """Keep per-image verdicts; once both AutoAttacks ran, record on how many images they agree."""
+    folder = Path(os.environ.get("ROBUSTMNIST_CACHE", "/tmp"))
+    np.save(folder / f"{key}.{which}.npy", flags.cpu().numpy())
+    paths = [folder / f"{key}.{w}.npy" for w in ("aa-ref", "aa-ta")]
+    if all(p.is_file() for p in paths):
+        a, b = (np.load(p) for p in paths)
+        merge(key, {"share": float((a == b).mean()), "reference_only_robust": int((a & ~b).sum()),
+                    "torchattacks_only_robust": int((~a & b).sum())}, "autoattack verdicts: reference vs torchattacks")
 
 
 def part_agree(args) -> None:
@@ -191,7 +212,7 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="lenet5-pgd")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--eps", type=float, default=0.3)
-    ap.add_argument("--skip-torchattacks", action="store_true")
+    ap.add_argument("--only", default="", help="robust: comma list of pgd, aa-ref, aa-ours, aa-ta")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     {"ladder": part_ladder, "robust": part_robust, "agree": part_agree}[args.part](args)
