@@ -98,21 +98,20 @@ def robust_flags(target, x, y, x_adv, eps) -> torch.Tensor:
 
 
 def part_ladder(args) -> None:
-    out = {}
     d = load_mnist("test")
     for name in args.names.split(","):
         m = load_model(Path(args.models) / f"{name}.pt")
         plan = plan_attacks(m, "pgd", n=args.n)
         with Timer() as t:
             sec = evaluate_attacks(m, d.images, d.labels, plan)
-        out[name] = {"attack": "pgd-40, 1 restart, step 2.5*eps/40 (ours)", "n": sec.n,
+        rec = {"attack": "pgd-40, 1 restart, step 2.5*eps/40 (ours)", "n": sec.n,
                      "clean_accuracy": sec.checks["clean_accuracy"],
                      "robust_accuracy": {f"{r.eps:g}": r.robust_accuracy for r in sec.records},
                      "ci95": {f"{r.eps:g}": [round(v, 4) for v in r.robust_accuracy_ci] for r in sec.records},
                      "seconds_per_eps": {f"{r.eps:g}": r.seconds for r in sec.records},
                      "eta_upper_bound_seconds": round(plan.eta_seconds or 0, 1),
                      "warnings": sec.warnings, **t.record()}
-    merge(f"ladder_n{args.n}", out)
+        merge(f"ladder_n{args.n}", rec, name)
 
 
 def part_robust(args) -> None:
