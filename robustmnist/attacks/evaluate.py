@@ -56,10 +56,11 @@ class AttackPlan:
 
     def describe(self) -> str:
         eps = ", ".join(f"{e:g}" for _, e in self.eps)
-        eta = "" if self.eta_seconds is None else f"; ETA at most {_duration(self.eta_seconds)}"
+        eta = "" if self.eta_seconds is None else f"; ETA {_duration(self.eta_seconds)}"
         bb = " (black-box: the model has no gradients)" if self.black_box else ""
         return (f"attacks {', '.join(self.attacks)}{bb} at {self.norm} eps {eps} on the {self.prefix}"
-                f"{eta} (upper bound: every image resisting every step)")
+                f"{eta} if every image resists every step (less as they break; measured speed, so a "
+                "machine that gets busier takes longer)")
 
 
 def _duration(s: float) -> str:
