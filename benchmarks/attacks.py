@@ -1,7 +1,7 @@
 """Robust accuracy and attack cost on the MNIST test set, and agreement between implementations:
 ``benchmarks/attacks.json``.
 
-    python benchmarks/attacks.py ladder  --models DIR --names lenet5,cnn-small,lenet5-pgd [--n 500]
+    python benchmarks/attacks.py ladder  --models DIR --names lenet5,cnn-small,lenet5-pgd [--n 500] [--norm l2]
     python benchmarks/attacks.py robust  --models DIR --name lenet5-pgd [--n 100]
     python benchmarks/attacks.py agree   --models DIR --name lenet5 --eps 0.1 [--n 200]
 
@@ -101,7 +101,7 @@ def part_ladder(args) -> None:
     d = load_mnist("test")
     for name in args.names.split(","):
         m = load_model(Path(args.models) / f"{name}.pt")
-        plan = plan_attacks(m, "pgd", n=args.n)
+        plan = plan_attacks(m, "pgd", n=args.n, norm=args.norm)
         with Timer() as t:
             sec = evaluate_attacks(m, d.images, d.labels, plan)
         rec = {"attack": "pgd-40, 1 restart, step 2.5*eps/40 (ours)", "n": sec.n,
@@ -111,7 +111,7 @@ def part_ladder(args) -> None:
                      "seconds_per_eps": {f"{r.eps:g}": r.seconds for r in sec.records},
                      "eta_upper_bound_seconds": round(plan.eta_seconds or 0, 1),
                      "warnings": sec.warnings, **t.record()}
-        merge(f"ladder_n{args.n}", rec, name)
+        merge(f"ladder_n{args.n}" + ("" if args.norm == "linf" else f"_{args.norm}"), rec, name)
 
 
 def part_robust(args) -> None:
@@ -211,6 +211,7 @@ def main(argv=None) -> None:
     ap.add_argument("--name", default="lenet5-pgd")
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--eps", type=float, default=0.3)
+    ap.add_argument("--norm", default="linf", help="ladder: linf or l2")
     ap.add_argument("--only", default="", help="robust: comma list of pgd, aa-ref, aa-ours, aa-ta")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
