@@ -69,8 +69,9 @@ class Timer:
 def merge(key: str, value, sub: str | None = None) -> None:
     """Parts run as separate processes at the same time: read-modify-write under a lock."""
     import fcntl
+    import tempfile
 
-    with open(OUT.with_suffix(".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / "robustmnist-attacks-json.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         data = json.loads(OUT.read_text()) if OUT.is_file() else {"schema_version": 1}
         data["what"] = "robust accuracy (L-inf, 0-1 pixels) on a prefix of the MNIST test set; attack agreement"
