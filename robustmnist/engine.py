@@ -246,7 +246,8 @@ class _ModelRun:
             self.predictions[set_id(shift.name, severity) + ":labels"] = labels.astype(np.int8)
 
     def finish(self, name: str | None, suite: Suite | None, n_clean: int, seed: int, ood_records: list,
-               env: Environment | None = None, real_records: list | None = None) -> RunOutput:
+               env: Environment | None = None, real_records: list | None = None,
+               adversarial=None) -> RunOutput:
         result = Result(
             model=model_info(self.model, name),
             environment=env or environment(self.model.device),
@@ -256,7 +257,9 @@ class _ModelRun:
             shifts=self.records,
             ood=ood_records,
             real=real_records or [],
-            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or []),
+            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
+                              adversarial),
+            adversarial=adversarial,
             timings={k: round(v, 4) for k, v in self.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -277,6 +280,7 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    attacks=None,
     real: list[str] | None = None,
     real_sets: list | None = None,
     ray: str | None = None,
@@ -286,6 +290,7 @@ def evaluate_many(
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
     ``ray="auto"`` (or "local", "HOST:PORT") runs the same plan as tasks on a Ray cluster.
     """
     if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
@@ -293,7 +298,8 @@ def evaluate_many(
 
         return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
                                     batch_size=batch_size, use_cache=use_cache, names=names,
-                                    progress=progress, clean=clean, real=real, real_sets=real_sets)
+                                    progress=progress, clean=clean, real=real, real_sets=real_sets,
+                                    attacks=attacks)
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -354,9 +360,17 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
         outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
-                                  real_records=real_records[i]))
+                                  real_records=real_records[i], adversarial=adversarial))
     return outputs
 
 
@@ -378,7 +392,8 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=()) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
+              adversarial=None) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -400,4 +415,8 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, r
     if real_records:
         summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
                            for r in real_records}
+    if adversarial is not None and adversarial.records:
+        last = adversarial.records[-1]  # the largest radius: the threat model's headline number
+        summary["robust_accuracy"] = {"accuracy": last.robust_accuracy, "norm": adversarial.norm,
+                                      "eps": last.eps, "attacks": list(adversarial.attacks), "n": last.n}
     return summary

@@ -297,12 +297,14 @@ def evaluate_many(
     stats: Stats | None = None,
     real: list[str] | None = None,
     real_sets: list | None = None,
+    attacks=None,
 ) -> list[RunOutput]:
     """``engine.evaluate_many`` on a Ray cluster; same arguments plus the cluster's ``address``.
 
     ``data_root`` (when given) must exist on the workers: only OOD sets are read there. Real
-    digit sets (a few thousand images) are scored on the driver, after the grid, by the call
-    local bench makes. Pass a ``Stats`` to learn how the work split.
+    digit sets (a few thousand images) and adversarial attacks are run on the driver, after the
+    grid, by the calls local bench makes (not distributed yet). Pass a ``Stats`` to learn how
+    the work split.
     """
     t_start = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -314,14 +316,14 @@ def evaluate_many(
     session = connect(address)
     try:
         return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
-                    device, stats, t_start, real, real_sets)
+                    device, stats, t_start, real, real_sets, attacks)
     finally:
         if session.owned:
             ray.shutdown()
 
 
 def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
-         stats: Stats, t_start: float, real=None, real_sets=None) -> list[RunOutput]:
+         stats: Stats, t_start: float, real=None, real_sets=None, attacks=None) -> list[RunOutput]:
     from ray import exceptions as rex
 
     opts = _resources(device, stats)
@@ -428,14 +430,21 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
     env = dataclasses.replace(environment(torch.device("cpu")), device=stats.device,
                               device_name=f"Ray: {stats.nodes} node(s), {stats.cpus:g} CPUs, {stats.gpus:g} GPUs")
     outputs = []
-    wall = time.perf_counter() - t_start
     for i, run in enumerate(runs):
         records, ood_s = oods.get(i, ([], 0.0))
         if ood:
             run.timings["ood"] = ood_s
-        run.timings["total"] = wall
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from ..attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
+        run.timings["total"] = time.perf_counter() - t_start
         outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, records, env,
-                                  real_records=real_records[i]))
+                                  real_records=real_records[i], adversarial=adversarial))
     return outputs
 
 
