@@ -96,6 +96,10 @@ def _comparable(run) -> dict:
         d.pop(key)
     for rec in d["shifts"]:
         rec.pop("cached")  # whose cache had the set: the driver's or a worker's
+    for rec in (d.get("adversarial") or {}).get("records", []):  # attack timings
+        rec.pop("seconds")
+        for per in rec["per_attack"].values():
+            per.pop("seconds", None)
     return d
 
 
@@ -242,9 +246,13 @@ def test_ray_in_memory_models_and_worker_errors(local_ray):
         return [LoadedModel(build(a).eval(), Preprocess(layout=lay), a, "", "test")
                 for a, lay in (("lenet5", "1x28x28"), ("mlp-784-50x3-10", "784"))]
 
+    from robustmnist.attacks.evaluate import AttackPlan
+
+    plan = AttackPlan(("fgsm",), "linf", ((1, 0.1),), n=20, n_available=50)  # runs on the driver
     with deadline(120):
         ms = models()
-        _same(evaluate_many(ms, suite, clean=clean), evaluate_many(ms, suite, clean=clean, ray="auto"))
+        _same(evaluate_many(ms, suite, clean=clean, attacks=plan),
+              evaluate_many(ms, suite, clean=clean, attacks=plan, ray="auto"))
         broken = models()[1]
         with torch.no_grad():
             broken.module[-1].weight.fill_(float("nan"))
