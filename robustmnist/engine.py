@@ -7,8 +7,6 @@ scoring runs on any device.
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import platform
 import time
@@ -24,6 +22,8 @@ from .data import DigitSet, load_mnist
 from .errors import UserError
 from .metrics import classification_metrics, flip_rate
 from .models.load import LoadedModel
+from .ood import evaluate_ood
+from .report.images import png_b64
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
@@ -112,14 +112,6 @@ def score(
 
 
 # -- galleries: tiny PNGs inside results.json so the report never needs the set cache ----------
-
-def png_b64(img: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
 
 def sample_indices(labels: np.ndarray) -> list[int]:
     """The first digit of each class (0..9): the same columns in every gallery strip."""
@@ -278,8 +270,6 @@ def evaluate_many(
     for i, run in enumerate(runs):
         ood_records = []
         if ood:
-            from .ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
-
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
