@@ -25,7 +25,6 @@ from .models.load import LoadedModel
 from .ood import evaluate_ood
 from .report.images import png_b64
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
-from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
 
@@ -235,7 +234,7 @@ def evaluate_many(
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
-        shift = get_shift(shift_name)
+        shift = suite.shift(shift_name)
         params = suite.params(shift_name, sev)
         if progress:
             progress("set", 0, f"{shift_name} s{sev}")

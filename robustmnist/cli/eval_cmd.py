@@ -75,23 +75,9 @@ def run_eval(
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
     """Write results.json + predictions.npz (+ reports) for one model's run into ``out``."""
-    from ..fileio import atomic_save_npz, sha256_file
+    from ..outputs import save_run as write  # shared with the Python API's Result.save
 
-    out.mkdir(parents=True, exist_ok=True)
-    pred_path = out / "predictions.npz"
-    # npz keys must be plain names: "rotate@3" -> "rotate__at__3" (bench.load_predictions undoes it)
-    atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v
-                                  for k, v in run.predictions.items()})
-    run.result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
-                              "key_format": "<shift>__at__<severity>, clean, labels"}
-    run.result.save(out / "results.json")
-    written = {"json": out / "results.json"}
-    report_fmts = set(formats) - {"json"}
-    if report_fmts:
-        from ..report.render import render_reports
-
-        written.update(render_reports([run.result], out, formats=report_fmts))
-    return written
+    return write(run, out, formats)
 
 
 def _ood_image_count(names: list[str], n: int | None) -> int:
