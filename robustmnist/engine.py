@@ -110,6 +110,18 @@ def score(
     return out
 
 
+def score_set(model: LoadedModel, key: str, images: np.ndarray, batch_size: int = DEFAULT_BATCH,
+              progress: ProgressFn | None = None) -> np.ndarray:
+    """``score`` for the set named ``key``; scores computed elsewhere are looked up by that name."""
+    lookup = getattr(model.module, "scores_for", None)
+    if lookup is None:
+        return score(model, images, batch_size, progress)
+    out = lookup(key, len(images))  # eval --predictions (models/predictions.py)
+    if progress:
+        progress("score", len(images), "")
+    return out
+
+
 # -- galleries: tiny PNGs inside results.json so the report never needs the set cache ----------
 
 def sample_indices(labels: np.ndarray) -> list[int]:
@@ -223,7 +235,7 @@ def evaluate_many(
     for run in runs:
         run.timings["load_data"] = load_s
         t = time.perf_counter()
-        run.clean_logits = score(run.model, clean.images, batch_size, progress)
+        run.clean_logits = score_set(run.model, "clean", clean.images, batch_size, progress)
         run.timings["score"] += time.perf_counter() - t
         t = time.perf_counter()
         run.clean_m = classification_metrics(clean.labels, run.clean_logits)
@@ -247,7 +259,7 @@ def evaluate_many(
         for run in runs:
             run.timings["generate"] += gen_s / len(runs)
             t = time.perf_counter()
-            logits = score(run.model, sset.images, batch_size, progress)
+            logits = score_set(run.model, set_id(shift_name, sev), sset.images, batch_size, progress)
             run.timings["score"] += time.perf_counter() - t
             t = time.perf_counter()
             m = classification_metrics(sset.labels, logits)

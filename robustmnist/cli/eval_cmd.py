@@ -37,6 +37,7 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
+    model_code=None, model_kwargs=None, predictions=None,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
     from ..data import load_mnist
@@ -44,7 +45,13 @@ def run_eval(
     from ..models.load import load_model
 
     dev = resolve_device(device)
-    model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+    if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
+        from ..models.predictions import load_predictions
+
+        model, force = load_predictions(predictions, preprocess), True
+    else:
+        model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                           model_code=model_code, model_kwargs=model_kwargs)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
     if not force:
@@ -130,8 +137,9 @@ def print_summary(result, written: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        model: Path = typer.Argument(..., help="model file: TorchScript, robustmnist checkpoint, "
-                                     "state_dict (with --arch), ONNX, or pickle (--trust-pickle)"),
+        model: Path = typer.Argument(None, help="model file: TorchScript, robustmnist checkpoint, state_dict "
+                                     "(--arch or --model-code), safetensors, Keras .keras/.h5, ONNX, skops, "
+                                     "NumPy MLP .npz, or pickle (--trust-pickle); see README"),
         out: Path = typer.Option(Path("robustmnist-results"), "--out", "-o", help="output folder"),
         shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
@@ -147,6 +155,12 @@ def register(app: typer.Typer) -> None:
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
+        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
+                                       "of a state_dict (or the class of a pickled model)"),
+        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
+                                         "--model-code, e.g. '{\"hidden\": 128}'"),
+        predictions: Path = typer.Option(None, "--predictions", help="score PREDS.npz (one N×10 array per "
+                                         "set from 'shifts export', plus clean) instead of running a model"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
                                           "pickled model (runs code from the file!)"),
         fmt: str = typer.Option("json,html,md,csv", "--format", help="json,html,md,csv"),
@@ -162,6 +176,10 @@ def register(app: typer.Typer) -> None:
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         formats = parse_formats(fmt)
+        if (model is None) == (predictions is None):
+            raise UserError("give a MODEL file or --predictions PREDS.npz (one of the two)")
+        if predictions is not None and ood:
+            raise UserError("--ood needs a model to score the OOD sets; leave it out with --predictions")
         the_suite = None if no_shifts else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
@@ -172,7 +190,8 @@ def register(app: typer.Typer) -> None:
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet,
+            reference=reference, quiet=quiet, model_code=model_code, model_kwargs=model_kwargs,
+            predictions=predictions,
         )
         print_summary(result, written)
 

@@ -1,4 +1,4 @@
-"""``robustmnist shifts list|preview``: what the catalog holds and what it looks like."""
+"""``robustmnist shifts list|preview|export``: what the catalog holds, what it looks like, and the sets as files."""
 
 from __future__ import annotations
 
@@ -66,3 +66,30 @@ def register(app: typer.Typer) -> None:
         mnist = load_mnist("test", data_root)
         path = save_preview(picked, s, mnist.images, mnist.labels, out_path, n_cols=cols, seed=seed)
         console.print(f"wrote {path} ({len(picked)} shift(s))")
+
+    @shifts_app.command("export")
+    def export_cmd(
+        out_path: Path = typer.Option(..., "--out", "-o", help="new folder to write the sets into"),
+        suite: str = typer.Option("default", "--suite", help="suite name or path of a .toml spec"),
+        shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
+        severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
+        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
+        fmt: str = typer.Option("npz", "--format", help="npz, idx (MNIST's own format) or png"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Write every set (and clean) with a manifest, to score with any framework or language;
+        score them back in with robustmnist eval --predictions."""
+        from ..api import build_suite
+        from ..export import export_sets
+
+        s = build_suite(suite, shift, severity)
+        total = 1 + len(s.shift_names) * len(s.severities)
+        done = [0]
+
+        def on_set(name: str) -> None:
+            done[0] += 1
+            console.print(f"  [{done[0]}/{total}] {name}")
+
+        path = export_sets(s, out_path, fmt.strip().lower(), n=n, seed=seed, data_root=data_root, progress=on_set)
+        console.print(f"wrote {total} sets to {path} (manifest.json lists them)")
