@@ -62,7 +62,9 @@ def _looks_like_probs(fn: Any, spec: Preprocess) -> bool:
         out = (out[0] if isinstance(out, tuple | list) else out).detach().double()
     except Exception:  # noqa: BLE001 - validate() reports a model that cannot run
         return False
-    return bool(out.dim() == 2 and (out >= 0).all() and torch.allclose(out.sum(1), torch.ones(len(out)), atol=1e-4))
+    if out.dim() != 2 or not (out >= 0).all():
+        return False
+    return bool(torch.allclose(out.sum(1), torch.ones(len(out), dtype=out.dtype), atol=1e-4))
 
 
 def read_object(obj: Any, preprocess: Preprocess | None, output_given: bool) -> ReadModel:
