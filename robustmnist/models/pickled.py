@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import pickle
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -27,6 +26,12 @@ SAVE_SAFELY = ("or re-save it without pickled classes: torch.jit.script(model).s
                "or torch.save(model.state_dict(), 'model.pt') loaded with --model-code FILE.py:ClassName")
 
 
+class MissingClass(Exception):
+    def __init__(self, module: str, name: str):
+        super().__init__(f"no class {name} in module {module}")
+        self.module, self.name = module, name
+
+
 def _pickle_module(main: ModuleType | None) -> SimpleNamespace:
     """A pickle_module for torch.load whose Unpickler finds ``__main__.X`` in ``main``."""
 
@@ -34,7 +39,10 @@ def _pickle_module(main: ModuleType | None) -> SimpleNamespace:
         def find_class(self, module: str, name: str):
             if module == "__main__" and main is not None and hasattr(main, name):
                 return getattr(main, name)
-            return super().find_class(module, name)
+            try:
+                return super().find_class(module, name)
+            except AttributeError:  # the module imported, the class is not in it
+                raise MissingClass(module, name) from None
 
     return SimpleNamespace(__name__="pickle", Unpickler=Unpickler, load=pickle.load)
 
@@ -53,10 +61,9 @@ def _importable(directory: Path | None):
 
 def _unpickle_error(path: Path, exc: BaseException, code: ModelCode | None) -> UserError:
     text = first_line(exc)
-    missing_attr = re.search(r"Can't get attribute '([^']+)' on <module '([^']+)'", text)
     missing_mod = exc.name if isinstance(exc, ModuleNotFoundError) else None
-    if missing_attr:
-        cls, mod = missing_attr.groups()
+    if isinstance(exc, MissingClass):
+        cls, mod = exc.name, exc.module
         where = "the script that saved it" if mod == "__main__" else f"module '{mod}'"
         hint = (f"pass --model-code FILE.py:{cls} (the file that defines {cls}) with --trust-pickle"
                 if code is None else f"{code.path} does not define {cls}; point --model-code at the file that does")
