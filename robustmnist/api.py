@@ -129,11 +129,22 @@ def _as_list(value: str | int | Sequence | None) -> list | None:
 def build_suite(suite: Any = None, shift: str | Sequence[str] | None = None,
                 severity: int | Sequence[int] | str | None = None):
     """The suite to run, as the CLI builds it: ``suite`` (default 'default') narrowed by shift/severity."""
-    from .shifts.registry import resolve_names
+    from .shifts.registry import FAMILIES, resolve_names
     from .shifts.suite import Suite, load_suite
 
     the_suite = suite if isinstance(suite, Suite) else load_suite(str(suite) if suite else "default")
-    names = resolve_names(_as_list(shift)) if shift else None
+    names = None
+    if shift:
+        names = []
+        for item in _as_list(shift):  # suite-declared shifts are not in the registry
+            in_family = [n for n, sh in the_suite.custom.items() if sh.family == item]
+            if item in the_suite.custom:
+                picked = [item]
+            elif in_family and item not in FAMILIES:
+                picked = in_family
+            else:
+                picked = resolve_names([item]) + in_family
+            names += [n for n in picked if n not in names]
     levels = _as_list(severity)
     if levels is not None:
         try:

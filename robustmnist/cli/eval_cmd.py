@@ -23,14 +23,9 @@ def parse_formats(text: str) -> set[str]:
 
 def build_suite(suite_name: str | None, shift: str | None, severity: str | None):
     """The suite to run: --suite (default 'default'), narrowed by --shift and --severity."""
-    from ..shifts.registry import resolve_names
-    from ..shifts.suite import load_suite
+    from ..api import build_suite as build  # the Python API builds it the same way
 
-    if suite_name is None and shift is None:
-        suite_name = "default"
-    suite = load_suite(suite_name or "default")
-    names = resolve_names(shift) if shift else None
-    return suite.restrict(names, parse_int_list(severity, "--severity"))
+    return build(suite_name, shift, parse_int_list(severity, "--severity"))
 
 
 def run_eval(
