@@ -385,7 +385,9 @@ def family_curves(models: Sequence[Model], layout: Layout) -> list[Figure]:
         if len(models) == 1:
             m = models[0]
             series = [(s, [m.acc(s, sv) for sv in sevs]) for s in names]
-            uri = plots.family_curves(fam, sevs, series, [("clean", m.clean.accuracy)], low)
+            bands = [[(r.accuracy_ci or None) if (r := m.records.get((s, sv))) else None for sv in sevs]
+                     for s in names]  # 95% Wilson intervals
+            uri = plots.family_curves(fam, sevs, series, [("clean", m.clean.accuracy)], low, bands)
             alt = f"{fam}: accuracy by severity for " + ", ".join(names)
         else:
             series = [(m.name, [_mean([m.acc(s, sv) for s in names]) for sv in sevs])
