@@ -244,8 +244,9 @@ def diagnose(model: Any, *, preprocess: str | None = None, arch: str | None = No
     from .doctor import diagnose as run_doctor
     from .doctor import load_for_diagnosis
 
-    if isinstance(model, str | os.PathLike) and not (model_code or model_kwargs):
-        loaded, declared = load_for_diagnosis(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+    if isinstance(model, str | os.PathLike):
+        loaded, declared = load_for_diagnosis(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                                              model_code=model_code, model_kwargs=model_kwargs)
         return run_doctor(loaded, data_root=data_root, declared=declared)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs)
