@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 class ModelInfo:
     path: str
     sha256: str
-    format: str  # torchscript | checkpoint | state_dict | pickle | onnx
+    format: str  # torchscript | checkpoint | state_dict | pickle | onnx | safetensors | keras | skops |
+    #              npz-mlp | module | sklearn | callable | predictions (models/load.py)
     preprocess: str  # canonical spec string (see models/preprocess.py)
     preprocess_spec: dict = field(default_factory=dict)
     name: str = ""
