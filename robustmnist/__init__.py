@@ -11,6 +11,7 @@ not load torch)::
 """
 
 from importlib import import_module
+from importlib.util import find_spec
 
 __version__ = "0.1.0"
 
@@ -36,8 +37,8 @@ __all__ = ["__version__", *_API, *_SUBMODULES]
 def __getattr__(name: str):
     if name in _API:
         value = getattr(import_module(_API[name]), name)
-    elif name in _SUBMODULES:
-        value = import_module(f"{__name__}.{name}")
+    elif name in _SUBMODULES or (not name.startswith("_") and find_spec(f"{__name__}.{name}") is not None):
+        value = import_module(f"{__name__}.{name}")  # robustmnist.api, robustmnist.results, ...
     else:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     globals()[name] = value  # later lookups skip __getattr__

@@ -91,17 +91,19 @@ def _cli(*args, env):
 
 
 def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root, tmp_path):
+    import robustmnist
+    from robustmnist.export import export_sets
     from robustmnist.models.zoo import build
 
     env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root)}
     torch.manual_seed(0)
     net = build("mlp-784-50-50-10").eval()
-    ts = tmp_path / "net.ts"
-    torch.jit.script(net).save(str(ts))
-    for fmt in ("npz", "idx", "png"):
-        r = _cli("shifts", "export", "--suite", str(suite_file), "--shift", "rotate,albu_noise", "--n", "30",
-                 "--out", str(tmp_path / fmt), "--format", fmt, env=env)
-        assert r.returncode == 0, r.stderr
+    picked = robustmnist.api.build_suite(str(suite_file), "rotate,albu_noise")
+    r = _cli("shifts", "export", "--suite", str(suite_file), "--shift", "rotate,albu_noise", "--n", "30",
+             "--out", str(tmp_path / "npz"), "--format", "npz", env=env)
+    assert r.returncode == 0, r.stderr
+    for fmt in ("idx", "png"):
+        export_sets(picked, tmp_path / fmt, fmt, n=30, data_root=tiny_data_root)
     manifest = json.loads((tmp_path / "npz" / "manifest.json").read_text())
     names = [s["name"] for s in manifest["sets"]]
     assert names == ["clean", "rotate@1", "rotate@2", "albu_noise@1", "albu_noise@2"]
@@ -112,21 +114,25 @@ def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root
         z = np.load(tmp_path / "npz" / s["files"][0])
         idx = (tmp_path / "idx" / f"{s['files'][0][:-4]}-images-idx3-ubyte").read_bytes()
         assert np.array_equal(np.frombuffer(idx[16:], np.uint8).reshape(-1, 28, 28), z["images"])
+        png = tmp_path / "png" / s["files"][0][:-4] / f"00007_{int(z['labels'][7])}.png"
+        from PIL import Image
+
+        assert np.array_equal(np.asarray(Image.open(png)), z["images"][7])
         with torch.no_grad():
             preds[s["name"]] = net(torch.from_numpy(z["images"]).float().div(255)).softmax(1).numpy()
     np.savez(tmp_path / "preds.npz", **preds)
-    common = ["--suite", str(suite_file), "--shift", "rotate,albu_noise", "--n", "30", "--format", "json", "-q"]
-    r1 = _cli("eval", str(ts), "--out", str(tmp_path / "e1"), "--force", *common, env=env)
-    r2 = _cli("eval", "--predictions", str(tmp_path / "preds.npz"), "--out", str(tmp_path / "e2"), *common, env=env)
-    assert r1.returncode == 0 and r2.returncode == 0, r1.stderr + r2.stderr
-    a, b = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("e1", "e2"))
+    a = robustmnist.evaluate(net, suite=picked, n=30, data_root=tiny_data_root, device="cpu", force=True)
+    r2 = _cli("eval", "--predictions", str(tmp_path / "preds.npz"), "--out", str(tmp_path / "e2"), "--suite",
+              str(suite_file), "--shift", "rotate,albu_noise", "--n", "30", "--format", "json", "-q", env=env)
+    assert r2.returncode == 0, r2.stderr
+    b = json.loads((tmp_path / "e2" / "results.json").read_text())
     assert b["model"]["format"] == "predictions" and "output=probs" in b["model"]["preprocess"]
-    for x, y in zip([a["clean"], *a["shifts"]], [b["clean"], *b["shifts"]], strict=True):
-        assert x["confusion"] == y["confusion"] and abs(x["nll"] - y["nll"]) < 1e-4
-        assert x.get("sha256") == y.get("sha256")
-    assert [s["sha256"] for s in manifest["sets"][1:]] == [s["sha256"] for s in a["shifts"]]
-    r3 = _cli("shifts", "export", "--suite", str(suite_file), "--out", str(tmp_path / "npz"), env=env)
-    assert r3.returncode == 2 and "already exists" in r3.stderr
+    for x, y in zip([a.clean, *a.shifts], [b["clean"], *b["shifts"]], strict=True):
+        assert x.confusion == y["confusion"] and abs(x.nll - y["nll"]) < 1e-4
+        assert getattr(x, "sha256", None) == y.get("sha256")
+    assert [s["sha256"] for s in manifest["sets"][1:]] == [s.sha256 for s in a.shifts]
+    with pytest.raises(UserError, match="already exists"):
+        export_sets(picked, tmp_path / "npz", "npz", n=30, data_root=tiny_data_root)
     r4 = _cli("eval", "--predictions", str(tmp_path / "preds.npz"), "--suite", str(suite_file), "--n", "30",
               "--out", str(tmp_path / "e3"), env=env)
     assert r4.returncode == 2 and "no scores for set 'albu_flip@1'" in r4.stderr

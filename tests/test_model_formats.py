@@ -141,6 +141,16 @@ def test_cli_model_code_flags_and_one_line_warning(code_dir, tmp_path, tiny_data
     assert r.returncode == 0, r.stderr
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["model"]["format"] == "state_dict" and res["clean"]["n"] == 200
+    from robustmnist.models.zoo import build
+
+    torch.save(build("mlp-784-50-50-10"), tmp_path / "whole.pt")  # a pickle of torch's own classes
+    r = subprocess.run([sys.executable, "-m", "robustmnist", "eval", str(tmp_path / "whole.pt"), "--trust-pickle",
+                        "--clean-only", "--out", str(tmp_path / "p"), "--format", "json", "--force", "-q"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if "unpickling" in ln]
+    assert warned == [f"robustmnist: warning: unpickling {tmp_path / 'whole.pt'} because --trust-pickle was given"]
+    assert "warnings.warn" not in r.stderr and "UserWarning" not in r.stderr
 
 
 def test_safetensors_state_dict(code_dir, tmp_path, digits):
