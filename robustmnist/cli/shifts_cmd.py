@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
         for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
             t.add_column(col, overflow="fold")
-        for name, sh in all_shifts().items():
+        for name, sh in {**all_shifts(), **s.custom}.items():  # with the spec's own library shifts
             t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
         out.print(t)
 
@@ -52,15 +52,16 @@ def register(app: typer.Typer) -> None:
         from ..data import load_mnist
         from ..errors import UserError
         from ..shifts.preview import save_preview
-        from ..shifts.registry import resolve_names
         from ..shifts.suite import load_suite
 
         s = load_suite(suite)
         if all_:
             picked = s.shift_names
         elif names:
-            picked = resolve_names(names)
-            s = s.restrict(picked)
+            from ..api import build_suite  # knows the spec's own library shifts too
+
+            s = build_suite(s, names)
+            picked = s.shift_names
         else:
             raise UserError("name the shifts to preview (e.g. rotate,noise) or pass --all")
         mnist = load_mnist("test", data_root)
