@@ -172,7 +172,9 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
     N×28×28 (float 0-1; uint8 with ``preprocess="0-255"``) to N×10 scores. ``suite``, ``shift``,
     ``severity``, ``n``, ``ood``, ``preprocess`` and ``device`` mean what the CLI flags mean;
-    with none of suite/shift the default suite runs (``clean_only=True``: no shifts).
+    with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
+    ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
+    Unless ``force``, a clearly wrong input convention stops the run with the fix (as the CLI).
     """
     from .engine import evaluate as run_suite
     from .engine import resolve_device
