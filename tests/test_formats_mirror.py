@@ -64,8 +64,30 @@ def test_torch_paths_match_torchscript(mirror_lenet, mnist_test, tmp_path):
         "in-memory": robustmnist.load_model(net),
         "callable": robustmnist.load_model(lambda a: net(torch.from_numpy(a).unsqueeze(1)).detach().numpy()),
     }
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(net, (torch.zeros(2, 1, 28, 28),), str(onnx_path), dynamo=False, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "n"}, "y": {0: "n"}})
+    loaded["onnx"] = load_model(onnx_path)
     for what, m in loaded.items():
         assert np.array_equal(score(m, mnist_test.images).argmax(1), ref), what
+
+
+def test_exported_clean_set_scored_elsewhere_matches(mirror_lenet, mirror_root, mnist_test, tmp_path):
+    from robustmnist.engine import evaluate
+    from robustmnist.export import export_sets
+    from robustmnist.models.predictions import load_predictions
+
+    export_sets(None, tmp_path / "sets", "idx", data_root=mirror_root)  # clean only, MNIST's own format
+    raw = (tmp_path / "sets" / "clean-images-idx3-ubyte").read_bytes()
+    images = np.frombuffer(raw[16:], np.uint8).reshape(-1, 28, 28)
+    assert np.array_equal(images, mnist_test.images)
+    ts = tmp_path / "ref.ts"
+    torch.jit.script(load_model(mirror_lenet).module).save(str(ts))
+    ref = load_model(ts)
+    np.savez(tmp_path / "preds.npz", clean=score(ref, images))
+    a = evaluate(ref, None, data_root=mirror_root).result
+    b = evaluate(load_predictions(tmp_path / "preds.npz"), None, data_root=mirror_root).result
+    assert a.clean.confusion == b.clean.confusion and abs(a.clean.nll - b.clean.nll) < 1e-6
 
 
 def test_keras_models_match_keras_predict(mnist_test, mirror_root, tmp_path):
