@@ -171,7 +171,7 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
 
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
     N×28×28 (float 0-1; uint8 with ``preprocess="0-255"``) to N×10 scores. ``suite``, ``shift``,
-    ``severity``, ``n``, ``ood``, ``preprocess`` and ``device`` mean what the CLI flags mean;
+    ``severity``, ``n``, ``ood``, ``real``, ``preprocess`` and ``device`` mean what the CLI flags mean;
     with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
     ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
     Unless ``force``, a clearly wrong input convention stops the run with the fix (as the CLI).
@@ -179,7 +179,6 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     from .engine import evaluate as run_suite
     from .engine import resolve_device
 
-    _not_yet("real (real digit sets)", real)
     _not_yet("budget (time budgets)", budget)
     dev = resolve_device(device)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
@@ -190,6 +189,13 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
         from .ood import check_ood_names
 
         check_ood_names(ood_names)
+    real_names = _as_list(real)
+    real_sets = None
+    if real_names:  # read and framed up front, as the CLI does, so a missing set fails first
+        from .real import check_real_names, load_real
+
+        check_real_names(real_names)
+        real_sets = [load_real(name, data_root, n) for name in real_names]
     if not force:
         from .doctor import quick_check
 
@@ -197,7 +203,7 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
         if message:
             raise UserError(message + " (pass force=True to evaluate anyway)")
     run = run_suite(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name)
+                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=real_sets)
     if run.result.shifts:
         from .bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE, as the CLI does
 

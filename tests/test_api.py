@@ -133,6 +133,12 @@ def test_load_set_is_the_evaluated_set(tiny_root_module, suite_path):
     assert r.shifts[0].sha256 == set_sha256(x1, y1)
 
 
+def test_real_sets_through_the_api(net, tiny_root_module):
+    r = robustmnist.evaluate(net, clean_only=True, real="digits", n=80, device="cpu", data_root=tiny_root_module,
+                             force=True)
+    assert [x.name for x in r.real] == ["digits"] and r.real[0].n == 80
+
+
 def test_unbuilt_options_and_bad_models_are_one_clear_error(tiny_root_module):
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with pytest.raises(UserError, match="budget"):
