@@ -224,12 +224,17 @@ class LeaderRow:
     worst_accuracy: float
     ood_auroc: float | None
     sha256: str
+    mce_vs_first: float | None = None  # bench's extra column: against its first model, labelled so
 
 
-def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
+def leaderboard(results: list[Result], reference: Reference,
+                relative_to: Reference | None = None) -> list[LeaderRow]:
+    """Rows ranked by mean shifted accuracy; mCE against ``reference`` (the pinned lenet5 by
+    default everywhere) and, with ``relative_to``, a second mCE against another model."""
     rows = []
     for r in results:
         ce = corruption_errors(r, reference)
+        first = corruption_errors(r, relative_to)["mce"] if relative_to is not None else None
         s = r.summary
         w = s.get("worst_shift", {})
         rows.append(dict(
@@ -237,7 +242,7 @@ def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
             mean_shifted_accuracy=s.get("mean_shifted_accuracy", float("nan")),
             mce=ce["mce"], relative_mce=ce["relative_mce"],
             worst=f"{w.get('name', '-')} s{w.get('severity', '-')}", worst_accuracy=w.get("accuracy", float("nan")),
-            ood_auroc=s.get("ood_mean_auroc"), sha256=r.model.sha256,
+            ood_auroc=s.get("ood_mean_auroc"), sha256=r.model.sha256, mce_vs_first=first,
         ))
     rows.sort(key=lambda d: -d["mean_shifted_accuracy"])
     return [LeaderRow(rank=i + 1, **d) for i, d in enumerate(rows)]

@@ -283,7 +283,7 @@ def evaluate_many(
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
-                data_root=data_root, seed=seed, n=n,
+                data_root=data_root, seed=seed, n=n, output=run.model.preprocess.output,
             )
             run.timings["ood"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from .common import console, out, parse_name_list, progress
+from .common import check_counts, console, out, parse_name_list, progress, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -47,7 +47,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        models: list[Path] = typer.Argument(..., help="model files"),
+        models: list[str] = typer.Argument(..., help="model files; MODEL::SPEC sets one model's "
+                                           "convention, e.g. net.pt::range=norm"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -55,16 +56,21 @@ def register(app: typer.Typer) -> None:
         n: int = typer.Option(None, "--n"),
         ood: str = typer.Option(None, "--ood"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
-                                       "(default: the first model)"),
+                                       "(default: the pinned lenet5 reference, as in eval)"),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         arch: str = typer.Option(None, "--arch"),
+        preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
+                                       "every model (MODEL::SPEC overrides it for one)"),
+        force: bool = typer.Option(False, "--force", help="benchmark even when a model's input "
+                                   "convention looks wrong"),
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
+        check_counts(n, batch_size)
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
         from ..data import load_mnist
         from ..engine import evaluate_many, resolve_device
@@ -80,9 +86,16 @@ def register(app: typer.Typer) -> None:
 
             check_ood_names(ood_names)
         dev = resolve_device(device)
-        loaded = [load_model(m, arch=arch).to(dev) for m in models]
+        from ..convention import guard, record
+
+        specs = [_split_model_spec(m, preprocess) for m in models]
+        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec in specs]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
+        # Every model is checked before any is scored: a wrong convention is found in seconds,
+        # not after the whole grid. An explicit convention (--preprocess or ::SPEC) is the user's call.
+        checks = [None if spec else guard(m, data_root=data_root, force=force, warn=warn)
+                  for m, (_, spec) in zip(loaded, specs, strict=True)]
         n_img = min(n, len(clean.images)) if n else len(clean.images)
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
         with progress() as bar:
@@ -95,20 +108,28 @@ def register(app: typer.Typer) -> None:
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
                                  progress=on_progress, clean=clean)
-        ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
-        for name, run in zip(names, runs, strict=True):
+        # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
+        # gives an extra, separately labelled column.
+        ref = load_reference(reference)
+        first = reference_from_result(runs[0].result) if len(runs) > 1 else None
+        for name, run, check in zip(names, runs, checks, strict=True):
+            record(run.result, check)
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
-        rows = leaderboard([r.result for r in runs], ref)
+        rows = leaderboard([r.result for r in runs], ref, relative_to=first)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
+        if first is not None:
+            ref_info["first"] = {"name": names[0], "sha256": first.sha256}
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
-        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC"):
+        cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref.name})", "worst", "OOD AUROC"]
+        for col in cols + ([f"mCE vs {names[0]}"] if first else []):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
-                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}")
+                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
+                      *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
         out.print(t)
         for kind, p in paths.items():
             console.print(f"  {kind:5s} {p}")
@@ -135,6 +156,16 @@ def register(app: typer.Typer) -> None:
         failed = sum(not r.passed for r in rules)
         out.print(f"{len(rules) - failed} passed, {failed} failed")
         raise typer.Exit(1 if failed else 0)
+
+
+def _split_model_spec(arg: str, default: str | None) -> tuple[Path, str | None]:
+    """``net.pt::range=norm`` -> (net.pt, "range=norm"); without ``::`` the --preprocess value."""
+    path, sep, spec = arg.partition("::")
+    if sep and not spec.strip():
+        from ..errors import UserError
+
+        raise UserError(f"'{arg}': write MODEL::SPEC, e.g. {path}::range=norm")
+    return Path(path), (spec.strip() if sep else default) or None
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import console, parse_int_list, parse_name_list, progress
+from .common import check_counts, console, out, parse_int_list, parse_name_list, progress, warn
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -47,10 +47,9 @@ def run_eval(
     model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
-    if not force:
-        _precheck(model, data_root)
+    check = None if preprocess else _precheck(model, data_root, force=force, quiet=quiet)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
-    with progress(transient=quiet) as bar:
+    with progress(quiet=quiet) as bar:
         task = bar.add_task("scoring", total=None, status="")
 
         def on_progress(kind: str, k: int, status: str) -> None:
@@ -65,6 +64,9 @@ def run_eval(
                        batch_size=batch_size, use_cache=use_cache, name=name,
                        progress=on_progress, clean=clean)
     result = run.result
+    from ..convention import record
+
+    record(result, check)
     if result.shifts:
         from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
@@ -106,15 +108,12 @@ def _ood_image_count(names: list[str], n: int | None) -> int:
     return total
 
 
-def _precheck(model, data_root) -> None:
-    """Stop early when the declared input convention is clearly wrong (doctor's quick check)."""
-    try:
-        from ..doctor import quick_check
-    except ImportError:
-        return
-    message = quick_check(model, data_root=data_root)
-    if message:
-        raise UserError(message + " (use --force to evaluate anyway)")
+def _precheck(model, data_root, force: bool = False, quiet: bool = False):
+    """The convention guard: stop (UserError) when the declared convention is clearly wrong,
+    warn when it is doubtful; an explicit --preprocess skips it (the caller decides)."""
+    from ..convention import guard
+
+    return guard(model, data_root=data_root, force=force, warn=None if quiet else warn)
 
 
 def print_summary(result, written: dict) -> None:
@@ -136,7 +135,9 @@ def print_summary(result, written: dict) -> None:
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
-    console.print(t)
+    out.print(t)
+    for w in s.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
     for kind, path in written.items():
         console.print(f"  {kind:5s} {path}")
 
@@ -157,7 +158,7 @@ def register(app: typer.Typer) -> None:
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
@@ -172,9 +173,10 @@ def register(app: typer.Typer) -> None:
                                        "model for CE/mCE (default: the pinned lenet5 reference)"),
         force: bool = typer.Option(False, "--force", help="evaluate even when the input "
                                    "convention looks wrong"),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
+        check_counts(n, batch_size)
         formats = parse_formats(fmt)
         the_suite = None if no_shifts else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
@@ -188,5 +190,6 @@ def register(app: typer.Typer) -> None:
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
             reference=reference, quiet=quiet,
         )
-        print_summary(result, written)
+        if not quiet:
+            print_summary(result, written)
 

@@ -96,5 +96,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
 def _auroc_fpr(s: dict | None) -> str:
     if not s:
         return "—"
+    if s.get("available") is False:
+        return "not available"
     auroc, fpr = s.get("auroc"), s.get("fpr95")
     return f"{'—' if auroc is None else f'{auroc:.3f}'} / {view.pct(fpr)}"

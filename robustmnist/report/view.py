@@ -756,9 +756,11 @@ def ood_rows(models: Sequence[Model]) -> list[OODRow]:
                 [(k, v) for k, v in o.scores.items() if k not in SCORE_NAMES]
             for i, (k, v) in enumerate(scores):
                 auroc = v.get("auroc")
+                na = v.get("available") is False  # e.g. energy of a log-softmax model: see ood.py
                 rows.append(OODRow(
-                    m.name, o.name, o.description, o.n, SCORE_NAMES.get(k, k),
-                    _fmt3(auroc), pct(v.get("fpr95")), _fmt3(v.get("aupr_in")),
+                    m.name, o.name, o.description, o.n,
+                    SCORE_NAMES.get(k, k) + (f" ({v.get('reason', 'not available')})" if na else ""),
+                    "not available" if na else _fmt3(auroc), pct(v.get("fpr95")), _fmt3(v.get("aupr_in")),
                     _fmt3(v.get("aupr_out")), i == 0, len(scores), pct(o.mean_confidence),
                     pct(o.frac_confidence_over_0_9), pct(o.frac_confidence_over_0_99),
                     "" if auroc is None else "good" if auroc >= 0.95 else
