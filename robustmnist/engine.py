@@ -22,9 +22,10 @@ import torch
 from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
-from .metrics import classification_metrics, flip_rate
+from .metrics import classification_metrics, edited_digit_metrics, flip_rate
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .shifts.euro import EDITED_DIGITS
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
@@ -266,6 +267,8 @@ def evaluate_many(
                 **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
                 sha256=sset.sha256, params=params, cached=sset.cached,
                 flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
+                edited=edited_digit_metrics(sset.labels, preds, EDITED_DIGITS[shift_name])
+                if shift_name in EDITED_DIGITS else None,
             ))
             run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
             if not paired:
