@@ -302,15 +302,20 @@ def _clearly_better(a: ConventionScore, b: ConventionScore, remapped: bool = Fal
     return (wins - losses) ** 2 / (wins + losses) > 10.83
 
 
-def input_candidates(declared: Preprocess, layouts: list[str]) -> list[Preprocess]:
-    """Every input convention to try, the declared one first (output kind left as declared)."""
+def input_candidates(declared: Preprocess, layouts: list[str], ranges_only: bool = False) -> list[Preprocess]:
+    """Every input convention to try, the declared one first (output kind left as declared).
+
+    ``ranges_only`` keeps the declared polarity and transposition (the guard's quick grid for a
+    model that already works as declared: only its scale can still be off)."""
     found: dict[str, Preprocess] = {}
     base = replace(declared, output="logits")
     found[base.to_string()] = base
+    polarities = (declared.polarity,) if ranges_only else ("normal", "inverted")
+    transposes = (declared.transpose,) if ranges_only else (False, True)
     for layout in layouts:
         for rng in RANGE_CANDIDATES:
-            for polarity in ("normal", "inverted"):
-                for transpose in (False, True):
+            for polarity in polarities:
+                for transpose in transposes:
                     spec = replace(Preprocess(**rng), polarity=polarity, transpose=transpose, layout=layout)
                     found.setdefault(spec.to_string(), spec)
     return list(found.values())
@@ -374,7 +379,8 @@ class _Grid:
     notes: list[str]
 
 
-def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, labels: np.ndarray) -> _Grid:
+def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, labels: np.ndarray,
+                ranges_only: bool = False) -> _Grid:
     x01 = _as_unit(images)
     layouts, notes = _accepted_layouts(model, x01, declared)
     if not layouts:
@@ -382,7 +388,7 @@ def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, la
     raws: dict[str, np.ndarray] = {}
     scores: list[ConventionScore] = []
     declared_score = None
-    for spec in input_candidates(declared, layouts):
+    for spec in input_candidates(declared, layouts, ranges_only):
         try:
             raw = _raw_outputs(model, spec, x01)
         except _Refused as exc:
@@ -741,6 +747,7 @@ def diagnose(
     declared_source: str = "declared",
     sample: tuple[np.ndarray, np.ndarray] | None = None,
     check_dead_units: bool = True,
+    ranges_only: bool = False,
 ) -> Diagnosis:
     """Score every convention on the fixed sample and explain what is wrong (if anything).
 
@@ -752,7 +759,7 @@ def diagnose(
     declared = declared or model.preprocess
     images, labels = sample if sample is not None else load_sample(data_root)
     labels = np.asarray(labels, dtype=np.int64)
-    grid = _score_grid(model, declared, images, labels)
+    grid = _score_grid(model, declared, images, labels, ranges_only)
     n = len(labels)
     notes = list(grid.notes)
     kind = detect_output_kind(list(grid.raws.values()))
