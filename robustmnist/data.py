@@ -108,9 +108,11 @@ def load_torchvision(dataset: str, split: str = "test", root: str | os.PathLike 
     if not r.exists() and (root or os.environ.get("ROBUSTMNIST_DATA")):
         # A named folder that is not there is a typo far more often than a wish to download
         # into a new folder: say so and create nothing (the default cache root still downloads).
+        folder = _TV_NAMES[dataset]
         raise UserError(f"data root {r} does not exist; point --data-root or ROBUSTMNIST_DATA at "
-                        "the folder holding MNIST/raw/... (see the README, 'Offline use and the data "
-                        "root'), or create the folder first to download MNIST into it")
+                        f"the folder holding {folder}/raw/{_RAW_FILES['test'][0]} and the other "
+                        "raw files (see the README, 'Offline use and the data root'), or create "
+                        f"the folder first to download {folder} into it")
     ds = _torchvision_dataset(dataset, r, train=(split == "train"))
     images = ds.data.numpy().astype(np.uint8, copy=False)
     labels = ds.targets.numpy().astype(np.int64, copy=False)

@@ -131,7 +131,7 @@ def print_summary(result, written: dict) -> None:
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
-        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", "")
+        t.add_row(f"mCE (vs {s.get('reference', {}).get('name', 'reference')})", f"{s['mce']:.1%}", "")
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")

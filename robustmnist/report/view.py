@@ -284,7 +284,8 @@ def compare_rows(models: Sequence[Model], layout: Layout) -> list[CompareRow]:
             Cell(mean_card.value, strong=len(models) > 1 and mean_card.value == max(means)),
             Cell(f"{worst.value} · {worst.detail.replace(' at severity ', ' s')}"
                  if worst else "—"),
-            Cell(cards["mCE"].value if "mCE" in cards else "—"),
+            Cell(f"{cards['mCE'].value} vs {(_s.get('reference') or {}).get('name', 'the reference')}"
+                 if "mCE" in cards else "—"),  # a ratio means nothing without its reference
             Cell(cards["OOD mean AUROC"].value),
         ]))
     return rows
