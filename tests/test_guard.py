@@ -298,11 +298,15 @@ def test_gate_example_passes_the_pinned_reference_and_every_rule_can_fail():
     # reads the set's accuracy; after it, the same rules must pass on the edited digits.
     rules = check(ref, policy)
     assert rules and all(r.passed for r in rules), [r for r in rules if not r.passed]
-    # Every rule can fail: a model that gets every set, and every edited digit, wrong fails each.
-    broken = replace(ref, clean=replace(ref.clean, accuracy=0.1), shifts=[
+    # Every rule can fail: one model bad on clean digits, one good on clean but bad on every
+    # shifted set and every edited digit; each rule fails for one of them.
+    bad_clean = replace(ref, clean=replace(ref.clean, accuracy=0.1))
+    bad_shifted = replace(ref, shifts=[
         replace(r, accuracy=0.05, edited={**r.edited, "accuracy": 0.0} if r.edited else None)
         for r in ref.shifts])
-    assert not any(r.passed for r in check(broken, policy))
+    verdicts = [r.passed and s.passed for r, s in zip(check(bad_clean, policy), check(bad_shifted, policy),
+                                                        strict=True)]
+    assert verdicts and not any(verdicts)
 
 
 @pytest.mark.mirror
