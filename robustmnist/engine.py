@@ -212,6 +212,7 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    attacks=None,
     real: list[str] | None = None,
     real_sets: list | None = None,
 ) -> list[RunOutput]:
@@ -220,6 +221,7 @@ def evaluate_many(
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -304,6 +306,14 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n, output=run.model.preprocess.output,
             )
             run.timings["ood"] = time.perf_counter() - t
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
         result = Result(
             model=model_info(run.model, names[i] if names else None),
@@ -314,7 +324,9 @@ def evaluate_many(
             shifts=run.records,
             ood=ood_records,
             real=real_records[i],
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records[i]),
+            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records[i],
+                              adversarial),
+            adversarial=adversarial,
             timings={k: round(v, 4) for k, v in run.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -341,7 +353,8 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=()) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
+              adversarial=None) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -363,4 +376,8 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, r
     if real_records:
         summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
                            for r in real_records}
+    if adversarial is not None and adversarial.records:
+        last = adversarial.records[-1]  # the largest radius: the threat model's headline number
+        summary["robust_accuracy"] = {"accuracy": last.robust_accuracy, "norm": adversarial.norm,
+                                      "eps": last.eps, "attacks": list(adversarial.attacks), "n": last.n}
     return summary

@@ -91,14 +91,17 @@ def real_correlation_md(real_corr: list[dict]) -> list[str]:
 def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict] | None = None) -> str:
     first = _first(reference)
     ref = reference["name"].replace("|", "\\|")
+    robust = next((r.robust_label for r in rows if r.robust_label), "")
     extra = f" mCE vs {first.replace('|', chr(92) + '|')} |" if first else ""
-    lines = [f"| # | model | clean | mean shifted | mCE (vs {ref}) | rel. mCE | worst shift | OOD AUROC |{extra}",
-             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if first else "")]
+    lines = [f"| # | model | clean | mean shifted | mCE (vs {ref}) | rel. mCE | worst shift | OOD AUROC |"
+             + (f" robust ({robust}) |" if robust else "") + extra,
+             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "") + ("---:|" if first else "")]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
-                     f"{_num(r.ood_auroc)} |" + (f" {_pct(r.mce_vs_first)} |" if first else ""))
+                     f"{_num(r.ood_auroc)} |" + (f" {_pct(r.robust_accuracy)} |" if robust else "")
+                     + (f" {_pct(r.mce_vs_first)} |" if first else ""))
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition"
                  + (f"; the last column relative to the first model, {first}." if first else "."))
