@@ -22,9 +22,10 @@ import torch
 from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
-from .metrics import classification_metrics, flip_rate
+from .metrics import classification_metrics, edited_digit_metrics, flip_rate
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .shifts.euro import EDITED_DIGITS
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
@@ -240,6 +241,8 @@ class _ModelRun:
             **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
             sha256=sha256, params=params, cached=cached,
             flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
+            edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])
+            if shift.name in EDITED_DIGITS else None,
         ))
         self.predictions[set_id(shift.name, severity)] = unit.preds
         if not paired:
@@ -357,7 +360,7 @@ def evaluate_many(
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
-                data_root=data_root, seed=seed, n=n,
+                data_root=data_root, seed=seed, n=n, output=run.model.preprocess.output,
             )
             run.timings["ood"] = time.perf_counter() - t
         adversarial = None
