@@ -3,10 +3,20 @@
 ``plan_augmentation`` resolves shift and family names into the shifts that can be used (with the
 per-severity parameters of a suite); ``Augmenter`` replaces part of each training batch with
 shifted digits, all draws from one generator derived from the training seed.
+
+Train/test separation, so that evaluating an augmented model still measures robustness:
+
+- Every draw comes from seeds derived from "robustmnist-train-*" names, never from the
+  "robustmnist-set" seeds of evaluation sets, so no training batch replays an evaluation image.
+- Generative shifts that take a ``split`` (the fonts) render only their *training* faces
+  (``split="train"``); the evaluation sets use the disjoint evaluation faces.
+- The checkpoint records the shifts and their families (``training.augment``), and ``eval``
+  marks those families "seen in training" and leaves them out of the headline numbers.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +43,21 @@ class AugmentPlan:
     @property
     def names(self) -> list[str]:
         return [s.name for s, _ in self.transforms + self.generative]
+
+    @property
+    def families(self) -> list[str]:
+        out: list[str] = []
+        for s, _ in self.transforms + self.generative:
+            if s.family not in out:
+                out.append(s.family)
+        return out
+
+
+def training_params(shift: Shift, params: dict[str, Any]) -> dict[str, Any]:
+    """A level's parameters as augmentation uses them: the training split where one exists."""
+    if "split" in inspect.signature(shift.fn).parameters:
+        return {**params, "split": "train"}
+    return params
 
 
 def _load_params_suite(suite_name: str) -> tuple[dict[str, list[dict]], str, list[str]]:
@@ -72,7 +97,7 @@ def _probe_shift(shift: Shift, levels: list[dict[str, Any]]) -> str | None:
     try:
         for params in levels:
             if shift.kind == "generative":
-                out, _ = shift.generate(2, g, **params)
+                out, _ = shift.generate(2, g, **training_params(shift, params))
             else:
                 out = shift.apply(x.clone(), g, y=y, **params)
             if out.shape[1:] != (1, 28, 28):
@@ -140,7 +165,7 @@ class Augmenter:
             for sev, params in enumerate(levels, start=1):
                 g = torch.Generator().manual_seed(
                     derive_seed("robustmnist-train-pool", shift.name, shift.version, sev, seed))
-                x, y = shift.generate(pool_per_level, g, **params)
+                x, y = shift.generate(pool_per_level, g, **training_params(shift, params))
                 self.pools[(shift.name, sev)] = (x.float(), y.long())
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,6 +25,8 @@ from .errors import UserError
 from .metrics import classification_metrics, flip_rate
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .seen import SeenInTraining
+from .seen import resolve as seen_in_training
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
@@ -211,11 +213,14 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
+    shift/family names for every model) are marked ``seen`` and left out of the headline.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -229,6 +234,7 @@ def evaluate_many(
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
     runs = [_ModelRun(m) for m in models]
+    seen = [seen_in_training(m.metadata, trained_on) for m in models]  # fails before any work
     for run in runs:
         run.timings["load_data"] = load_s
         t = time.perf_counter()
@@ -253,7 +259,7 @@ def evaluate_many(
         gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
         idx = indices if paired else sample_indices(sset.labels)
-        for run in runs:
+        for k, run in enumerate(runs):
             run.timings["generate"] += gen_s / len(runs)
             t = time.perf_counter()
             logits = score(run.model, sset.images, batch_size, progress)
@@ -266,6 +272,7 @@ def evaluate_many(
                 **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
                 sha256=sset.sha256, params=params, cached=sset.cached,
                 flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
+                seen=seen[k].covers(shift.family),
             ))
             run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
             if not paired:
@@ -295,7 +302,7 @@ def evaluate_many(
             seed=seed,
             shifts=run.records,
             ood=ood_records,
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
+            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, seen[i]),
             timings={k: round(v, 4) for k, v in run.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -322,21 +329,34 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list,
+              seen: SeenInTraining | None = None) -> dict:
+    """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
+    seen_records = [r for r in records if r.seen]
+    if seen or seen_records:
+        summary["seen_in_training"] = {
+            **(seen or SeenInTraining()).to_dict(),
+            "n_sets": len(seen_records),
+            "mean_accuracy": float(np.mean([r.accuracy for r in seen_records]))
+            if seen_records else None,
+        }
+    all_records, records = records, [r for r in records if not r.seen]
+    if all_records:
+        fam: dict[str, list[float]] = {}
+        for r in all_records:  # a breakdown, so seen families too (marked in seen_in_training)
+            fam.setdefault(r.family, []).append(r.accuracy)
+        summary["per_family"] = {k: float(np.mean(v)) for k, v in fam.items()}
     if records:
         accs = [r.accuracy for r in records]
         worst = min(records, key=lambda r: r.accuracy)
-        fam: dict[str, list[float]] = {}
         sev: dict[int, list[float]] = {}
         for r in records:
-            fam.setdefault(r.family, []).append(r.accuracy)
             sev.setdefault(r.severity, []).append(r.accuracy)
         summary.update(
             mean_shifted_accuracy=float(np.mean(accs)),
             mean_error=float(1 - np.mean(accs)),
             worst_shift={"name": worst.name, "severity": worst.severity, "accuracy": worst.accuracy},
-            per_family={k: float(np.mean(v)) for k, v in fam.items()},
             per_severity={str(k): float(np.mean(v)) for k, v in sorted(sev.items())},
         )
     if ood_records:

@@ -70,6 +70,7 @@ class ShiftRecord(SetMetrics):
     params: dict = field(default_factory=dict)
     flip_rate: float | None = None  # None for generated sets (no clean twin)
     cached: bool = False
+    seen: bool = False  # its family was seen in training: left out of the headline numbers
 
 
 @dataclass

@@ -418,9 +418,11 @@ def train(
         "test_loss": test_loss if math.isfinite(test_loss) else None,
         "diverged": diverged,
         "warnings": list(guards.messages),
+        # eval reads "families" to mark these shifts seen in training (robustmnist/seen.py).
         "augment": None if plan is None else {
-            "suite": plan.suite, "shifts": plan.names, "skipped": list(plan.skipped),
-            "notes": list(plan.notes)},
+            "suite": plan.suite, "shifts": plan.names, "families": plan.families,
+            "skipped": list(plan.skipped), "notes": list(plan.notes),
+            "font_split": "train"},
         "train_seconds": round(wall, 3),
         "train_cpu_seconds": round(cpu, 3),
         "samples_per_second": round(len(history) * len(x_train) / wall, 1) if wall > 0 else None,

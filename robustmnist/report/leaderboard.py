@@ -25,15 +25,16 @@ th{background:#f5f7fa}tr:first-child td{font-weight:600}.note{color:#52606d;font
 </style></head><body>
 <h1>robustmnist leaderboard</h1>
 <p class="note">Suite <b>{{ suite }}</b>, {{ n }} images per set, seed {{ seed }}. Ranked by mean accuracy
-over all shifted sets. mCE and relative mCE as ImageNet-C defines them, relative to
+over the shifted sets of families that no model here saw in training (all sets when none did).
+mCE and relative mCE as ImageNet-C defines them, relative to
 <b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…); lower is better, 100% = as the reference.</p>
 <div class="wrap"><table>
 <tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th><th>mCE</th>
-<th>rel. mCE</th><th>worst shift</th><th>worst acc.</th><th>OOD AUROC</th></tr>
+<th>rel. mCE</th><th>worst shift</th><th>worst acc.</th><th>OOD AUROC</th><th>seen in training</th></tr>
 {% for r in rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.name }}</td><td>{{ pct(r.clean_accuracy) }}</td>
 <td>{{ pct(r.clean_ci[0]) }}–{{ pct(r.clean_ci[1]) }}</td><td>{{ pct(r.mean_shifted_accuracy) }}</td>
 <td>{{ pct(r.mce) }}</td><td>{{ pct(r.relative_mce) }}</td><td class="l">{{ r.worst }}</td>
-<td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td></tr>
+<td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td><td class="l">{{ r.seen or "—" }}</td></tr>
 {% endfor %}</table></div>
 </body></html>
 """
@@ -54,13 +55,13 @@ def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, refer
 
 
 def leaderboard_md(rows: list[LeaderRow], reference: dict) -> str:
-    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |",
-             "|---|---|---:|---:|---:|---:|---|---:|"]
+    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC | seen in training |",
+             "|---|---|---:|---:|---:|---:|---|---:|---|"]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
-                     f"{_num(r.ood_auroc)} |")
+                     f"{_num(r.ood_auroc)} | {r.seen.replace('|', '') or '—'} |")
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition.")
     return "\n".join(lines) + "\n"
@@ -70,10 +71,11 @@ def leaderboard_csv(rows: list[LeaderRow]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
     w.writerow(["rank", "model", "clean_accuracy", "clean_ci_low", "clean_ci_high", "mean_shifted_accuracy",
-                "mce", "relative_mce", "worst_shift", "worst_accuracy", "ood_mean_auroc", "sha256"])
+                "mce", "relative_mce", "worst_shift", "worst_accuracy", "ood_mean_auroc", "sha256",
+                "seen_in_training"])
     for r in rows:
         w.writerow([r.rank, r.name, r.clean_accuracy, r.clean_ci[0], r.clean_ci[1], r.mean_shifted_accuracy,
-                    r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256])
+                    r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256, r.seen])
     return buf.getvalue()
 
 
