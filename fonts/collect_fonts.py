@@ -185,7 +185,7 @@ RFN = re.compile(r"with\s+(the\s+)?Reserved\s+Font\s+Names?|Reserved\s+Font\s+Na
                  re.IGNORECASE)
 SKIP_FILE = re.compile(r"(Outline|Inline|Shadow|Hairline|Variable|VF\b|\[|Symbol|Initials|"
                        r"Smallcaps|SmallCaps|Caps|Display-?Ornaments|Mono-?Outline|TamilI|Weather|"
-                       r"LinBiolinum_K|FerriteCoreDX)",
+                       r"LinBiolinum_K|FerriteCoreDX|7SEGG)",
                        re.IGNORECASE)
 STYLE_ORDER = ("regular", "bold", "italic", "bolditalic", "light", "black", "medium",
                "semibold", "thin", "other")

@@ -494,7 +494,6 @@ def _register_category(name: str, category: str, description: str) -> None:
 _register_category("fonts", "all", "printed digits from the pinned fonts, framed as MNIST")
 _register_category("fonts_sans", "sans", "printed digits, sans-serif faces")
 _register_category("fonts_serif", "serif", "printed digits, serif faces")
-_register_category("fonts_slab", "slab", "printed digits, slab-serif faces")
 _register_category("fonts_mono", "mono", "printed digits, monospace (typewriter/code) faces")
 _register_category("fonts_ocr", "ocr", "printed digits, OCR and signage faces (OCR-A/B, DIN, "
                    "road signs, cockpit, CAD)")

@@ -96,7 +96,7 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
     # every draw up front, in a fixed order: the output does not depend on CHUNK
     nb_digit = torch.randint(10, (n, 2), generator=g)
     nb_on = u(2) < neighbours
-    gap = GLYPH_BOX * (0.08 + 0.12 * u(2))
+    gap = GLYPH_BOX * (0.15 + 0.15 * u(2))
     ul_on, ul_gap = u() < underline, GLYPH_BOX * (0.06 + 0.1 * u())
     box_on, box_jit = u(4) < box, (u(4) - 0.5) * GLYPH_BOX * 0.1
     radius = spread * HIRES_PER_PX / 2 * u()
