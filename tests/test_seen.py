@@ -127,3 +127,40 @@ def test_augmentation_draws_training_faces_only():
     xe, _ = fonts.generate(50, g1, faces="regular")
     xt, _ = fonts.generate(50, g2, faces="regular", split="train")
     assert not torch.equal(xe, xt)
+
+
+def test_evaluate_marks_the_checkpoints_augmentation_seen_end_to_end():
+    # A model whose checkpoint says it was trained with --augment fonts: eval marks fonts seen
+    # and keeps it out of the headline; --trained-on adds a family for any model.
+    from robustmnist.data import DigitSet
+    from robustmnist.engine import evaluate
+    from robustmnist.models.load import LoadedModel
+    from robustmnist.models.preprocess import Preprocess
+    from robustmnist.models.zoo import build
+    from robustmnist.shifts.suite import load_suite
+
+    from .conftest import synthetic_digits
+
+    images, labels = synthetic_digits(60)
+    torch.manual_seed(0)
+    meta = {"training": {"augment": {"shifts": ["fonts"], "families": ["fonts"]}}}
+    model = LoadedModel(build("lenet5").eval(), Preprocess(), "aug.pt", "0" * 64, "checkpoint",
+                        metadata=meta)
+    suite = load_suite("default").restrict(["fonts", "gaussian_noise", "rotate"], [1])
+    clean = DigitSet(images, labels, "tiny")
+    r = evaluate(model, suite, n=60, clean=clean, use_cache=False).result
+    seen = {x.name: x.seen for x in r.shifts}
+    assert seen == {"fonts": True, "gaussian_noise": False, "rotate": False}
+    unseen = [x.accuracy for x in r.shifts if not x.seen]
+    assert r.summary["mean_shifted_accuracy"] == pytest.approx(sum(unseen) / 2)
+    assert r.summary["seen_in_training"]["source"] == "checkpoint"
+    assert r.summary["worst_shift"]["name"] != "fonts"
+    again = evaluate(model, suite, n=60, clean=clean, use_cache=False, trained_on="noise").result
+    assert {x.name for x in again.shifts if x.seen} == {"fonts", "gaussian_noise"}
+    assert again.summary["seen_in_training"]["source"] == "checkpoint + --trained-on"
+    assert again.summary["mean_shifted_accuracy"] == pytest.approx(
+        next(x.accuracy for x in again.shifts if x.name == "rotate"))
+    # results.json keeps the marks
+    from robustmnist.results import Result as R
+
+    assert [x.seen for x in R.from_dict(again.to_dict()).shifts] == [x.seen for x in again.shifts]
