@@ -164,3 +164,17 @@ def test_evaluate_marks_the_checkpoints_augmentation_seen_end_to_end():
     from robustmnist.results import Result as R
 
     assert [x.seen for x in R.from_dict(again.to_dict()).shifts] == [x.seen for x in again.shifts]
+
+
+def test_report_cards_show_seen_families_apart():
+    from robustmnist.report.view import compare_rows, make_layout, make_models, summary_cards
+
+    aug, plain = _result("aug", RECS, seen=("fonts",)), _result("plain", RECS)
+    models = make_models([aug, plain])
+    layout = make_layout(models)
+    cards = {c.label: c for c in summary_cards(models[0], layout)}
+    assert cards["Mean shifted accuracy"].value == "75.0%"
+    assert "unseen shifts" in cards["Mean shifted accuracy"].detail
+    assert cards["Seen in training"].value == "fonts"
+    assert "Seen in training" not in {c.label for c in summary_cards(models[1], layout)}
+    assert len(compare_rows(models, layout)) == 2

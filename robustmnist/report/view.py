@@ -223,8 +223,8 @@ def summary_cards(m: Model, layout: Layout) -> list[Card]:
         mean_shift = float(np.mean([x.accuracy for x in unseen]))
     if mean_shift is not None:
         drop = mean_shift - r.clean.accuracy
-        cards.append(Card("Mean shifted accuracy" + (" (unseen)" if seen else ""), pct(mean_shift),
-                          f"{pp(drop)} pp vs clean · {n_unseen} shifts × "
+        cards.append(Card("Mean shifted accuracy", pct(mean_shift),
+                          f"{pp(drop)} pp vs clean · {n_unseen} {'unseen ' if seen else ''}shifts × "
                           f"{len(layout.severities)} severities", _tone(drop)))
     else:
         cards.append(Card("Mean shifted accuracy", "—", "this run has no shifts"))
