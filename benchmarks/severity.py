@@ -23,7 +23,8 @@ EXPLAINED = {
     "invert": "a step, not a slope: a white-on-black model fails on any dark-on-light page, so the "
               "levels grade paper brightness and accuracy stays near its floor at every level",
     **{name: PRINT_LADDER for name in ("fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr",
-                                        "fonts_handwriting", "euro_fonts")},
+                                        "fonts_display", "fonts_segment", "fonts_handwriting",
+                                        "euro_fonts")},
 }
 
 
