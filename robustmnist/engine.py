@@ -213,9 +213,12 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    real: list[str] | None = None,
+    real_sets: list | None = None,
     trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
-    """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
+    """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
+    set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
@@ -281,6 +284,18 @@ def evaluate_many(
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
 
+    real_records: list[list] = [[] for _ in runs]
+    if real or real_sets:
+        from .real_metrics import evaluate_real  # real sets and their records live there
+
+        t = time.perf_counter()
+        real_records = evaluate_real(
+            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
+            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
+            sets=real_sets)
+        for run in runs:
+            run.timings["real"] = (time.perf_counter() - t) / len(runs)
+
     outputs = []
     for i, run in enumerate(runs):
         ood_records = []
@@ -302,7 +317,9 @@ def evaluate_many(
             seed=seed,
             shifts=run.records,
             ood=ood_records,
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, seen[i]),
+            real=real_records[i],
+            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records[i],
+                              seen[i]),
             timings={k: round(v, 4) for k, v in run.timings.items()},
             conventions=CONVENTIONS,
             created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -329,7 +346,7 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list,
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
               seen: SeenInTraining | None = None) -> dict:
     """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
@@ -361,4 +378,7 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list,
         )
     if ood_records:
         summary["ood_mean_auroc"] = float(np.mean([o.scores["msp"]["auroc"] for o in ood_records]))
+    if real_records:
+        summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
+                           for r in real_records}
     return summary

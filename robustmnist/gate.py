@@ -13,6 +13,12 @@
     # max_ece = 0.2                # optional, same aggregation
     # include_seen = true          # also gate on shifts the model saw in training
 
+    [[real]]                       # real digit sets (eval --real); any number of these
+    name = "digits"                # a real set as named in the results; omit for every one
+    min_accuracy = 0.85
+    max_accuracy_drop = 0.10       # clean − real accuracy
+    # max_ece = 0.1
+
 Shifts the model saw in training (records marked ``seen``, see robustmnist/seen.py) are left
 out of ``max_accuracy_drop`` and of every [[shift]] rule unless it says ``include_seen = true``
 (top-level ``include_seen`` does the same for max_accuracy_drop): passing a bar on what the model
@@ -30,9 +36,10 @@ import numpy as np
 from .errors import UserError
 from .results import Result
 
-TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift",
+TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real",
             "include_seen"}
 SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate", "include_seen"}
+REAL_KEYS = {"name", "min_accuracy", "max_accuracy_drop", "max_ece"}
 FLAG_KEYS = {"include_seen"}
 
 
@@ -60,7 +67,7 @@ def load_policy(path: str | Path) -> dict:
     for key in FLAG_KEYS:
         if key in policy and not isinstance(policy[key], bool):
             raise UserError(f"policy {p}: {key} must be true or false, got {policy[key]!r}")
-    for key in TOP_KEYS - {"shift"} - FLAG_KEYS:
+    for key in TOP_KEYS - {"shift", "real"} - FLAG_KEYS:
         if key in policy and not isinstance(policy[key], int | float):
             raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
     rules = policy.get("shift", [])
@@ -77,6 +84,7 @@ def load_policy(path: str | Path) -> dict:
             raise UserError(f"policy {p}: [[shift]] #{i} include_seen must be true or false")
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
+    _check_real_rules(p, policy.get("real", []))
     if not (set(policy) & (TOP_KEYS - FLAG_KEYS)):
         raise UserError(f"policy {p} sets no thresholds")
     return policy
@@ -112,6 +120,45 @@ def check(result: Result, policy: dict) -> list[RuleResult]:
             out.append(RuleResult(f"OOD {o.name} AUROC (msp) ≥", a, t, a >= t))
     for rule in policy.get("shift", []):
         out.extend(_shift_rule(result, rule))
+    for rule in policy.get("real", []):
+        out.extend(_real_rule(result, rule))
+    return out
+
+
+def _check_real_rules(p: Path, rules) -> None:
+    if not isinstance(rules, list):
+        raise UserError(f"policy {p}: write real-set rules as [[real]] tables")
+    for i, rule in enumerate(rules, 1):
+        bad = set(rule) - REAL_KEYS
+        if bad:
+            raise UserError(f"policy {p}: [[real]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(REAL_KEYS))}")
+        if not (REAL_KEYS - {"name"}) & set(rule):
+            raise UserError(f"policy {p}: [[real]] #{i} needs min_accuracy, max_accuracy_drop or max_ece")
+        for key in REAL_KEYS - {"name"}:
+            if key in rule and not isinstance(rule[key], int | float):
+                raise UserError(f"policy {p}: [[real]] #{i} {key} must be a number, got {rule[key]!r}")
+
+
+def _real_rule(result: Result, rule: dict) -> list[RuleResult]:
+    name = rule.get("name")
+    recs = [r for r in result.real if name is None or r.name == name]
+    if not recs:
+        have = ", ".join(r.name for r in result.real) or "no real sets (eval --real digits,...)"
+        raise UserError(f"policy [[real]] rule for '{name or 'every set'}' matches nothing in the results; "
+                        f"they have: {have}")
+    out = []
+    for r in recs:
+        if "min_accuracy" in rule:
+            t = rule["min_accuracy"]
+            out.append(RuleResult(f"real {r.name} accuracy ≥", r.accuracy, t, r.accuracy >= t, f"n={r.n}"))
+        if "max_accuracy_drop" in rule:
+            t = rule["max_accuracy_drop"]
+            drop = result.clean.accuracy - r.accuracy
+            out.append(RuleResult(f"real {r.name} drop from clean ≤", drop, t, drop <= t))
+        if "max_ece" in rule:
+            t = rule["max_ece"]
+            out.append(RuleResult(f"real {r.name} ECE ≤", r.ece, t, r.ece <= t))
     return out
 
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import view
+from .real_section import real_markdown
 
 TOP_SHIFTS = 10
 
@@ -44,6 +45,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
             lines.append(f"**Seen in training** by {_cell(m.name)}: {_cell(', '.join(seen))}. "
                          "Mean shifted accuracy, worst shift and mCE are over the other families.")
             lines.append("")
+    lines += real_markdown(models)
 
     if layout.shifts:
         sevs = layout.severities
