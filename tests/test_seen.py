@@ -29,7 +29,7 @@ def _result(name: str, recs: dict[tuple[str, str, int], float], seen: tuple[str,
     r = Result(ModelInfo(f"{name}.pt", name * 8, "checkpoint", "range=0-1", name=name),
                Environment("3.11", "2", "cpu"), SetMetrics(**_m(0.99)), suite={"n": 100},
                shifts=records)
-    r.summary = summarise(0.99, records, [], s)
+    r.summary = summarise(0.99, records, [], seen=s)
     return r
 
 
