@@ -187,17 +187,89 @@ def evaluate(model: LoadedModel, suite: Suite | None, **kwargs) -> RunOutput:
     return evaluate_many([model], suite, names=[names] if names else None, **kwargs)[0]
 
 
+@dataclass
+class SetScore:
+    """One model scored on one set: the unit of work of local bench and of its Ray tasks alike,
+    so both produce the same records by construction."""
+
+    metrics: dict  # classification_metrics + gallery
+    preds: np.ndarray  # int8 N, the argmax
+    logits: np.ndarray | None  # float32 N×10, kept for clean only (OOD scores compare against it)
+    score_s: float
+    metrics_s: float
+
+
+def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indices: list[int] | None = None,
+              batch_size: int = DEFAULT_BATCH, progress: ProgressFn | None = None,
+              keep_logits: bool = False) -> SetScore:
+    t = time.perf_counter()
+    logits = score(model, images, batch_size, progress)
+    score_s = time.perf_counter() - t
+    t = time.perf_counter()
+    m = classification_metrics(labels, logits)
+    m["gallery"] = gallery(images, labels, logits, sample_indices(labels) if indices is None else indices)
+    preds = logits.argmax(axis=1).astype(np.int8)
+    return SetScore(m, preds, logits if keep_logits else None, score_s, time.perf_counter() - t)
+
+
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, trained_on: str | list[str] | None = None):
         self.model = model
+        # families seen in training: the checkpoint's record plus --trained-on (seen.py)
+        self.seen = seen_in_training(model.metadata, trained_on)
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
         self.clean_m: dict = {}
         self.clean_logits: np.ndarray | None = None
         self.clean_preds: np.ndarray | None = None
+
+    def add_clean(self, unit: SetScore, labels: np.ndarray) -> None:
+        self.timings["score"] += unit.score_s
+        self.timings["metrics"] += unit.metrics_s
+        self.clean_logits = unit.logits
+        self.clean_m = unit.metrics
+        self.clean_preds = unit.preds
+        self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
+
+    def add_shift(self, unit: SetScore, shift, severity: int, params: dict, sha256: str, cached: bool,
+                  labels: np.ndarray) -> None:
+        """``labels`` are only stored for generated sets (a transformed set has clean's labels)."""
+        paired = shift.kind != "generative"
+        self.timings["score"] += unit.score_s
+        self.timings["metrics"] += unit.metrics_s
+        self.records.append(ShiftRecord(
+            **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
+            sha256=sha256, params=params, cached=cached,
+            flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
+            seen=self.seen.covers(shift.family),
+        ))
+        self.predictions[set_id(shift.name, severity)] = unit.preds
+        if not paired:
+            self.predictions[set_id(shift.name, severity) + ":labels"] = labels.astype(np.int8)
+
+    def finish(self, name: str | None, suite: Suite | None, n_clean: int, seed: int, ood_records: list,
+               env: Environment | None = None, real_records: list | None = None,
+               adversarial=None) -> RunOutput:
+        result = Result(
+            model=model_info(self.model, name),
+            environment=env or environment(self.model.device),
+            clean=SetMetrics(**self.clean_m),
+            suite=_suite_info(suite, n_clean),
+            seed=seed,
+            shifts=self.records,
+            ood=ood_records,
+            real=real_records or [],
+            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
+                              adversarial, seen=self.seen),
+            adversarial=adversarial,
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            conventions=CONVENTIONS,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return RunOutput(result, self.predictions)
 
 
 def evaluate_many(
@@ -213,8 +285,10 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    attacks=None,
     real: list[str] | None = None,
     real_sets: list | None = None,
+    ray: str | None = None,
     trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
@@ -222,9 +296,18 @@ def evaluate_many(
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
+    ``ray="auto"`` (or "local", "HOST:PORT") runs the same plan as tasks on a Ray cluster.
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
     shift/family names for every model) are marked ``seen`` and left out of the headline.
     """
+    if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
+        from .distributed import ray as on_ray
+
+        return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
+                                    batch_size=batch_size, use_cache=use_cache, names=names,
+                                    progress=progress, clean=clean, real=real, real_sets=real_sets,
+                                    attacks=attacks)
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -236,19 +319,11 @@ def evaluate_many(
     source_sha = set_sha256(clean.images, clean.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
-    runs = [_ModelRun(m) for m in models]
-    seen = [seen_in_training(m.metadata, trained_on) for m in models]  # fails before any work
+    runs = [_ModelRun(m, trained_on) for m in models]  # unknown --trained-on fails before any work
     for run in runs:
         run.timings["load_data"] = load_s
-        t = time.perf_counter()
-        run.clean_logits = score(run.model, clean.images, batch_size, progress)
-        run.timings["score"] += time.perf_counter() - t
-        t = time.perf_counter()
-        run.clean_m = classification_metrics(clean.labels, run.clean_logits)
-        run.clean_m["gallery"] = gallery(clean.images, clean.labels, run.clean_logits, indices)
-        run.clean_preds = run.clean_logits.argmax(axis=1)
-        run.predictions = {"clean": run.clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
-        run.timings["metrics"] += time.perf_counter() - t
+        run.add_clean(score_set(run.model, clean.images, clean.labels, indices, batch_size, progress,
+                                keep_logits=True), clean.labels)
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
@@ -262,25 +337,10 @@ def evaluate_many(
         gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
         idx = indices if paired else sample_indices(sset.labels)
-        for k, run in enumerate(runs):
+        for run in runs:
             run.timings["generate"] += gen_s / len(runs)
-            t = time.perf_counter()
-            logits = score(run.model, sset.images, batch_size, progress)
-            run.timings["score"] += time.perf_counter() - t
-            t = time.perf_counter()
-            m = classification_metrics(sset.labels, logits)
-            preds = logits.argmax(axis=1)
-            m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
-            run.records.append(ShiftRecord(
-                **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
-                sha256=sset.sha256, params=params, cached=sset.cached,
-                flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
-                seen=seen[k].covers(shift.family),
-            ))
-            run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
-            if not paired:
-                run.predictions[set_id(shift_name, sev) + ":labels"] = sset.labels.astype(np.int8)
-            run.timings["metrics"] += time.perf_counter() - t
+            run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress),
+                          shift, sev, params, sset.sha256, sset.cached, sset.labels)
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
 
@@ -308,23 +368,17 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
         run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
-        result = Result(
-            model=model_info(run.model, names[i] if names else None),
-            environment=environment(run.model.device),
-            clean=SetMetrics(**run.clean_m),
-            suite=_suite_info(suite, n_clean),
-            seed=seed,
-            shifts=run.records,
-            ood=ood_records,
-            real=real_records[i],
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records[i],
-                              seen[i]),
-            timings={k: round(v, 4) for k, v in run.timings.items()},
-            conventions=CONVENTIONS,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        outputs.append(RunOutput(result, run.predictions))
+        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
+                                  real_records=real_records[i], adversarial=adversarial))
     return outputs
 
 
@@ -347,7 +401,7 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              seen: SeenInTraining | None = None) -> dict:
+              adversarial=None, seen: SeenInTraining | None = None) -> dict:
     """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
     seen_records = [r for r in records if r.seen]
@@ -381,4 +435,8 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, r
     if real_records:
         summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
                            for r in real_records}
+    if adversarial is not None and adversarial.records:
+        last = adversarial.records[-1]  # the largest radius: the threat model's headline number
+        summary["robust_accuracy"] = {"accuracy": last.robust_accuracy, "norm": adversarial.norm,
+                                      "eps": last.eps, "attacks": list(adversarial.attacks), "n": last.n}
     return summary

@@ -19,6 +19,12 @@
     max_accuracy_drop = 0.10       # clean − real accuracy
     # max_ece = 0.1
 
+    [[attack]]                     # robust accuracy from eval --attack (worst case over its attacks)
+    norm = "linf"                  # default: the results' norm
+    eps = 0.3                      # or severities = [5]; default: every eps evaluated
+    min_accuracy = 0.80
+    attacks = ["autoattack"]       # optional: the attacks that must have run (sets expand)
+
 Shifts the model saw in training (records marked ``seen``, see robustmnist/seen.py) are left
 out of ``max_accuracy_drop`` and of every [[shift]] rule unless it says ``include_seen = true``
 (top-level ``include_seen`` does the same for max_accuracy_drop): passing a bar on what the model
@@ -37,9 +43,12 @@ from .errors import UserError
 from .results import Result
 
 TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real",
-            "include_seen"}
+            "attack", "include_seen"}
 SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate", "include_seen"}
 REAL_KEYS = {"name", "min_accuracy", "max_accuracy_drop", "max_ece"}
+ATTACK_KEYS = {"norm", "eps", "severities", "min_accuracy", "attacks"}
+# the standard AutoAttack set (as attacks/registry.py expands it; repeated here to keep gate torch-free)
+ATTACK_SETS = {"autoattack": ("apgd-ce", "apgd-t", "fab-t", "square")}
 FLAG_KEYS = {"include_seen"}
 
 
@@ -67,7 +76,7 @@ def load_policy(path: str | Path) -> dict:
     for key in FLAG_KEYS:
         if key in policy and not isinstance(policy[key], bool):
             raise UserError(f"policy {p}: {key} must be true or false, got {policy[key]!r}")
-    for key in TOP_KEYS - {"shift", "real"} - FLAG_KEYS:
+    for key in TOP_KEYS - {"shift", "real", "attack"} - FLAG_KEYS:
         if key in policy and not isinstance(policy[key], int | float):
             raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
     rules = policy.get("shift", [])
@@ -85,6 +94,16 @@ def load_policy(path: str | Path) -> dict:
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
     _check_real_rules(p, policy.get("real", []))
+    attack_rules = policy.get("attack", [])
+    if not isinstance(attack_rules, list):
+        raise UserError(f"policy {p}: write attack rules as [[attack]] tables")
+    for i, rule in enumerate(attack_rules, 1):
+        bad = set(rule) - ATTACK_KEYS
+        if bad:
+            raise UserError(f"policy {p}: [[attack]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(ATTACK_KEYS))}")
+        if not isinstance(rule.get("min_accuracy"), int | float):
+            raise UserError(f"policy {p}: [[attack]] #{i} needs min_accuracy (a number)")
     if not (set(policy) & (TOP_KEYS - FLAG_KEYS)):
         raise UserError(f"policy {p} sets no thresholds")
     return policy
@@ -122,6 +141,8 @@ def check(result: Result, policy: dict) -> list[RuleResult]:
         out.extend(_shift_rule(result, rule))
     for rule in policy.get("real", []):
         out.extend(_real_rule(result, rule))
+    for rule in policy.get("attack", []):
+        out.extend(_attack_rule(result, rule))
     return out
 
 
@@ -164,6 +185,33 @@ def _real_rule(result: Result, rule: dict) -> list[RuleResult]:
 
 def _unseen(records: list) -> list:
     return [r for r in records if not getattr(r, "seen", False)]
+
+
+def _attack_rule(result: Result, rule: dict) -> list[RuleResult]:
+    adv = result.adversarial
+    if adv is None or not adv.records:
+        raise UserError("the policy has an [[attack]] rule but the results have no adversarial section "
+                        "(run robustmnist eval MODEL --attack pgd, or --attack autoattack)")
+    norm = str(rule.get("norm", adv.norm)).lower()
+    if norm != adv.norm:
+        raise UserError(f"policy [[attack]] asks for norm {norm} but the results were attacked in {adv.norm}")
+    need = [a for name in rule.get("attacks", []) for a in ATTACK_SETS.get(str(name).lower(), (str(name).lower(),))]
+    missing = [a for a in need if a not in adv.attacks]
+    if missing:
+        raise UserError(f"policy [[attack]] requires {', '.join(missing)} but the results ran only "
+                        f"{', '.join(adv.attacks)}; re-run eval with --attack {','.join(rule['attacks'])}")
+    recs = adv.records
+    if "eps" in rule:
+        recs = [r for r in recs if abs(r.eps - float(rule["eps"])) < 1e-9]
+    if "severities" in rule:
+        recs = [r for r in recs if r.severity in rule["severities"]]
+    if not recs:
+        have = ", ".join(f"{r.eps:g}" for r in adv.records)
+        raise UserError(f"policy [[attack]] eps {rule.get('eps', rule.get('severities'))} matches nothing in the "
+                        f"results; they have {adv.norm} eps {have}")
+    t = rule["min_accuracy"]
+    return [RuleResult(f"robust accuracy {adv.norm} eps {r.eps:g} ≥", r.robust_accuracy, t,
+                       r.robust_accuracy >= t, f"{'+'.join(adv.attacks)}, n={r.n}") for r in recs]
 
 
 def _shift_rule(result: Result, rule: dict) -> list[RuleResult]:

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..errors import UserError
 from .common import console, out, parse_name_list, progress
 
 
@@ -47,7 +48,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        models: list[Path] = typer.Argument(..., help="model files"),
+        models: list[Path] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
+                                            "@list.txt (one path or glob per line)"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -65,6 +67,15 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
+        ray_address: str = typer.Option(None, "--ray", help="score on a Ray cluster: auto (the running "
+                                        "one), local (start one here) or HOST:PORT; needs the ray extra"),
+        attack: str = typer.Option(None, "--attack", help="adversarial attacks (as eval --attack)"),
+        norm: str = typer.Option("linf", "--norm", help="linf or l2"),
+        attack_severity: str = typer.Option(None, "--attack-severity", help="eps levels 1-5"),
+        restarts: int = typer.Option(1, "--restarts", min=1, help="PGD random restarts"),
+        attack_n: int = typer.Option(None, "--attack-n", min=1, help="images to attack per model"),
+        attack_budget: float = typer.Option(None, "--attack-budget", help="seconds per model (default "
+                                            "300 on CPU)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
@@ -75,6 +86,7 @@ def register(app: typer.Typer) -> None:
         from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
+        models, ray_address = _models_and_address(models, ray_address)
         the_suite = build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
@@ -86,13 +98,19 @@ def register(app: typer.Typer) -> None:
             from ..real import check_real_names
 
             check_real_names(real_names)
-        dev = resolve_device(device)
+        dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
         loaded = [load_model(m, arch=arch).to(dev) for m in models]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
         real_sets = _load_real_sets(real_names, data_root, n)
         n_img = min(n, len(clean.images)) if n else len(clean.images)
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
+        plans = None
+        if attack:
+            from .attack_opts import AttackOptions, same_prefix
+
+            plans = same_prefix(loaded, AttackOptions(attack, norm, attack_severity, restarts, attack_n,
+                                                      attack_budget), n_img, seed)
         with progress() as bar:
             task = bar.add_task("scoring", status="",
                                 total=len(loaded) * (n_img * (1 + n_sets) + _ood_image_count(ood_names or [], n)))
@@ -100,9 +118,15 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                                 batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean, real_sets=real_sets)
+            run_many, extra = evaluate_many, {}
+            if ray_address:  # the same plan and results, as Ray tasks
+                from ..distributed import ray as on_ray
+
+                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
+                                                         "stats": on_ray.Stats()}
+            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                            batch_size=batch_size, use_cache=not no_cache, names=names,
+                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)
@@ -116,12 +140,14 @@ def register(app: typer.Typer) -> None:
             real_corr = family_rank_correlation([r.result for r in runs])
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
-        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC"):
+        robust_col = [f"robust {rows[0].robust_label}"] if plans and rows and rows[0].robust_label else []
+        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC", *robust_col):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
-                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}")
+                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
+                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []))
         out.print(t)
         for c in real_corr or []:
             top = [f for f in c["families"] if f["rho"] is not None][:3]
@@ -129,6 +155,10 @@ def register(app: typer.Typer) -> None:
                       + (", ".join(f"{f['family']} ρ={f['rho']:+.2f}" for f in top) or "— (needs 3+ models)"))
         for kind, p in paths.items():
             console.print(f"  {kind:5s} {p}")
+        if "stats" in extra:
+            st = extra["stats"]
+            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score} scoring tasks on "
+                          f"{st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})")
 
     @app.command("gate")
     def gate_cmd(
@@ -152,6 +182,18 @@ def register(app: typer.Typer) -> None:
         failed = sum(not r.passed for r in rules)
         out.print(f"{len(rules) - failed} passed, {failed} failed")
         raise typer.Exit(1 if failed else 0)
+
+
+def _models_and_address(models: list[Path], address: str | None) -> tuple[list[Path], str | None]:
+    """Expand globs and @lists; check --ray before any model is loaded."""
+    from .model_args import expand_model_args
+
+    if address is not None:
+        from ..distributed.ray import is_address  # says what to install when Ray is missing
+
+        if not is_address(address):
+            raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
+    return expand_model_args(models), address
 
 
 def _unique_names(names: list[str]) -> list[str]:

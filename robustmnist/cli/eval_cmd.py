@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from .attack_opts import AttackOptions, print_adversarial
 from .common import console, parse_int_list, parse_name_list, progress
 
 FORMATS = ("json", "html", "md", "csv")
@@ -37,7 +38,7 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    trained_on=None,
+    attack=None, trained_on=None,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
     from ..data import load_mnist
@@ -51,21 +52,27 @@ def run_eval(
     real_sets = _load_real_sets(real, data_root, n)
     if not force:
         _precheck(model, data_root)
+    plan = None
+    if attack is not None and attack.wanted:
+        from .attack_opts import make_plan
+
+        plan = make_plan(model, attack, min(n, len(clean.images)) if n else len(clean.images), seed)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
     with progress(transient=quiet) as bar:
         task = bar.add_task("scoring", total=None, status="")
 
         def on_progress(kind: str, k: int, status: str) -> None:
-            if kind == "score":
-                bar.update(task, advance=k)
+            if kind in ("score", "attack"):
+                bar.update(task, advance=k, **({"status": status} if status else {}))
             elif status:
                 bar.update(task, status=status)
 
         n_img = min(n, len(clean.images)) if n else len(clean.images)
-        bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n))
+        n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
+        bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n) + n_attacked)
         run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
                        batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean, real_sets=real_sets,
+                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
                        trained_on=trained_on)
     result = run.result
     if result.shifts:
@@ -201,6 +208,16 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="evaluate even when the input "
                                    "convention looks wrong"),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
+        attack: str = typer.Option(None, "--attack", help="adversarial attacks: fgsm, pgd, apgd-ce, apgd-t, "
+                                   "fab-t, square, autoattack (alone, --attack skips the shift suite)"),
+        norm: str = typer.Option("linf", "--norm", help="threat model of --attack: linf or l2"),
+        attack_severity: str = typer.Option(None, "--attack-severity", help="eps levels 1-5 (linf 0.05, "
+                                            "0.1, 0.15, 0.2, 0.3; l2 0.25, 0.5, 1, 1.5, 2)"),
+        restarts: int = typer.Option(1, "--restarts", min=1, help="PGD random restarts"),
+        attack_n: int = typer.Option(None, "--attack-n", min=1, help="images to attack (default: what "
+                                     "fits --attack-budget on CPU, all 10,000 on CUDA)"),
+        attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
+                                            "(default 300 on CPU)"),
         trained_on: str = typer.Option(None, "--trained-on", help="shifts or families the model "
                                        "was trained on (e.g. fonts,noise): marked seen and left "
                                        "out of the headline numbers. robustmnist checkpoints "
@@ -212,7 +229,8 @@ def register(app: typer.Typer) -> None:
             from ..seen import resolve
 
             resolve(None, trained_on)  # unknown names fail before the model is loaded
-        the_suite = None if no_shifts else build_suite(suite, shift, severity)
+        attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
+        the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
             from ..ood import check_ood_names
@@ -227,7 +245,10 @@ def register(app: typer.Typer) -> None:
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet, real=real_names, trained_on=trained_on,
+            reference=reference, quiet=quiet, real=real_names,
+            attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
+            trained_on=trained_on,
         )
         print_summary(result, written)
+        print_adversarial(result)
 
