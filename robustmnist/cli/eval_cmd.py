@@ -38,7 +38,7 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    attack=None,
+    attack=None, trained_on=None,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
     from ..data import load_mnist
@@ -71,7 +71,8 @@ def run_eval(
         bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n) + n_attacked)
         run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
                        batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan)
+                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
+                       trained_on=trained_on)
     result = run.result
     from ..convention import record
 
@@ -142,10 +143,14 @@ def print_summary(result, written: dict) -> None:
     t.add_column("95% CI", justify="right")
     lo, hi = result.clean.accuracy_ci
     t.add_row("clean", f"{result.clean.accuracy:.2%}", f"{lo:.2%}–{hi:.2%}")
+    seen = s.get("seen_in_training") or {}
+    seen_fams = set(seen.get("families", []))
     for fam, acc in s.get("per_family", {}).items():
-        t.add_row(f"  {fam} (mean)", f"{acc:.2%}", "")
+        mark = ", seen in training" if fam in seen_fams else ""
+        t.add_row(f"  {fam} (mean{mark})", f"{acc:.2%}", "")
     if "mean_shifted_accuracy" in s:
-        t.add_row("all shifts (mean)", f"{s['mean_shifted_accuracy']:.2%}", "")
+        label = "unseen shifts (mean)" if seen_fams else "all shifts (mean)"
+        t.add_row(label, f"{s['mean_shifted_accuracy']:.2%}", "")
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
@@ -159,6 +164,11 @@ def print_summary(result, written: dict) -> None:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
     out.print(t)
+    if seen_fams:
+        mean = seen.get("mean_accuracy")
+        out.print(f"  seen in training ({seen.get('source', '')}): {', '.join(sorted(seen_fams))}"
+                  + (f", mean {mean:.2%}" if mean is not None else "")
+                  + "; left out of the headline numbers and mCE", highlight=False)
     for w in s.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
     for kind, path in written.items():
@@ -209,10 +219,18 @@ def register(app: typer.Typer) -> None:
                                      "fits --attack-budget on CPU, all 10,000 on CUDA)"),
         attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
                                             "(default 300 on CPU)"),
+        trained_on: str = typer.Option(None, "--trained-on", help="shifts or families the model "
+                                       "was trained on (e.g. fonts,noise): marked seen and left "
+                                       "out of the headline numbers. robustmnist checkpoints "
+                                       "record this themselves"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         check_counts(n, batch_size)
         formats = parse_formats(fmt)
+        if trained_on:
+            from ..seen import resolve
+
+            resolve(None, trained_on)  # unknown names fail before the model is loaded
         attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
         the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
@@ -231,6 +249,7 @@ def register(app: typer.Typer) -> None:
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
             reference=reference, quiet=quiet, real=real_names,
             attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
+            trained_on=trained_on,
         )
         if not quiet:
             print_summary(result, written)

@@ -226,11 +226,12 @@ def euro(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, **params) -> torc
     return _edit(x, y, 7, add_crossbar, g, **_pick(params, _BAR))
 
 
-@register("euro_fonts", family="euro", kind="generative",
+@register("euro_fonts", family="euro", kind="generative", version=2,
           description="handwriting-font digits with flagged 1s and crossed 7s")
-def euro_fonts(n: int, g: torch.Generator, *, faces: str = "all", **params):
+def euro_fonts(n: int, g: torch.Generator, *, faces: str = "all", split: str = "eval", **params):
     """Digits 0-9 (balanced) from the handwriting fonts, clean print, with every 1 flagged
-    and every 7 crossed by the same edits as euro_one / euro_seven."""
-    x, y = generate_fonts(n, g, category="handwriting", faces=faces)
+    and every 7 crossed by the same edits as euro_one / euro_seven. v2: the evaluation faces
+    of the larger font pool (``split="train"`` for augmentation)."""
+    x, y = generate_fonts(n, g, category="handwriting", faces=faces, split=split)
     return euro(x, y, g, **params), y
 
