@@ -205,7 +205,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _models_and_address(models: list[str], address: str | None,
-                        default_spec: str | None) -> tuple[list[tuple[Path, str | None]], str | None]:
+                        default_spec: str | None = None) -> tuple[list[tuple[Path, str | None]], str | None]:
     """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
     before any model is loaded."""
     from .model_args import expand_model_args
@@ -217,7 +217,7 @@ def _models_and_address(models: list[str], address: str | None,
             raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
     specs: list[tuple[Path, str | None]] = []
     seen: set[Path] = set()
-    for arg in models:
+    for arg in map(str, models):
         pattern, spec = _split_model_spec(arg, default_spec)
         for path in expand_model_args([pattern]):
             if path.resolve() not in seen:
