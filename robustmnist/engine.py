@@ -20,11 +20,14 @@ import torch
 from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
-from .metrics import classification_metrics, flip_rate
+from .metrics import classification_metrics, edited_digit_metrics, flip_rate
 from .models.load import LoadedModel
 from .ood import evaluate_ood
 from .report.images import png_b64
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .seen import SeenInTraining
+from .seen import resolve as seen_in_training
+from .shifts.euro import EDITED_DIGITS
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
 
@@ -216,8 +219,10 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, trained_on: str | list[str] | None = None):
         self.model = model
+        # families seen in training: the checkpoint's record plus --trained-on (seen.py)
+        self.seen = seen_in_training(model.metadata, trained_on)
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
@@ -243,6 +248,9 @@ class _ModelRun:
             **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
             sha256=sha256, params=params, cached=cached,
             flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
+            edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])
+            if shift.name in EDITED_DIGITS else None,
+            seen=self.seen.covers(shift.family),
         ))
         self.predictions[set_id(shift.name, severity)] = unit.preds
         if not paired:
@@ -261,7 +269,7 @@ class _ModelRun:
             ood=ood_records,
             real=real_records or [],
             summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
-                              adversarial),
+                              adversarial, seen=self.seen),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in self.timings.items()},
             conventions=CONVENTIONS,
@@ -287,6 +295,7 @@ def evaluate_many(
     real: list[str] | None = None,
     real_sets: list | None = None,
     ray: str | None = None,
+    trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
     set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
@@ -295,6 +304,8 @@ def evaluate_many(
     every model before the next one, so a leaderboard of k models costs one generation pass.
     ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
     ``ray="auto"`` (or "local", "HOST:PORT") runs the same plan as tasks on a Ray cluster.
+    Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
+    shift/family names for every model) are marked ``seen`` and left out of the headline.
     """
     if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
         from .distributed import ray as on_ray
@@ -314,7 +325,7 @@ def evaluate_many(
     source_sha = set_sha256(clean.images, clean.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
-    runs = [_ModelRun(m) for m in models]
+    runs = [_ModelRun(m, trained_on) for m in models]  # unknown --trained-on fails before any work
     for run in runs:
         run.timings["load_data"] = load_s
         run.add_clean(score_set(run.model, clean.images, clean.labels, indices, batch_size, progress,
@@ -359,7 +370,7 @@ def evaluate_many(
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
-                data_root=data_root, seed=seed, n=n,
+                data_root=data_root, seed=seed, n=n, output=run.model.preprocess.output,
             )
             run.timings["ood"] = time.perf_counter() - t
         adversarial = None
@@ -395,21 +406,33 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              adversarial=None) -> dict:
+              adversarial=None, seen: SeenInTraining | None = None) -> dict:
+    """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
+    seen_records = [r for r in records if r.seen]
+    if seen or seen_records:
+        summary["seen_in_training"] = {
+            **(seen or SeenInTraining()).to_dict(),
+            "n_sets": len(seen_records),
+            "mean_accuracy": float(np.mean([r.accuracy for r in seen_records]))
+            if seen_records else None,
+        }
+    all_records, records = records, [r for r in records if not r.seen]
+    if all_records:
+        fam: dict[str, list[float]] = {}
+        for r in all_records:  # a breakdown, so seen families too (marked in seen_in_training)
+            fam.setdefault(r.family, []).append(r.accuracy)
+        summary["per_family"] = {k: float(np.mean(v)) for k, v in fam.items()}
     if records:
         accs = [r.accuracy for r in records]
         worst = min(records, key=lambda r: r.accuracy)
-        fam: dict[str, list[float]] = {}
         sev: dict[int, list[float]] = {}
         for r in records:
-            fam.setdefault(r.family, []).append(r.accuracy)
             sev.setdefault(r.severity, []).append(r.accuracy)
         summary.update(
             mean_shifted_accuracy=float(np.mean(accs)),
             mean_error=float(1 - np.mean(accs)),
             worst_shift={"name": worst.name, "severity": worst.severity, "accuracy": worst.accuracy},
-            per_family={k: float(np.mean(v)) for k, v in fam.items()},
             per_severity={str(k): float(np.mean(v)) for k, v in sorted(sev.items())},
         )
     if ood_records:

@@ -165,6 +165,12 @@ def load_model(
     if p.stat().st_size == 0:
         raise UserError(f"model file {p} is empty")
     read = _read_file(p, arch, trust_pickle, parse_model_code(model_code), parse_model_kwargs(model_kwargs))
+    if arch is not None and (read.format not in ("state_dict", "safetensors", "checkpoint") or read.arch != arch):
+        # Only a bare state_dict needs to be told its architecture; anywhere else --arch would
+        # be silently ignored (or contradict the file), so say so.
+        carried = f"stores architecture '{read.arch}'" if read.arch else "carries its own architecture"
+        raise UserError(f"--arch applies to bare state_dicts only: {p} is a {read.format} file, which "
+                        f"{carried}; drop --arch")
     return _finish(read, str(p), digest, preprocess)
 
 

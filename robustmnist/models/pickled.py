@@ -12,6 +12,7 @@ import contextlib
 import pickle
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
@@ -88,7 +89,15 @@ def torch_load(path: Path, trust_pickle: bool, code: ModelCode | None = None) ->
                 f"re-run with --trust-pickle, {SAVE_SAFELY}"
             ) from None
     except Exception as exc:  # noqa: BLE001 - garbage input fails in many ways (KeyError on text...)
-        raise UserError(f"{path} is not a model file torch can read ({first_line(exc)})") from None
+        # torch's own words ("pop from empty list" for a text file) only help when the file
+        # at least looks like a torch.save archive or pickle.
+        with open(path, "rb") as f:
+            head = f.read(2)
+        looks_torch = zipfile.is_zipfile(path) or head[:1] == b"\x80"
+        raise UserError(
+            f"{path} is not a model file robustmnist can read: expected TorchScript, ONNX, Keras, a "
+            "robustmnist checkpoint or a state_dict saved with torch.save"
+            + (f" (torch: {first_line(exc)})" if looks_torch else "")) from None
     warnings.warn(f"unpickling {path} because --trust-pickle was given", stacklevel=3)
     main = import_file(code.path) if code is not None and code.path.is_file() else None
     try:
