@@ -67,6 +67,7 @@ def main(src: str) -> None:
         "shifts": [{"name": r["name"], "severity": r["severity"], "version": r["version"], "params": r["params"],
                     "n": r["n"], "accuracy": r["accuracy"], "error": r["error"], "sha256": r["sha256"],
                     "chunks": r["chunks"]}
+                   | ({"edited": r["edited"]} if r.get("edited") else {})  # euro: the edited digits
                    for r in d["shifts"]],
     }
     atomic_write_json(OUT, compact)

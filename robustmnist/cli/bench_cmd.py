@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import console, out, parse_name_list, progress
+from .common import check_counts, console, out, parse_name_list, progress, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -49,8 +49,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        models: list[Path] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
-                                            "@list.txt (one path or glob per line)"),
+        models: list[str] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
+                                           "@list.txt (one path or glob per line); MODEL::SPEC sets one "
+                                           "model's convention, e.g. net.pt::range=norm"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -60,11 +61,15 @@ def register(app: typer.Typer) -> None:
         real: str = typer.Option(None, "--real", help="real digit sets (as eval --real); the leaderboard "
                                  "ranks which shift families predict them"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
-                                       "(default: the first model)"),
+                                       "(default: the pinned lenet5 reference, as in eval)"),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         arch: str = typer.Option(None, "--arch"),
+        preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
+                                       "every model (MODEL::SPEC overrides it for one)"),
+        force: bool = typer.Option(False, "--force", help="benchmark even when a model's input "
+                                   "convention looks wrong"),
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
@@ -79,6 +84,7 @@ def register(app: typer.Typer) -> None:
                                             "300 on CPU)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
+        check_counts(n, batch_size)
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
         from ..data import load_mnist
         from ..engine import evaluate_many, resolve_device
@@ -87,7 +93,7 @@ def register(app: typer.Typer) -> None:
         from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
-        models, ray_address = _models_and_address(models, ray_address)
+        specs, ray_address = _models_and_address(models, ray_address, preprocess)
         the_suite = build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
@@ -100,9 +106,15 @@ def register(app: typer.Typer) -> None:
 
             check_real_names(real_names)
         dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
-        loaded = [load_model(m, arch=arch).to(dev) for m in models]
+        from ..convention import guard, record
+
+        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec in specs]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
+        # Every model is checked before any is scored: a wrong convention is found in seconds,
+        # not after the whole grid. An explicit convention (--preprocess or ::SPEC) is the user's call.
+        checks = [None if spec else guard(m, data_root=data_root, force=force, warn=warn)
+                  for m, (_, spec) in zip(loaded, specs, strict=True)]
         real_sets = _load_real_sets(real_names, data_root, n)
         n_img = min(n, len(clean.images)) if n else len(clean.images)
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
@@ -128,16 +140,22 @@ def register(app: typer.Typer) -> None:
             runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
                             progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
-        ref = load_reference(reference) if reference else reference_from_result(runs[0].result,
-                                                                                 predictions=runs[0].predictions)
-        for name, run in zip(names, runs, strict=True):
+        # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
+        # gives an extra, separately labelled column.
+        ref = load_reference(reference)
+        first = (reference_from_result(runs[0].result, predictions=runs[0].predictions)
+                 if len(runs) > 1 else None)
+        for name, run, check in zip(names, runs, checks, strict=True):
+            record(run.result, check)
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
         for name, run in zip(names, runs, strict=True):
             print_listed_sets(run.result.summary.get("reference_sets", {}).get("listed", []),
                               f"{name} and the mCE reference")
-        rows = leaderboard([r.result for r in runs], ref)
+        rows = leaderboard([r.result for r in runs], ref, relative_to=first)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
+        if first is not None:
+            ref_info["first"] = {"name": names[0], "sha256": first.sha256}
         real_corr = None
         if real_names:
             from ..real_metrics import family_rank_correlation
@@ -146,13 +164,15 @@ def register(app: typer.Typer) -> None:
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
         robust_col = [f"robust {rows[0].robust_label}"] if plans and rows and rows[0].robust_label else []
-        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC", *robust_col):
+        cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref.name})", "worst", "OOD AUROC", *robust_col]
+        for col in cols + ([f"mCE vs {names[0]}"] if first else []):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
                       "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
-                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []))
+                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
+                      *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
         out.print(t)
         for c in real_corr or []:
             top = [f for f in c["families"] if f["rho"] is not None][:3]
@@ -202,8 +222,10 @@ def print_listed_sets(listed: list[dict], between: str) -> None:
         console.print(f"  ... and {len(listed) - 12} more (see results.json summary.reference_sets)")
 
 
-def _models_and_address(models: list[Path], address: str | None) -> tuple[list[Path], str | None]:
-    """Expand globs and @lists; check --ray before any model is loaded."""
+def _models_and_address(models: list[str], address: str | None,
+                        default_spec: str | None = None) -> tuple[list[tuple[Path, str | None]], str | None]:
+    """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
+    before any model is loaded."""
     from .model_args import expand_model_args
 
     if address is not None:
@@ -211,7 +233,23 @@ def _models_and_address(models: list[Path], address: str | None) -> tuple[list[P
 
         if not is_address(address):
             raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
-    return expand_model_args(models), address
+    specs: list[tuple[Path, str | None]] = []
+    seen: set[Path] = set()
+    for arg in map(str, models):
+        pattern, spec = _split_model_spec(arg, default_spec)
+        for path in expand_model_args([pattern]):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                specs.append((path, spec))
+    return specs, address
+
+
+def _split_model_spec(arg: str, default: str | None) -> tuple[str, str | None]:
+    """``net.pt::range=norm`` -> (net.pt, "range=norm"); without ``::`` the --preprocess value."""
+    path, sep, spec = arg.partition("::")
+    if sep and not spec.strip():
+        raise UserError(f"'{arg}': write MODEL::SPEC, e.g. {path}::range=norm")
+    return path, (spec.strip() if sep else default) or None
 
 
 def _unique_names(names: list[str]) -> list[str]:

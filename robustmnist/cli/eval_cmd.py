@@ -9,7 +9,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from .attack_opts import AttackOptions, print_adversarial
-from .common import console, parse_int_list, parse_name_list, progress
+from .common import check_counts, console, out, parse_int_list, parse_name_list, progress, warn
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -24,21 +24,16 @@ def parse_formats(text: str) -> set[str]:
 
 def build_suite(suite_name: str | None, shift: str | None, severity: str | None):
     """The suite to run: --suite (default 'default'), narrowed by --shift and --severity."""
-    from ..shifts.registry import resolve_names
-    from ..shifts.suite import load_suite
+    from ..api import build_suite as build  # the Python API builds it the same way
 
-    if suite_name is None and shift is None:
-        suite_name = "default"
-    suite = load_suite(suite_name or "default")
-    names = resolve_names(shift) if shift else None
-    return suite.restrict(names, parse_int_list(severity, "--severity"))
+    return build(suite_name, shift, parse_int_list(severity, "--severity"))
 
 
 def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    attack=None,
+    attack=None, model_code=None, model_kwargs=None, predictions=None, trained_on=None,
 ):
     """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
     from ..data import load_mnist
@@ -46,19 +41,24 @@ def run_eval(
     from ..models.load import load_model
 
     dev = resolve_device(device)
-    model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+    if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
+        from ..models.predictions import load_predictions
+
+        model, force = load_predictions(predictions, preprocess), True
+    else:
+        model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                           model_code=model_code, model_kwargs=model_kwargs)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
     real_sets = _load_real_sets(real, data_root, n)
-    if not force:
-        _precheck(model, data_root)
+    check = None if preprocess else _precheck(model, data_root, force=force, quiet=quiet)
     plan = None
     if attack is not None and attack.wanted:
         from .attack_opts import make_plan
 
         plan = make_plan(model, attack, min(n, len(clean.images)) if n else len(clean.images), seed)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
-    with progress(transient=quiet) as bar:
+    with progress(quiet=quiet) as bar:
         task = bar.add_task("scoring", total=None, status="")
 
         def on_progress(kind: str, k: int, status: str) -> None:
@@ -72,8 +72,12 @@ def run_eval(
         bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n) + n_attacked)
         run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
                        batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan)
+                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
+                       trained_on=trained_on)
     result = run.result
+    from ..convention import record
+
+    record(result, check)
     if result.shifts:
         from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
@@ -84,23 +88,9 @@ def run_eval(
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
     """Write results.json + predictions.npz (+ reports) for one model's run into ``out``."""
-    from ..fileio import atomic_save_npz, sha256_file
+    from ..outputs import save_run as write  # shared with the Python API's Result.save
 
-    out.mkdir(parents=True, exist_ok=True)
-    pred_path = out / "predictions.npz"
-    # npz keys must be plain names: "rotate@3" -> "rotate__at__3" (bench.load_predictions undoes it)
-    atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v
-                                  for k, v in run.predictions.items()})
-    run.result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
-                              "key_format": "<shift>__at__<severity>, clean, labels"}
-    run.result.save(out / "results.json")
-    written = {"json": out / "results.json"}
-    report_fmts = set(formats) - {"json"}
-    if report_fmts:
-        from ..report.render import render_reports
-
-        written.update(render_reports([run.result], out, formats=report_fmts))
-    return written
+    return write(run, out, formats)
 
 
 def _load_real_sets(names, data_root, n):
@@ -124,15 +114,12 @@ def _ood_image_count(names: list[str], n: int | None) -> int:
     return total
 
 
-def _precheck(model, data_root) -> None:
-    """Stop early when the declared input convention is clearly wrong (doctor's quick check)."""
-    try:
-        from ..doctor import quick_check
-    except ImportError:
-        return
-    message = quick_check(model, data_root=data_root)
-    if message:
-        raise UserError(message + " (use --force to evaluate anyway)")
+def _precheck(model, data_root, force: bool = False, quiet: bool = False):
+    """The convention guard: stop (UserError) when the declared convention is clearly wrong,
+    warn when it is doubtful; an explicit --preprocess skips it (the caller decides)."""
+    from ..convention import guard
+
+    return guard(model, data_root=data_root, force=force, warn=None if quiet else warn)
 
 
 def print_summary(result, written: dict) -> None:
@@ -143,15 +130,20 @@ def print_summary(result, written: dict) -> None:
     t.add_column("95% CI", justify="right")
     lo, hi = result.clean.accuracy_ci
     t.add_row("clean", f"{result.clean.accuracy:.2%}", f"{lo:.2%}–{hi:.2%}")
+    seen = s.get("seen_in_training") or {}
+    seen_fams = set(seen.get("families", []))
     for fam, acc in s.get("per_family", {}).items():
-        t.add_row(f"  {fam} (mean)", f"{acc:.2%}", "")
+        mark = ", seen in training" if fam in seen_fams else ""
+        t.add_row(f"  {fam} (mean{mark})", f"{acc:.2%}", "")
     if "mean_shifted_accuracy" in s:
-        t.add_row("all shifts (mean)", f"{s['mean_shifted_accuracy']:.2%}", "")
+        label = "unseen shifts (mean)" if seen_fams else "all shifts (mean)"
+        t.add_row(label, f"{s['mean_shifted_accuracy']:.2%}", "")
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
         matched = s.get("reference_sets", {}).get("matched")
-        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", f"{matched} sets" if matched is not None else "")
+        t.add_row(f"mCE (vs {s.get('reference', {}).get('name', 'reference')})", f"{s['mce']:.1%}",
+                  f"{matched} sets" if matched is not None else "")
     for r in result.real:
         top = r.closest_shifts[0] if r.closest_shifts else None
         t.add_row(f"real {r.name}", f"{r.accuracy:.2%}", f"{r.accuracy_ci[0]:.2%}–{r.accuracy_ci[1]:.2%}")
@@ -160,7 +152,14 @@ def print_summary(result, written: dict) -> None:
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
-    console.print(t)
+    out.print(t)
+    if seen_fams:
+        mean = seen.get("mean_accuracy")
+        out.print(f"  seen in training ({seen.get('source', '')}): {', '.join(sorted(seen_fams))}"
+                  + (f", mean {mean:.2%}" if mean is not None else "")
+                  + "; left out of the headline numbers and mCE", highlight=False)
+    for w in s.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
     from .bench_cmd import print_listed_sets
 
     print_listed_sets(s.get("reference_sets", {}).get("listed", []), "this run and the mCE reference")
@@ -171,8 +170,9 @@ def print_summary(result, written: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        model: Path = typer.Argument(..., help="model file: TorchScript, robustmnist checkpoint, "
-                                     "state_dict (with --arch), ONNX, or pickle (--trust-pickle)"),
+        model: Path = typer.Argument(None, help="model file: TorchScript, robustmnist checkpoint, state_dict "
+                                     "(--arch or --model-code), safetensors, Keras .keras/.h5, ONNX, skops, "
+                                     "NumPy MLP .npz, or pickle (--trust-pickle); see README"),
         out: Path = typer.Option(Path("robustmnist-results"), "--out", "-o", help="output folder"),
         shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
@@ -186,10 +186,16 @@ def register(app: typer.Typer) -> None:
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
+        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
+                                       "of a state_dict (or the class of a pickled model)"),
+        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
+                                         "--model-code, e.g. '{\"hidden\": 128}'"),
+        predictions: Path = typer.Option(None, "--predictions", help="score PREDS.npz (one N×10 array per "
+                                         "set from 'shifts export', plus clean) instead of running a model"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
                                           "pickled model (runs code from the file!)"),
         fmt: str = typer.Option("json,html,md,csv", "--format", help="json,html,md,csv"),
@@ -201,7 +207,7 @@ def register(app: typer.Typer) -> None:
                                        "model for CE/mCE (default: the pinned lenet5 reference)"),
         force: bool = typer.Option(False, "--force", help="evaluate even when the input "
                                    "convention looks wrong"),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors"),
         attack: str = typer.Option(None, "--attack", help="adversarial attacks: fgsm, pgd, apgd-ce, apgd-t, "
                                    "fab-t, square, autoattack (alone, --attack skips the shift suite)"),
         norm: str = typer.Option("linf", "--norm", help="threat model of --attack: linf or l2"),
@@ -212,9 +218,23 @@ def register(app: typer.Typer) -> None:
                                      "fits --attack-budget on CPU, all 10,000 on CUDA)"),
         attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
                                             "(default 300 on CPU)"),
+        trained_on: str = typer.Option(None, "--trained-on", help="shifts or families the model "
+                                       "was trained on (e.g. fonts,noise): marked seen and left "
+                                       "out of the headline numbers. robustmnist checkpoints "
+                                       "record this themselves"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
+        check_counts(n, batch_size)
         formats = parse_formats(fmt)
+        if (model is None) == (predictions is None):
+            raise UserError("give a MODEL file or --predictions PREDS.npz (one of the two)")
+        if predictions is not None and (ood or real or attack):
+            raise UserError("--ood, --real and --attack need a model to score their sets; leave them out "
+                            "with --predictions")
+        if trained_on:
+            from ..seen import resolve
+
+            resolve(None, trained_on)  # unknown names fail before the model is loaded
         attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
         the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
@@ -233,7 +253,10 @@ def register(app: typer.Typer) -> None:
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
             reference=reference, quiet=quiet, real=real_names,
             attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
+            model_code=model_code, model_kwargs=model_kwargs, predictions=predictions,
+            trained_on=trained_on,
         )
-        print_summary(result, written)
-        print_adversarial(result)
+        if not quiet:
+            print_summary(result, written)
+            print_adversarial(result)
 

@@ -1,5 +1,5 @@
-"""``robustmnist shifts list|preview|verify``: what the catalog holds, what it looks like, and
-whether this machine makes the same sets as the pinned fingerprints."""
+"""``robustmnist shifts list|preview|verify|export``: what the catalog holds, what it looks like,
+whether this machine makes the same sets as the pinned fingerprints, and the sets as files."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
         for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
             t.add_column(col, overflow="fold")
-        for name, sh in all_shifts().items():
+        for name, sh in {**all_shifts(), **s.custom}.items():  # with the spec's own library shifts
             t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
         out.print(t)
 
@@ -53,15 +53,16 @@ def register(app: typer.Typer) -> None:
         from ..data import load_mnist
         from ..errors import UserError
         from ..shifts.preview import save_preview
-        from ..shifts.registry import resolve_names
         from ..shifts.suite import load_suite
 
         s = load_suite(suite)
         if all_:
             picked = s.shift_names
         elif names:
-            picked = resolve_names(names)
-            s = s.restrict(picked)
+            from ..api import build_suite  # knows the spec's own library shifts too
+
+            s = build_suite(s, names)
+            picked = s.shift_names
         else:
             raise UserError("name the shifts to preview (e.g. rotate,noise) or pass --all")
         mnist = load_mnist("test", data_root)
@@ -108,3 +109,29 @@ def register(app: typer.Typer) -> None:
                           str(c.max_abs) if known else "?")
             out.print(t)
         raise typer.Exit(1 if differ else 0)
+    @shifts_app.command("export")
+    def export_cmd(
+        out_path: Path = typer.Option(..., "--out", "-o", help="new folder to write the sets into"),
+        suite: str = typer.Option("default", "--suite", help="suite name or path of a .toml spec"),
+        shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
+        severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
+        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
+        fmt: str = typer.Option("npz", "--format", help="npz, idx (MNIST's own format) or png"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Write every set (and clean) with a manifest, to score with any framework or language;
+        score them back in with robustmnist eval --predictions."""
+        from ..api import build_suite
+        from ..export import export_sets
+
+        s = build_suite(suite, shift, severity)
+        total = 1 + len(s.shift_names) * len(s.severities)
+        done = [0]
+
+        def on_set(name: str) -> None:
+            done[0] += 1
+            console.print(f"  [{done[0]}/{total}] {name}")
+
+        path = export_sets(s, out_path, fmt.strip().lower(), n=n, seed=seed, data_root=data_root, progress=on_set)
+        console.print(f"wrote {total} sets to {path} (manifest.json lists them)")

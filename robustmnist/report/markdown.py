@@ -34,11 +34,21 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
                  f"{len(layout.severities)} severities, {len(r.ood)} OOD sets. "
                  "Accuracy in %, intervals are 95% Wilson.")
     lines.append("")
+    for m in models:  # eval's convention guard: said before any number
+        lines += [f"> **Warning ({_cell(m.name)}):** {_cell(w)}" for w in m.result.summary.get("warnings", [])]
+    if any(m.result.summary.get("warnings") for m in models):
+        lines.append("")
     rows = []
     for row in view.compare_rows(models, layout):
         rows.append([row.model] + [c.text for c in row.cells])
     lines += _table(["model"] + view.COMPARE_COLUMNS, rows, "lrrlrr")
     lines.append("")
+    for m in models:
+        seen = (m.result.summary.get("seen_in_training") or {}).get("families")
+        if seen:
+            lines.append(f"**Seen in training** by {_cell(m.name)}: {_cell(', '.join(seen))}. "
+                         "Mean shifted accuracy, worst shift and mCE are over the other families.")
+            lines.append("")
     lines += real_markdown(models)
 
     if layout.shifts:
@@ -108,5 +118,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
 def _auroc_fpr(s: dict | None) -> str:
     if not s:
         return "—"
+    if s.get("available") is False:
+        return "not available"
     auroc, fpr = s.get("auroc"), s.get("fpr95")
     return f"{'—' if auroc is None else f'{auroc:.3f}'} / {view.pct(fpr)}"

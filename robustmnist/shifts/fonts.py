@@ -41,8 +41,12 @@ from ..framing import frame_mnist, shift_integer
 from ._ops import filter_per_image, max3_cols, max3_rows, max3x3
 from .registry import register
 
-CATEGORIES = ("sans", "serif", "mono", "ocr", "handwriting")
+CATEGORIES = ("sans", "serif", "slab", "mono", "ocr", "display", "segment", "handwriting")
 FACE_SETS = ("regular", "upright", "all")
+# Evaluation sets draw only "eval" faces and --augment only "train" faces (whole families on one
+# side, pinned in fonts/manifest.toml), so a model trained on print still meets unseen designs.
+SPLITS = ("eval", "train", "all")
+FONTS_VERSION = 3  # v2: 200+ faces, evaluation faces only; v3: nested float64 generation (as every shift)
 DIGITS = "0123456789"
 
 CANVAS = 48  # hi-res glyph canvas, px
@@ -69,6 +73,8 @@ class Face:
     package: str
     license: str
     sha256: str
+    split: str = "eval"  # "eval" or "train" (see SPLITS)
+    tags: tuple[str, ...] = ()  # condensed, rounded, stencil, typewriter, signage, ...
 
     @property
     def is_regular(self) -> bool:
@@ -83,7 +89,8 @@ def manifest_path(root: Path | None = None) -> Path:
 def _load_manifest(path: str) -> tuple[Face, ...]:
     spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     keys = Face.__dataclass_fields__
-    return tuple(Face(**{k: v for k, v in entry.items() if k in keys}) for entry in spec["font"])
+    return tuple(Face(**{k: (tuple(v) if k == "tags" else v) for k, v in entry.items()
+                         if k in keys}) for entry in spec["font"])
 
 
 def load_manifest(root: Path | None = None) -> tuple[Face, ...]:
@@ -91,16 +98,22 @@ def load_manifest(root: Path | None = None) -> tuple[Face, ...]:
     return _load_manifest(str(manifest_path(root)))
 
 
-def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "all") -> list[int]:
+def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "all",
+                 split: str = "eval") -> list[int]:
     """Indices of the faces in ``category`` (or "all") that belong to the face set ``which``:
-    "regular" (upright book/medium weight), "upright" (any weight, no italics) or "all"."""
+    "regular" (upright book/medium weight), "upright" (any weight, no italics) or "all", and to
+    the ``split`` ("eval" faces for evaluation sets, "train" faces for augmentation, or "all")."""
     if category != "all" and category not in CATEGORIES:
         raise UserError(f"unknown font category '{category}'. Use all or {', '.join(CATEGORIES)}")
     if which not in FACE_SETS:
         raise UserError(f"unknown face set '{which}'. Use {', '.join(FACE_SETS)}")
+    if split not in SPLITS:
+        raise UserError(f"unknown font split '{split}'. Use {', '.join(SPLITS)}")
     keep = []
     for i, f in enumerate(faces):
         if category != "all" and f.category != category:
+            continue
+        if split != "all" and f.split != split:
             continue
         if which == "regular" and not f.is_regular:
             continue
@@ -108,7 +121,8 @@ def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "a
             continue
         keep.append(i)
     if not keep:
-        raise UserError(f"no pinned font is in category '{category}' with face set '{which}'")
+        raise UserError(f"no pinned font is in category '{category}' with face set '{which}' "
+                        f"and split '{split}'")
     return keep
 
 
@@ -459,13 +473,15 @@ def sample_faces(n: int, eligible: list[int], g: torch.Generator) -> torch.Tenso
 
 
 def generate_fonts(n: int, g: torch.Generator, *, category: str = "all", faces: str = "regular",
-                   root: Path | None = None, **defects: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """n balanced printed digits from the faces of ``category`` in face set ``faces``."""
+                   split: str = "eval", root: Path | None = None,
+                   **defects: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """n balanced printed digits from the faces of ``category`` in face set ``faces`` and face
+    split ``split`` (training-time augmentation passes "train")."""
     unknown = set(defects) - set(PrintParams.__dataclass_fields__)
     if unknown:
         raise UserError(f"unknown fonts parameter(s) {', '.join(sorted(unknown))}; known: "
                         f"category, faces, {', '.join(PrintParams.__dataclass_fields__)}")
-    eligible = select_faces(load_manifest(root), category, faces)
+    eligible = select_faces(load_manifest(root), category, faces, split)
     y = balanced_labels(n, g)
     face = sample_faces(n, eligible, g)
     x = render_digits(face, y, g, PrintParams(**defects), root)
@@ -473,17 +489,23 @@ def generate_fonts(n: int, g: torch.Generator, *, category: str = "all", faces: 
 
 
 def _register_category(name: str, category: str, description: str) -> None:
-    def fn(n: int, g: torch.Generator, *, category: str = category, **params):
-        return generate_fonts(n, g, category=category, **params)
+    def fn(n: int, g: torch.Generator, *, category: str = category, split: str = "eval",
+           **params):
+        return generate_fonts(n, g, category=category, split=split, **params)
 
     fn.__name__ = name
     fn.__doc__ = generate_fonts.__doc__
-    register(name, family="fonts", description=description, kind="generative")(fn)
+    register(name, family="fonts", description=description, kind="generative",
+             version=FONTS_VERSION)(fn)
 
 
 _register_category("fonts", "all", "printed digits from the pinned fonts, framed as MNIST")
 _register_category("fonts_sans", "sans", "printed digits, sans-serif faces")
 _register_category("fonts_serif", "serif", "printed digits, serif faces")
 _register_category("fonts_mono", "mono", "printed digits, monospace (typewriter/code) faces")
-_register_category("fonts_ocr", "ocr", "printed digits, OCR-A and OCR-B")
+_register_category("fonts_ocr", "ocr", "printed digits, OCR and signage faces (OCR-A/B, DIN, "
+                   "road signs, cockpit, CAD)")
+_register_category("fonts_display", "display", "printed digits, display faces (condensed, "
+                   "rounded, stencil, decorative)")
+_register_category("fonts_segment", "segment", "seven- and fourteen-segment display digits")
 _register_category("fonts_handwriting", "handwriting", "digits from handwriting-like fonts")
