@@ -23,6 +23,8 @@ from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
 from .metrics import classification_metrics, flip_rate
+from .models.fastpath import accelerate
+from .models.fastpath import forward as fast_forward
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 from .shifts.registry import get_shift
@@ -37,6 +39,8 @@ GALLERY_MISCLASSIFIED = 8
 
 # progress(kind, advance_images, status_text); kind is "score" or "set"
 ProgressFn = Callable[[str, int, str], None]
+# on_update(outputs so far, every one marked partial): called after clean and after each set
+UpdateFn = Callable[[list["RunOutput"]], None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -57,11 +61,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def _forward(model: LoadedModel, xb_u8: torch.Tensor) -> torch.Tensor:
-    x = xb_u8.to(torch.float32).div_(255.0).unsqueeze(1)
-    out = model.module(model.preprocess.apply_input(x))
-    if isinstance(out, tuple | list):
-        out = out[0]
-    return model.preprocess.to_logits(out)
+    return fast_forward(model.module, model.preprocess, xb_u8)
 
 
 def score(
@@ -188,14 +188,17 @@ def evaluate(model: LoadedModel, suite: Suite | None, **kwargs) -> RunOutput:
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
-    def __init__(self, model: LoadedModel):
+    def __init__(self, model: LoadedModel, shared: bool = False):
         self.model = model
+        self.shared = shared  # several models: a run's total is the sum of its own stages
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
         self.clean_m: dict = {}
         self.clean_logits: np.ndarray | None = None
         self.clean_preds: np.ndarray | None = None
+        self.prior_total = 0.0  # seconds an interrupted run spent before --resume
+        self.resumed = 0  # sets taken from that run
 
 
 def evaluate_many(
@@ -211,11 +214,19 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    fast: bool = True,
+    execution: dict | None = None,
+    on_update: UpdateFn | None = None,
+    resume: list[RunOutput | None] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
+    ``fast`` runs each model on its fastest exact forward path (models/fastpath.py);
+    ``execution`` (n, budget, reason: see budget.py) goes into every result as it is;
+    ``on_update`` sees partial results as sets finish (to save them as the run goes) and
+    ``resume`` (one earlier partial output per model) skips the sets it already holds.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -228,7 +239,16 @@ def evaluate_many(
     source_sha = set_sha256(clean.images, clean.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
-    runs = [_ModelRun(m) for m in models]
+    if fast:
+        models = [accelerate(m, clean.images, batch_size) for m in models]
+    runs = [_ModelRun(m, shared=len(models) > 1) for m in models]
+    priors = _resumed(runs, resume)
+
+    def update() -> None:
+        if on_update:
+            on_update([_output(run, i, names, suite, n_clean, seed, [], t_start, execution, True)
+                       for i, run in enumerate(runs)])
+
     for run in runs:
         run.timings["load_data"] = load_s
         t = time.perf_counter()
@@ -240,11 +260,17 @@ def evaluate_many(
         run.clean_preds = run.clean_logits.argmax(axis=1)
         run.predictions = {"clean": run.clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
         run.timings["metrics"] += time.perf_counter() - t
+    update()
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
         shift = get_shift(shift_name)
         params = suite.params(shift_name, sev)
+        held = [_prior_record(p, shift, sev, params) for p in priors]
+        if priors and all(h is not None for h in held):
+            for run, prior, record in zip(runs, priors, held, strict=True):
+                _take_prior(run, prior, record)
+            continue
         if progress:
             progress("set", 0, f"{shift_name} s{sev}")
         t = time.perf_counter()
@@ -273,6 +299,7 @@ def evaluate_many(
             run.timings["metrics"] += time.perf_counter() - t
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
+        update()
 
     outputs = []
     for i, run in enumerate(runs):
@@ -286,22 +313,68 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
-        run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
-        result = Result(
-            model=model_info(run.model, names[i] if names else None),
-            environment=environment(run.model.device),
-            clean=SetMetrics(**run.clean_m),
-            suite=_suite_info(suite, n_clean),
-            seed=seed,
-            shifts=run.records,
-            ood=ood_records,
-            summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
-            timings={k: round(v, 4) for k, v in run.timings.items()},
-            conventions=CONVENTIONS,
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        outputs.append(RunOutput(result, run.predictions))
+        outputs.append(_output(run, i, names, suite, n_clean, seed, ood_records, t_start, execution, False))
     return outputs
+
+
+def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_records: list,
+            t_start: float, execution: dict | None, partial: bool) -> RunOutput:
+    timings = dict(run.timings)
+    timings["total"] = run.prior_total + (sum(timings.values()) if run.shared
+                                          else time.perf_counter() - t_start)
+    info = dict(execution or {})
+    if run.model.forward_path is not None:
+        info["forward_path"] = run.model.forward_path.to_dict()
+    if run.resumed:
+        info["resumed_sets"] = run.resumed
+    result = Result(
+        model=model_info(run.model, names[i] if names else None),
+        environment=environment(run.model.device),
+        clean=SetMetrics(**run.clean_m),
+        suite=_suite_info(suite, n_clean),
+        seed=seed,
+        shifts=list(run.records),
+        ood=ood_records,
+        summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
+        timings={k: round(v, 4) for k, v in timings.items()},
+        conventions=CONVENTIONS,
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        execution=info,
+        partial=partial,
+    )
+    return RunOutput(result, dict(run.predictions))
+
+
+def _resumed(runs: list[_ModelRun], resume: list[RunOutput | None] | None) -> list[RunOutput]:
+    """The earlier outputs to take finished sets from (all models need one, or none is used)."""
+    if not resume or any(p is None for p in resume):
+        return []
+    if len(resume) != len(runs):
+        raise ValueError("resume needs one earlier output per model")
+    for run, prior in zip(runs, resume, strict=True):
+        run.prior_total = float(prior.result.timings.get("total", 0.0))
+        for k, v in prior.result.timings.items():
+            if k != "total" and isinstance(v, int | float):
+                run.timings[k] = run.timings.get(k, 0.0) + v
+    return list(resume)
+
+
+def _prior_record(prior: RunOutput, shift, severity: int, params: dict) -> ShiftRecord | None:
+    """The earlier record of this very set (same shift version and level parameters), if any."""
+    for r in prior.result.shifts:
+        if (r.name, r.severity) == (shift.name, severity) and r.version == shift.version \
+                and r.params == params and set_id(r.name, r.severity) in prior.predictions:
+            return r
+    return None
+
+
+def _take_prior(run: _ModelRun, prior: RunOutput, record: ShiftRecord) -> None:
+    sid = set_id(record.name, record.severity)
+    run.records.append(record)
+    run.predictions[sid] = prior.predictions[sid]
+    if sid + ":labels" in prior.predictions:
+        run.predictions[sid + ":labels"] = prior.predictions[sid + ":labels"]
+    run.resumed += 1
 
 
 CONVENTIONS = {

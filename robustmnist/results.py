@@ -102,6 +102,9 @@ class Result:
     predictions: dict = field(default_factory=dict)  # {"file", "sha256"} per-image predictions
     conventions: dict = field(default_factory=dict)
     created: str = ""
+    # forward path, n and why, time budget and estimate (engine.py, budget.py)
+    execution: dict = field(default_factory=dict)
+    partial: bool = False  # an interrupted run: some sets (or OOD) missing; eval --resume finishes it
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -134,6 +137,8 @@ class Result:
                 predictions=d.get("predictions", {}),
                 conventions=d.get("conventions", {}),
                 created=d.get("created", ""),
+                execution=d.get("execution", {}),
+                partial=bool(d.get("partial", False)),
                 schema_version=version,
             )
         except (KeyError, TypeError) as exc:

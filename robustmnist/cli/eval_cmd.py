@@ -37,40 +37,76 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
+    budget=None, resume=False,
 ):
-    """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
+    """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
+
+    ``budget``: seconds (inf = none) or None for the default (budget.py); ``resume`` finishes
+    the partial results an interrupted run left in ``out``.
+    """
+    from ..budget import plan_run
     from ..data import load_mnist
     from ..engine import evaluate, resolve_device
     from ..models.load import load_model
+    from ..resume import PartialSaver, check_resumable, load_partial
 
     dev = resolve_device(device)
     model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
+    prior = load_partial(out) if resume else None
+    prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
     if not force:
         _precheck(model, data_root)
+    models, plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                            budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
+                            batch_size=batch_size, resume_n=prior_n)
+    if not quiet:
+        console.print(plan.line(), markup=False, highlight=False)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
-    with progress(transient=quiet) as bar:
-        task = bar.add_task("scoring", total=None, status="")
+    n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
 
-        def on_progress(kind: str, k: int, status: str) -> None:
-            if kind == "score":
-                bar.update(task, advance=k)
-            elif status:
-                bar.update(task, status=status)
+    def finish(result) -> None:
+        if result.shifts:
+            from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
-        n_img = min(n, len(clean.images)) if n else len(clean.images)
-        bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n))
-        run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
-                       batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean)
-    result = run.result
-    if result.shifts:
-        from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
+            if reference or DEFAULT_REFERENCE.is_file():
+                apply_reference(result, reference)
 
-        if reference or DEFAULT_REFERENCE.is_file():
-            apply_reference(result, reference)
-    return result, save_run(run, out, formats)
+    saver = PartialSaver(lambda o: save_run(o, out), finish=finish)
+    out_existed = out.exists()
+    created = [p for p in (out / "results.json", out / "predictions.npz") if not p.exists()]
+    try:
+        with progress(transient=quiet) as bar:
+            task = bar.add_task("scoring", total=None, status="")
+
+            def on_progress(kind: str, k: int, status: str) -> None:
+                if kind == "score":
+                    bar.update(task, advance=k)
+                elif status:
+                    bar.update(task, status=status)
+
+            n_img = min(plan.n, len(clean.images))
+            bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], plan.n))
+            run = evaluate(models[0], suite, n=plan.n, seed=seed, ood=ood, data_root=data_root,
+                           batch_size=batch_size, use_cache=use_cache, name=name,
+                           progress=on_progress, clean=clean, on_update=saver,
+                           execution={**plan.to_dict(), "ood": list(ood or [])},
+                           resume=[prior] if prior else None)
+    except KeyboardInterrupt:
+        if saver.saves:
+            console.print(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "
+                          f"{out / 'results.json'}; finish them with the same command plus --resume",
+                          markup=False, highlight=False)
+        raise
+    except BaseException:
+        for p in created:  # a failed run leaves nothing behind that it made
+            p.unlink(missing_ok=True)
+        if not out_existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finish(run.result)
+    return run.result, save_run(run, out, formats)
 
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
@@ -151,7 +187,12 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
                                   "path to a .toml spec; default: 'default'"),
         severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
-        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        n: int = typer.Option(None, "--n", help="images per set (default: as many as fit --budget on a "
+                              "CPU, all 10,000 on a GPU)"),
+        budget: str = typer.Option(None, "--budget", help="time for the whole run, e.g. 90s, 2m, 1h, or "
+                                   "none (default: 2m on a CPU, none on a GPU); --n overrides it"),
+        resume: bool = typer.Option(False, "--resume", help="finish the partial results an "
+                                    "interrupted run left in --out"),
         ood: str = typer.Option(None, "--ood", help="OOD sets: fashion,cifar10,noise,blank,"
                                 "folder:PATH"),
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
@@ -175,6 +216,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
+        from ..budget import parse_budget
+
         formats = parse_formats(fmt)
         the_suite = None if no_shifts else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
@@ -186,7 +229,7 @@ def register(app: typer.Typer) -> None:
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet,
+            reference=reference, quiet=quiet, budget=parse_budget(budget), resume=resume,
         )
         print_summary(result, written)
 
