@@ -52,7 +52,10 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
         severity: str = typer.Option(None, "--severity"),
-        n: int = typer.Option(None, "--n"),
+        n: int = typer.Option(None, "--n", help="images per set (default: as many as fit --budget on a "
+                              "CPU, all 10,000 on a GPU)"),
+        budget: str = typer.Option(None, "--budget", help="time for the whole run, e.g. 5m or none "
+                                   "(default: 2m on a CPU, none on a GPU); --n overrides it"),
         ood: str = typer.Option(None, "--ood"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
                                        "(default: the first model)"),
@@ -66,6 +69,7 @@ def register(app: typer.Typer) -> None:
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
+        from ..budget import parse_budget, plan_run
         from ..data import load_mnist
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
@@ -83,7 +87,12 @@ def register(app: typer.Typer) -> None:
         loaded = [load_model(m, arch=arch).to(dev) for m in models]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
-        n_img = min(n, len(clean.images)) if n else len(clean.images)
+        loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                                budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
+                                use_cache=not no_cache, batch_size=batch_size)
+        console.print(plan.line(), markup=False, highlight=False)
+        n = plan.n
+        n_img = min(n, len(clean.images))
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
         with progress() as bar:
             task = bar.add_task("scoring", status="",
@@ -94,7 +103,7 @@ def register(app: typer.Typer) -> None:
 
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean)
+                                 progress=on_progress, clean=clean, execution=plan.to_dict())
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)

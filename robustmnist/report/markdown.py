@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import view
+from . import run_info, view
 
 TOP_SHIFTS = 10
 
@@ -33,6 +33,13 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
                  f"{len(layout.severities)} severities, {len(r.ood)} OOD sets. "
                  "Accuracy in %, intervals are 95% Wilson.")
     lines.append("")
+    for m in models:
+        note = run_info.partial_note(m.result)
+        if note:
+            lines += [f"**{_cell(note)}**", ""]
+    if r.execution:
+        lines += [f"Images per set: {_cell(run_info.images_per_set(r))}; forward path: "
+                  f"{_cell(run_info.forward_path(r))}.", ""]
     rows = []
     for row in view.compare_rows(models, layout):
         rows.append([row.model] + [c.text for c in row.cells])

@@ -15,7 +15,7 @@ import jinja2
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..results import Result
-from . import view
+from . import run_info, view
 from .markdown import render_markdown
 from .tidy import render_csv
 
@@ -109,6 +109,8 @@ def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
         "ood_panels": view.ood_panels(models),
         "galleries": view.galleries(models, layout) if layout.shifts else [],
         "model_rows": view.model_rows(models),
+        "partial_notes": [f"{m.name}: {note}" if compare else note for m in models
+                          if (note := run_info.partial_note(m.result))],
         "timing_rows": view.timing_rows(models),
         "set_hashes": view.set_hashes(models, layout),
         "conventions": _conventions(models),
