@@ -35,7 +35,7 @@ EXACT_ATOL = 1e-4
 PROBE_IMAGES = 1024  # two batches of 512: enough digits to catch a wrong graph, cheap to run
 ODD_BATCH = 37  # a traced or exported graph must also serve the last, partial batch
 PROBE_SECONDS = 1.5  # timing rounds stop after this (at least one round always runs)
-PROBE_ROUNDS = 5
+PROBE_ROUNDS = 30  # at most; the time limit usually stops them first
 # A candidate must beat eager by this factor to replace it: timings on a shared CPU jitter by a
 # few per cent, and a path that is only "faster" within noise buys nothing but risk.
 MIN_GAIN = 1.05

@@ -125,6 +125,8 @@ def _subtitle(models: Sequence[view.Model]) -> str:
     if suite:
         parts.append(f"suite {suite}")
     parts.append(f"seed {r.seed}")
+    if (r.suite or {}).get("n") and r.execution:
+        parts.append(f"{r.suite['n']:,} images per set ({r.execution.get('n_reason', '?')})")
     if r.environment.robustmnist:
         parts.append(f"robustmnist {r.environment.robustmnist}")
     if r.created and len(models) == 1:
