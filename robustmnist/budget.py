@@ -44,7 +44,10 @@ GENERATE_DEFAULT_S_PER_10K = 0.048
 CACHE_WRITE_S_PER_10K = 0.19
 CACHE_READ_S_PER_10K = 0.031
 METRICS_S_PER_10K = 0.0075
-REPORT_S = 4.0  # results.json, predictions.npz and the HTML/Markdown/CSV reports at the end
+# results.json, predictions.npz and the HTML/Markdown/CSV reports at the end (4.8 s for the
+# default suite's 240 sets, README "Speed")
+REPORT_S = 1.5
+REPORT_S_PER_SET = 0.014
 CALIBRATION_IMAGES = 1000  # a few ms of generation to see how fast this machine is right now
 
 
@@ -204,7 +207,7 @@ def estimate_seconds(n: int, rates: list[float], costs: list[SetCost], ood_sets:
     generate = sum(CACHE_READ_S_PER_10K if c.cached else c.generate_s_per_10k + CACHE_WRITE_S_PER_10K
                    for c in costs) * scale
     metrics = METRICS_S_PER_10K * scale * (1 + len(costs)) * max(1, len(rates))
-    return scored * per_image + generate + metrics + REPORT_S * factor
+    return scored * per_image + generate + metrics + (REPORT_S + REPORT_S_PER_SET * len(costs)) * factor
 
 
 def plan_run(
@@ -221,11 +224,13 @@ def plan_run(
     batch_size: int = 512,
     fast: bool = True,
     resume_n: int | None = None,
+    spent_s: float = 0.0,
 ) -> tuple[list, Plan]:
     """(the models on their fastest exact paths, the plan). ``budget``: seconds, inf, or None.
 
     None means the default: ``DEFAULT_CPU_BUDGET_S`` on a CPU, unlimited on a GPU. An explicit
-    ``n`` (or the n of a run being resumed) always wins over any budget.
+    ``n`` (or the n of a run being resumed) always wins over any budget. ``spent_s``: what the
+    command already used before this call (imports, loading), taken off the budget.
     """
     from .models.fastpath import accelerate
 
@@ -258,7 +263,7 @@ def plan_run(
             return models, plan(n_full, "gpu", None)
     if not math.isfinite(budget):
         return models, plan(n_full, "no budget", None)
-    left = budget - probe_s
+    left = budget - probe_s - spent_s
     if full_s <= left:
         return models, plan(n_full, "fits the budget", budget)
     chunk = nest_chunk()

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from .common import console, out, parse_name_list, progress
+from .common import STARTED, console, out, parse_name_list, progress
 
 
 def register(app: typer.Typer) -> None:
@@ -89,7 +90,8 @@ def register(app: typer.Typer) -> None:
         clean = load_mnist("test", data_root)
         loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                 budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
-                                use_cache=not no_cache, batch_size=batch_size)
+                                use_cache=not no_cache, batch_size=batch_size,
+                                spent_s=time.monotonic() - STARTED)
         console.print(plan.line(), markup=False, highlight=False)
         n = plan.n
         n_img = min(n, len(clean.images))

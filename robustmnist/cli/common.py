@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,6 +16,7 @@ from rich.progress import (
 
 from ..errors import UserError
 
+STARTED = time.monotonic()  # about when the command started: the time budget counts from here
 console = Console(stderr=True)  # progress and tables on stderr keep stdout clean for --json
 out = Console()
 

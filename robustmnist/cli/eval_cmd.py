@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import console, parse_int_list, parse_name_list, progress
+from .common import STARTED, console, parse_int_list, parse_name_list, progress
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -37,12 +38,13 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
-    budget=None, resume=False,
+    budget=None, resume=False, spent_s=0.0,
 ):
     """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
 
     ``budget``: seconds (inf = none) or None for the default (budget.py); ``resume`` finishes
-    the partial results an interrupted run left in ``out``.
+    the partial results an interrupted run left in ``out``; ``spent_s``: seconds the command
+    used before this call, taken off the budget.
     """
     from ..budget import plan_run
     from ..data import load_mnist
@@ -60,7 +62,7 @@ def run_eval(
         _precheck(model, data_root)
     models, plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                             budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
-                            batch_size=batch_size, resume_n=prior_n)
+                            batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
     if not quiet:
         console.print(plan.line(), markup=False, highlight=False)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
@@ -230,6 +232,7 @@ def register(app: typer.Typer) -> None:
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
             reference=reference, quiet=quiet, budget=parse_budget(budget), resume=resume,
+            spent_s=time.monotonic() - STARTED,
         )
         print_summary(result, written)
 
