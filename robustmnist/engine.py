@@ -190,7 +190,7 @@ class _ModelRun:
 
     def __init__(self, model: LoadedModel, shared: bool = False):
         self.model = model
-        self.shared = shared  # several models: a run's total is the sum of its own stages
+        self.shared = shared  # one of several models scored on the same sets
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
@@ -320,8 +320,10 @@ def evaluate_many(
 def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_records: list,
             t_start: float, execution: dict | None, partial: bool) -> RunOutput:
     timings = dict(run.timings)
-    timings["total"] = run.prior_total + (sum(timings.values()) if run.shared
-                                          else time.perf_counter() - t_start)
+    # several models share the wall clock, so each one's total is the sum of its own stages
+    # (which already hold a resumed run's earlier stages); one model's is the wall clock
+    timings["total"] = sum(timings.values()) if run.shared else \
+        run.prior_total + time.perf_counter() - t_start
     info = dict(execution or {})
     if run.model.forward_path is not None:
         info["forward_path"] = run.model.forward_path.to_dict()

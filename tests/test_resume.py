@@ -158,3 +158,19 @@ def test_a_failing_run_leaves_nothing_behind(tmp_path, tiny_data_root, monkeypat
     with pytest.raises(UserError, match="simulated"):
         run_eval(model, out, suite=suite, n=50, data_root=tiny_data_root, force=True, quiet=True)
     assert not out.exists()
+
+
+def test_gate_refuses_partial_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from robustmnist.cli import app
+
+    from .test_bench import POLICY, make_result
+
+    pol = tmp_path / "gate.toml"
+    pol.write_text(POLICY)
+    res = make_result("good", 0.97, {("rotate", 1): 0.9, ("gaussian_noise", 1): 0.8}, ood_auroc=0.95)
+    res.partial = True
+    res.save(tmp_path / "partial.json")
+    r = CliRunner().invoke(app, ["gate", str(tmp_path / "partial.json"), "--policy", str(pol)])
+    assert isinstance(r.exception, UserError) and "--resume" in str(r.exception)

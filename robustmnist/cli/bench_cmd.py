@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from ..errors import UserError
 from .common import STARTED, console, out, parse_name_list, progress
 
 
@@ -135,6 +136,9 @@ def register(app: typer.Typer) -> None:
 
         pol = load_policy(policy)
         res = Result.load(results)
+        if res.partial:  # a gate that passes on the sets an interrupted run happened to finish
+            raise UserError(f"{results} holds partial results (the run was interrupted); finish it "
+                            "with robustmnist eval ... --resume before gating")
         rules = check(res, pol)
         t = Table(title=f"gate: {res.model.name} vs {policy.name}")
         for col in ("", "rule", "measured", "threshold", "detail"):
