@@ -110,3 +110,15 @@ def test_the_engine_records_the_path_and_predictions_do_not_change(tiny_data_roo
     path = fast.result.execution["forward_path"]
     assert path["name"] in path["rates"] and path["max_abs_diff"] <= fastpath.EXACT_ATOL
     assert "forward_path" not in slow.result.execution
+
+
+def test_the_onnxruntime_path_survives_pickling(digits):
+    import pickle
+
+    torch.manual_seed(0)
+    net = build("lenet5").eval()
+    ort_module = fastpath.candidates(net, Preprocess(), torch.device("cpu"))[fastpath.ONNX](torch.zeros(4, 1, 28, 28))
+    again = pickle.loads(pickle.dumps(ort_module))  # Ray ships models to worker processes
+    a = score(_loaded(ort_module), digits)
+    assert np.array_equal(a, score(_loaded(again), digits))
+    assert np.abs(a - score(_loaded(net), digits)).max() <= fastpath.EXACT_ATOL

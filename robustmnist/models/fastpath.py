@@ -133,6 +133,11 @@ class OrtForward:
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model_bytes, opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
+        self.model_bytes = model_bytes
+
+    def __reduce__(self):
+        # a session cannot be pickled; its ONNX bytes can (Ray ships models to worker processes)
+        return (OrtForward, (self.model_bytes,))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         arr = x.detach().contiguous().numpy()  # zero-copy for a CPU float32 tensor
