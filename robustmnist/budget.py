@@ -153,7 +153,6 @@ def set_costs(suite, n: int, seed: int, source_images=None, source_labels=None,
         return []
     from .shifts.registry import get_shift
 
-    # the engine hashes the first n source digits (the set's source), so the key depends on n
     source_sha = _source_sha(source_images, source_labels, n) if use_cache else ""
     out = []
     for name in suite.shift_names:
@@ -287,9 +286,13 @@ def _rate(model) -> float:
 def _source_sha(images, labels, n: int) -> str:
     if images is None or labels is None:
         return ""
-    from .shifts.sets import set_sha256
+    from .shifts import sets
 
-    return set_sha256(images[:n], labels[:n])
+    # nested sets key on the whole source (chunk k reads its digits by position); before them
+    # the engine hashed the first n digits
+    if hasattr(sets, "NEST_CHUNK"):
+        return sets.set_sha256(images, labels)
+    return sets.set_sha256(images[:n], labels[:n])
 
 
 def _is_cached(shift, severity: int, params: dict, seed: int, n: int, source_sha: str) -> bool:

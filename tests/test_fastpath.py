@@ -122,3 +122,14 @@ def test_the_onnxruntime_path_survives_pickling(digits):
     a = score(_loaded(ort_module), digits)
     assert np.array_equal(a, score(_loaded(again), digits))
     assert np.abs(a - score(_loaded(net), digits)).max() <= fastpath.EXACT_ATOL
+
+
+@pytest.mark.mirror
+def test_a_trained_lenet5_predicts_identically_on_the_whole_clean_test_set(mirror_lenet, mnist_test):
+    from robustmnist.models.load import load_model
+
+    eager = load_model(mirror_lenet)
+    fast = fastpath.accelerate(eager, mnist_test.images)
+    a, b = score(eager, mnist_test.images), score(fast, mnist_test.images)
+    assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() <= fastpath.EXACT_ATOL
+    assert (a.argmax(1) == mnist_test.labels).mean() > 0.9  # a real model, not chance
