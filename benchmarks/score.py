@@ -216,6 +216,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-timing", type=int, default=4096, help="--paths: images per timed pass")
     ap.add_argument("--default-run", action="store_true", help="--paths: also time `robustmnist eval "
                     "MODEL` with no flags on the TorchScript cnn-small")
+    ap.add_argument("--default-run-only", action="store_true", help="--paths: redo only the default run, "
+                    "keeping the per-path table of an earlier --out file")
     args = ap.parse_args(argv)
     if args.paths:
         import score_paths  # beside this file
