@@ -2,11 +2,12 @@
 
 The same network runs several times faster on a CPU through a frozen TorchScript graph
 (oneDNN conv+ReLU fusion) or an ONNX export run by onnxruntime than through eager PyTorch,
-and which one wins depends on the network: a conv net gains most from onnxruntime, a small
-MLP hardly at all. So each candidate is built, checked against eager PyTorch on a few batches
-of real digits (every argmax equal, logits within ``EXACT_ATOL``) and timed on the same
-batches, interleaved so a busy neighbour slows them all alike; the fastest survivor runs, and
-a candidate that cannot be built or does not match is dropped with the reason recorded.
+and which one wins depends on the network and the machine: conv nets gain most (4-5x over
+the plain eager loop in benchmarks/score_paths.json), small MLPs far less. So each candidate
+is built, checked against eager PyTorch on a few batches of real digits (every argmax equal,
+logits within ``EXACT_ATOL``) and timed on the same batches, interleaved so a busy neighbour
+slows them all alike; the fastest survivor runs, and a candidate that cannot be built or does
+not match is dropped with the reason recorded.
 
 CUDA (and MPS) keep eager PyTorch: the GPU is not the bottleneck for 28×28 digits. Models
 that are not torch modules (ONNX files, other frameworks, callables) keep their own path.
@@ -30,7 +31,7 @@ from torch import nn
 from .preprocess import Preprocess
 
 # "Exact": every argmax as eager's and logits within 1e-4 (scaled by the logits' size, since a
-# model fed 0-255 input can output logits in the thousands); measured differences are ~1e-7.
+# model fed 0-255 input can output logits in the thousands); measured differences are <1e-5.
 EXACT_ATOL = 1e-4
 PROBE_IMAGES = 1024  # two batches of 512: enough digits to catch a wrong graph, cheap to run
 ODD_BATCH = 37  # a traced or exported graph must also serve the last, partial batch
