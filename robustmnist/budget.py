@@ -152,13 +152,14 @@ class Plan:
 
 
 def set_costs(suite, n: int, seed: int, source_images=None, source_labels=None,
-              use_cache: bool = True) -> list[SetCost]:
+              use_cache: bool = True, source_sha: str | None = None) -> list[SetCost]:
     """Each (shift, severity) set's generation cost at n, and whether the cache already holds it."""
     if suite is None:
         return []
     from .shifts.registry import get_shift
 
-    source_sha = _source_sha(source_images, source_labels, n) if use_cache else ""
+    if source_sha is None:
+        source_sha = _source_sha(source_images, source_labels, n) if use_cache else ""
     out = []
     for name in suite.shift_names:
         shift = get_shift(name)
@@ -251,9 +252,14 @@ def plan_run(
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
     factor = machine_factor(suite, clean_images, clean_labels, seed) if n_sets else 1.0
 
+    shas: dict[int, str] = {}  # hashing 10,000 digits once, not once per candidate n
+
     def cost(k: int) -> float:
-        return estimate_seconds(k, rates, set_costs(suite, k, seed, clean_images, clean_labels, use_cache),
-                                ood_sets, factor)
+        key = len(clean_images) if _nested() else k
+        if use_cache and key not in shas:
+            shas[key] = _source_sha(clean_images, clean_labels, k)
+        costs = set_costs(suite, k, seed, clean_images, clean_labels, use_cache, shas.get(key, ""))
+        return estimate_seconds(k, rates, costs, ood_sets, factor)
 
     full_s = cost(n_full)
 
@@ -298,9 +304,15 @@ def _source_sha(images, labels, n: int) -> str:
 
     # nested sets key on the whole source (chunk k reads its digits by position); before them
     # the engine hashed the first n digits
-    if hasattr(sets, "NEST_CHUNK"):
+    if _nested():
         return sets.set_sha256(images, labels)
     return sets.set_sha256(images[:n], labels[:n])
+
+
+def _nested() -> bool:
+    from .shifts import sets
+
+    return hasattr(sets, "NEST_CHUNK")
 
 
 def _is_cached(shift, severity: int, params: dict, seed: int, n: int, source_sha: str) -> bool:
