@@ -113,3 +113,17 @@ def test_machine_factor_is_positive_and_bounded():
     images, labels = synthetic_digits(1000)
     f = budget.machine_factor(load_suite("quick"), images, labels.astype(np.int64))
     assert 0.25 <= f <= 50
+
+
+def test_a_set_already_in_the_cache_counts_as_cached():
+    from robustmnist.shifts.registry import get_shift
+    from robustmnist.shifts.sets import get_set, set_sha256
+
+    images, labels = synthetic_digits(500, seed=2)
+    suite = load_suite("quick").restrict(["gaussian_noise", "rotate"], [3])
+    before = budget.set_costs(suite, 500, 0, images, labels)
+    assert [c.cached for c in before] == [False, False]
+    get_set(get_shift("rotate"), 3, suite.params("rotate", 3), images, labels, 500, 0,
+            source_sha=set_sha256(images, labels))
+    after = budget.set_costs(suite, 500, 0, images, labels)
+    assert [(c.name, c.cached) for c in after] == [("gaussian_noise", False), ("rotate", True)]
