@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import UserError
-from .framing import frame_mnist
+from .framing import POLARITIES, frame_real
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
@@ -192,18 +192,20 @@ def normalise_polarity(x: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
 def load_image_folder(folder: str | os.PathLike, polarity: str = "auto", frame: bool = True) -> DigitSet:
     """Images in class sub-folders (named 0-9 for digits; anything else gets label −1) or flat.
 
-    Applies MNIST-style normalisation: grayscale, polarity, 20×20 box, centre of mass.
+    Applies the MNIST framing of real digits (``framing.frame_real``): grayscale, polarity,
+    ground to black, tight ink box to 20 px keeping aspect, centre of mass at the centre.
     """
     folder = Path(folder)
     paths, classes = _list_image_folder(folder)
     grays = read_gray(paths)
-    images = []
-    for g in grays:  # images differ in size; framing per size group would complicate little gain
-        t = torch.from_numpy(g)[None, None]
-        t = normalise_polarity(t, polarity)
-        images.append(frame_mnist(t) if frame else torch.nn.functional.interpolate(
-            t, size=(28, 28), mode="area"))
-    x = torch.cat(images)
+    if frame:
+        if polarity not in POLARITIES:
+            normalise_polarity(torch.zeros(1, 1, 1, 1), polarity)  # raises the UserError
+        x = frame_real(grays, polarity)
+    else:
+        x = torch.cat([torch.nn.functional.interpolate(normalise_polarity(torch.from_numpy(g)[None, None],
+                                                                          polarity), size=(28, 28), mode="area")
+                       for g in grays])
     labels = np.array([int(c) if c.isdigit() and len(c) == 1 else -1 for c in classes], dtype=np.int64)
     return DigitSet(to_uint8(x), labels, f"folder:{folder.name}")
 

@@ -214,12 +214,15 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    real: list[str] | None = None,
+    real_sets: list | None = None,
     fast: bool = True,
     execution: dict | None = None,
     on_update: UpdateFn | None = None,
     resume: list[RunOutput | None] | None = None,
 ) -> list[RunOutput]:
-    """Score every model on clean MNIST, each (shift, severity) set and each OOD set.
+    """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
+    set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
@@ -301,6 +304,18 @@ def evaluate_many(
             progress("set", 1, f"{shift_name} s{sev}")
         update()
 
+    real_records: list[list] = [[] for _ in runs]
+    if real or real_sets:
+        from .real_metrics import evaluate_real  # real sets and their records live there
+
+        t = time.perf_counter()
+        real_records = evaluate_real(
+            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
+            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
+            sets=real_sets)
+        for run in runs:
+            run.timings["real"] = (time.perf_counter() - t) / len(runs)
+
     outputs = []
     for i, run in enumerate(runs):
         ood_records = []
@@ -313,12 +328,13 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
-        outputs.append(_output(run, i, names, suite, n_clean, seed, ood_records, t_start, execution, False))
+        outputs.append(_output(run, i, names, suite, n_clean, seed, ood_records, t_start, execution, False,
+                               real_records[i]))
     return outputs
 
 
 def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_records: list,
-            t_start: float, execution: dict | None, partial: bool) -> RunOutput:
+            t_start: float, execution: dict | None, partial: bool, real_records: list | None = None) -> RunOutput:
     timings = dict(run.timings)
     # several models share the wall clock, so each one's total is the sum of its own stages
     # (which already hold a resumed run's earlier stages); one model's is the wall clock
@@ -337,7 +353,8 @@ def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_r
         seed=seed,
         shifts=list(run.records),
         ood=ood_records,
-        summary=summarise(run.clean_m["accuracy"], run.records, ood_records),
+        real=list(real_records or []),
+        summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records or []),
         timings={k: round(v, 4) for k, v in timings.items()},
         conventions=CONVENTIONS,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -397,7 +414,7 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=()) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -416,4 +433,7 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list) -
         )
     if ood_records:
         summary["ood_mean_auroc"] = float(np.mean([o.scores["msp"]["auroc"] for o in ood_records]))
+    if real_records:
+        summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
+                           for r in real_records}
     return summary

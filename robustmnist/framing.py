@@ -8,10 +8,12 @@ edge-to-edge, a photo of a digit) are a preprocessing mismatch, not a robustness
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
@@ -111,13 +113,15 @@ def roi_align_batched(x: torch.Tensor, rois: torch.Tensor, **kwargs) -> torch.Te
     return torch.cat([p.result() for p in parts])
 
 
-def frame_mnist(x: torch.Tensor, box: int = 20, size: int = 28, threshold: float = 0.05) -> torch.Tensor:
+def frame_mnist(x: torch.Tensor, box: int = 20, size: int = 28, threshold: float = 0.05,
+                sampling_ratio: int | None = None) -> torch.Tensor:
     """Batched MNIST framing of white-on-black float images N×1×H×W (any H, W) in [0, 1].
 
     The ink's bounding box is grown to a square around its middle (so the aspect ratio is
     kept), resampled to box×box with area-averaging (roi_align's adaptive sampling acts as
     an anti-aliasing filter when shrinking), pasted in the middle of size×size, and moved
-    so the centre of mass is at the centre.
+    so the centre of mass is at the centre. ``sampling_ratio`` fixes roi_align's samples per
+    output bin; by default it follows the batch's largest box (the fonts shift's bytes).
     """
     if x.dim() != 4 or x.shape[1] != 1:
         raise ValueError(f"frame_mnist expects N×1×H×W, got {tuple(x.shape)}")
@@ -138,7 +142,7 @@ def frame_mnist(x: torch.Tensor, box: int = 20, size: int = 28, threshold: float
         dim=1,
     )
     # sampling_ratio: enough samples per output bin to average over the source pixels.
-    ratio = int(max(2, torch.ceil(side.max() / box).item() * 2))
+    ratio = sampling_ratio or int(max(2, torch.ceil(side.max() / box).item() * 2))
     patch = roi_align_batched(xp, rois, output_size=(box, box), spatial_scale=1.0,
                               sampling_ratio=ratio, aligned=True)
     # Rescale so the brightest pixel keeps the source's peak (area-averaging dims thin strokes).
@@ -150,4 +154,103 @@ def frame_mnist(x: torch.Tensor, box: int = 20, size: int = 28, threshold: float
     out[:, :, o : o + box, o : o + box] = patch
     out = centre_by_mass(out)
     out[~has_ink] = 0
+    return out
+
+
+# -- real digits: scans, photos, other digit datasets --------------------------------------------
+
+# Larger images are shrunk (antialiased) before framing: 112 px is 5.6 source pixels per pixel
+# of the 20-px box, more detail than the box can show, and it bounds roi_align's sampling.
+MAX_SIDE = 112
+REAL_CHUNK = 4096  # images framed per batch (frame_mnist pads each to 3× its side)
+POLARITIES = ("auto", "white-on-black", "dark-on-light")
+
+
+def to_gray(x: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W in [0, 1] -> N×1×H×W: ITU-R 601 luminance for RGB(A), as PIL's convert('L')."""
+    if x.shape[1] == 1:
+        return x
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x[:, :3] * w).sum(dim=1, keepdim=True)
+
+
+def _border(x: torch.Tensor) -> torch.Tensor:
+    return torch.cat([x[:, 0, 0, :], x[:, 0, -1, :], x[:, 0, :, 0], x[:, 0, :, -1]], dim=1)
+
+
+def detect_dark_on_light(x: torch.Tensor) -> torch.Tensor:
+    """True where the ground (the border's median) is brighter than the image's mid-range.
+
+    The mid-range of each image, not a fixed 0.5: a photo of dark digits on a grey meter face
+    has a ground near 0.4 and ink near 0.1, and a house-number plate can be either way round.
+    """
+    flat = x.flatten(1)
+    mid = (flat.amin(dim=1) + flat.amax(dim=1)) / 2
+    return _border(x).median(dim=1).values > mid
+
+
+def lift_ink(x: torch.Tensor) -> torch.Tensor:
+    """White-on-black with the ground at 0 and the brightest ink at 1 (MNIST's range).
+
+    Real images have grey paper, coloured plates and faint pencil: without this the ink box
+    of frame_mnist would be the whole image. An MNIST digit (ground 0, peak 1) is unchanged.
+    """
+    ground = _border(x).median(dim=1).values.view(-1, 1, 1, 1)
+    peak = x.amax(dim=(1, 2, 3), keepdim=True)
+    span = peak - ground
+    lifted = ((x - ground) / span.clamp_min(1e-3)).clamp(0, 1)
+    return torch.where(span > 1e-3, lifted, torch.zeros_like(x))
+
+
+def _frame_group(x: torch.Tensor, polarity: str) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    if max(h, w) > MAX_SIDE:
+        s = MAX_SIDE / max(h, w)
+        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
+                          antialias=True, align_corners=False).clamp(0, 1)
+        h, w = x.shape[-2:]
+    if polarity == "dark-on-light":
+        x = 1.0 - x
+    elif polarity == "auto":
+        x = torch.where(detect_dark_on_light(x).view(-1, 1, 1, 1), 1.0 - x, x)
+    # A ratio from the image size alone (never from the other images in the batch) makes each
+    # framed digit depend only on itself: a subset, a reordering or a chunking gives the same bytes.
+    ratio = max(2, math.ceil(max(h, w) / 20) * 2)
+    return frame_mnist(lift_ink(x), sampling_ratio=ratio)
+
+
+def frame_real(images, polarity: str = "auto") -> torch.Tensor:
+    """The MNIST framing of real digit images, each on its own: N×1×28×28 float in [0, 1].
+
+    ``images``: a uint8 array N×H×W (or N×H×W×3), or a list of float arrays in [0, 1], each
+    H×W or H×W×3, of any sizes. Steps: grayscale (ITU-R 601), shrink to at most MAX_SIDE,
+    polarity ('auto' detects dark ink on a light ground), ground to 0 and ink peak to 1, then
+    ``frame_mnist`` (tight ink box, longer side to 20 px keeping aspect, centre of mass at the
+    centre of 28×28). Images of one size are framed together as one batch.
+    """
+    if polarity not in POLARITIES:
+        raise ValueError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
+    if isinstance(images, np.ndarray):
+        scale = 255.0 if images.dtype == np.uint8 else 1.0
+        if images.ndim not in (3, 4):
+            raise ValueError(f"frame_real expects N×H×W or N×H×W×3 images, got {images.shape}")
+        items = list(images)
+        shapes = {images.shape[1:]} if len(images) else set()
+        groups = {shape: list(range(len(images))) for shape in shapes}
+    else:
+        scale, items = 1.0, list(images)
+        groups: dict[tuple, list[int]] = {}
+        for i, a in enumerate(items):
+            groups.setdefault(tuple(a.shape), []).append(i)
+    out = torch.zeros((len(items), 1, 28, 28))
+    for idx in groups.values():
+        for lo in range(0, len(idx), REAL_CHUNK):
+            part = idx[lo : lo + REAL_CHUNK]
+            if isinstance(images, np.ndarray) and len(groups) == 1:
+                arr = images[part[0] : part[-1] + 1]  # one group of consecutive images: a view
+            else:
+                arr = np.stack([items[i] for i in part])
+            t = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float32) / scale
+            t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
+            out[part] = _frame_group(to_gray(t), polarity)
     return out

@@ -11,6 +11,12 @@
     min_accuracy = 0.70
     aggregate = "mean"             # "mean" over the matching records, or "each" (every one)
     # max_ece = 0.2                # optional, same aggregation
+
+    [[real]]                       # real digit sets (eval --real); any number of these
+    name = "digits"                # a real set as named in the results; omit for every one
+    min_accuracy = 0.85
+    max_accuracy_drop = 0.10       # clean − real accuracy
+    # max_ece = 0.1
 """
 
 from __future__ import annotations
@@ -24,8 +30,9 @@ import numpy as np
 from .errors import UserError
 from .results import Result
 
-TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift"}
+TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real"}
 SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate"}
+REAL_KEYS = {"name", "min_accuracy", "max_accuracy_drop", "max_ece"}
 
 
 @dataclass(frozen=True)
@@ -49,7 +56,7 @@ def load_policy(path: str | Path) -> dict:
     if unknown:
         raise UserError(f"policy {p}: unknown key(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(TOP_KEYS))}")
-    for key in TOP_KEYS - {"shift"}:
+    for key in TOP_KEYS - {"shift", "real"}:
         if key in policy and not isinstance(policy[key], int | float):
             raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
     rules = policy.get("shift", [])
@@ -64,6 +71,7 @@ def load_policy(path: str | Path) -> dict:
             raise UserError(f"policy {p}: [[shift]] #{i} needs a name and min_accuracy or max_ece")
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
+    _check_real_rules(p, policy.get("real", []))
     if not (set(policy) & TOP_KEYS):
         raise UserError(f"policy {p} sets no thresholds")
     return policy
@@ -94,6 +102,45 @@ def check(result: Result, policy: dict) -> list[RuleResult]:
             out.append(RuleResult(f"OOD {o.name} AUROC (msp) ≥", a, t, a >= t))
     for rule in policy.get("shift", []):
         out.extend(_shift_rule(result, rule))
+    for rule in policy.get("real", []):
+        out.extend(_real_rule(result, rule))
+    return out
+
+
+def _check_real_rules(p: Path, rules) -> None:
+    if not isinstance(rules, list):
+        raise UserError(f"policy {p}: write real-set rules as [[real]] tables")
+    for i, rule in enumerate(rules, 1):
+        bad = set(rule) - REAL_KEYS
+        if bad:
+            raise UserError(f"policy {p}: [[real]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(REAL_KEYS))}")
+        if not (REAL_KEYS - {"name"}) & set(rule):
+            raise UserError(f"policy {p}: [[real]] #{i} needs min_accuracy, max_accuracy_drop or max_ece")
+        for key in REAL_KEYS - {"name"}:
+            if key in rule and not isinstance(rule[key], int | float):
+                raise UserError(f"policy {p}: [[real]] #{i} {key} must be a number, got {rule[key]!r}")
+
+
+def _real_rule(result: Result, rule: dict) -> list[RuleResult]:
+    name = rule.get("name")
+    recs = [r for r in result.real if name is None or r.name == name]
+    if not recs:
+        have = ", ".join(r.name for r in result.real) or "no real sets (eval --real digits,...)"
+        raise UserError(f"policy [[real]] rule for '{name or 'every set'}' matches nothing in the results; "
+                        f"they have: {have}")
+    out = []
+    for r in recs:
+        if "min_accuracy" in rule:
+            t = rule["min_accuracy"]
+            out.append(RuleResult(f"real {r.name} accuracy ≥", r.accuracy, t, r.accuracy >= t, f"n={r.n}"))
+        if "max_accuracy_drop" in rule:
+            t = rule["max_accuracy_drop"]
+            drop = result.clean.accuracy - r.accuracy
+            out.append(RuleResult(f"real {r.name} drop from clean ≤", drop, t, drop <= t))
+        if "max_ece" in rule:
+            t = rule["max_ece"]
+            out.append(RuleResult(f"real {r.name} ECE ≤", r.ece, t, r.ece <= t))
     return out
 
 

@@ -89,6 +89,19 @@ class OODRecord:
 
 
 @dataclass
+class RealRecord(SetMetrics):
+    """A real digit set (see real.py): its metrics, how it differs from clean, what it resembles."""
+
+    name: str = ""
+    source: str = ""  # what the set is, in words
+    sha256: str = ""  # of the framed uint8 images + labels
+    per_class_change: list[float | None] = field(default_factory=list)  # real − clean, per digit
+    confusion_change: list[list[float]] = field(default_factory=list)  # row rates, real − clean
+    closest_shifts: list[dict] = field(default_factory=list)  # {"name", "severity", "family", ...}
+    framing: dict = field(default_factory=dict)  # {"before_png", "after_png", "indices"}
+
+
+@dataclass
 class Result:
     model: ModelInfo
     environment: Environment
@@ -97,6 +110,7 @@ class Result:
     seed: int = 0
     shifts: list[ShiftRecord] = field(default_factory=list)
     ood: list[OODRecord] = field(default_factory=list)
+    real: list[RealRecord] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)  # {"file", "sha256"} per-image predictions
@@ -132,6 +146,7 @@ class Result:
                 seed=d.get("seed", 0),
                 shifts=[_build(ShiftRecord, s) for s in d.get("shifts", [])],
                 ood=[_build(OODRecord, o) for o in d.get("ood", [])],
+                real=[_build(RealRecord, o) for o in d.get("real", [])],
                 summary=d.get("summary", {}),
                 timings=d.get("timings", {}),
                 predictions=d.get("predictions", {}),

@@ -59,6 +59,8 @@ def register(app: typer.Typer) -> None:
         budget: str = typer.Option(None, "--budget", help="time for the whole run, e.g. 5m or none "
                                    "(default: 2m on a CPU, none on a GPU); --n overrides it"),
         ood: str = typer.Option(None, "--ood"),
+        real: str = typer.Option(None, "--real", help="real digit sets (as eval --real); the leaderboard "
+                                 "ranks which shift families predict them"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
                                        "(default: the first model)"),
         seed: int = typer.Option(0, "--seed"),
@@ -76,7 +78,7 @@ def register(app: typer.Typer) -> None:
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
         from ..report.leaderboard import write_leaderboard
-        from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
+        from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
         the_suite = build_suite(suite, shift, severity)
@@ -85,10 +87,16 @@ def register(app: typer.Typer) -> None:
             from ..ood import check_ood_names
 
             check_ood_names(ood_names)
+        real_names = parse_name_list(real)
+        if real_names:
+            from ..real import check_real_names
+
+            check_real_names(real_names)
         dev = resolve_device(device)
         loaded = [load_model(m, arch=arch).to(dev) for m in models]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
+        real_sets = _load_real_sets(real_names, data_root, n)
         loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                 budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
                                 use_cache=not no_cache, batch_size=batch_size,
@@ -106,14 +114,20 @@ def register(app: typer.Typer) -> None:
 
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean, execution=plan.to_dict())
+                                 progress=on_progress, clean=clean, real_sets=real_sets,
+                                 execution=plan.to_dict())
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
         rows = leaderboard([r.result for r in runs], ref)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
-        paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info)
+        real_corr = None
+        if real_names:
+            from ..real_metrics import family_rank_correlation
+
+            real_corr = family_rank_correlation([r.result for r in runs])
+        paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
         for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC"):
             t.add_column(col)
@@ -122,6 +136,10 @@ def register(app: typer.Typer) -> None:
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
                       "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}")
         out.print(t)
+        for c in real_corr or []:
+            top = [f for f in c["families"] if f["rho"] is not None][:3]
+            out.print(f"real {c['real']} ({c['n_models']} models): best predicted by "
+                      + (", ".join(f"{f['family']} ρ={f['rho']:+.2f}" for f in top) or "— (needs 3+ models)"))
         for kind, p in paths.items():
             console.print(f"  {kind:5s} {p}")
 

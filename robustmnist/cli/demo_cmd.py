@@ -22,6 +22,8 @@ def register(app: typer.Typer) -> None:
                               "is minutes on a CPU; pass --n 10000 on a GPU)"),
         suite: str = typer.Option("default", "--suite"),
         ood: str = typer.Option("fashion,cifar10", "--ood"),
+        real: str = typer.Option("digits", "--real", help="real digit sets scored beside the suite "
+                                 "(scikit-learn's bundled digits need no download)"),
         device: str = typer.Option("auto", "--device"),
         data_root: Path = typer.Option(None, "--data-root"),
         seed: int = typer.Option(0, "--seed"),
@@ -66,6 +68,11 @@ def register(app: typer.Typer) -> None:
 
         the_suite = build_suite(suite, None, None)
         ood_names = [o for o in ood.split(",") if o]
+        real_names = [r for r in real.split(",") if r]
+        if real_names:
+            from ..real import check_real_names
+
+            check_real_names(real_names)
         n_img = min(n, len(clean.images))
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
         with progress() as bar:
@@ -76,7 +83,7 @@ def register(app: typer.Typer) -> None:
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=root,
-                                 progress=on_progress, clean=clean, names=list(DEMO_MODELS))
+                                 progress=on_progress, clean=clean, names=list(DEMO_MODELS), real=real_names)
         ref = reference_from_result(runs[0].result)  # mCE of the MLP relative to lenet5
         for arch, r in zip(DEMO_MODELS, runs, strict=True):
             apply_reference(r.result, ref)
@@ -84,10 +91,14 @@ def register(app: typer.Typer) -> None:
         results = [r.result for r in runs]
         written = render_reports(results, out_dir, formats={"html", "md", "csv"})
         rows = leaderboard(results, ref)
-        write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, {"name": ref.name, "sha256": ref.sha256})
+        from ..real_metrics import family_rank_correlation
+
+        write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, {"name": ref.name, "sha256": ref.sha256},
+                          family_rank_correlation(results) if real_names else None)
 
         t = Table(title=f"robustmnist demo — suite '{the_suite.name}', {n_img} images per set")
-        for col in ("model", "clean acc.", "mean shifted", "worst shift", "fonts", "euro", "OOD AUROC (msp)"):
+        for col in ("model", "clean acc.", "mean shifted", "worst shift", "fonts", "euro", "OOD AUROC (msp)",
+                    "real (looks most like)"):
             t.add_column(col)
         for r in results:
             s = r.summary
@@ -97,7 +108,9 @@ def register(app: typer.Typer) -> None:
                       f"{w.get('name')} s{w.get('severity')} ({w.get('accuracy', 0):.1%})",
                       f"{fam['fonts']:.1%}" if "fonts" in fam else "—",
                       f"{fam['euro']:.1%}" if "euro" in fam else "—",
-                      ", ".join(f"{o.name} {o.scores['msp']['auroc']:.3f}" for o in r.ood) or "—")
+                      ", ".join(f"{o.name} {o.scores['msp']['auroc']:.3f}" for o in r.ood) or "—",
+                      ", ".join(f"{x.name} {x.accuracy:.1%} ({x.closest_shifts[0]['name']})" if x.closest_shifts
+                                else f"{x.name} {x.accuracy:.1%}" for x in r.real) or "—")
         out.print(t)
         console.print(f"comparison report: {written['html'].resolve()}")
         for arch in DEMO_MODELS:

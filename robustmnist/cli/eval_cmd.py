@@ -37,7 +37,7 @@ def build_suite(suite_name: str | None, shift: str | None, severity: str | None)
 def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
-    use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False,
+    use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
     budget=None, resume=False, spent_s=0.0,
 ):
     """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
@@ -56,6 +56,7 @@ def run_eval(
     model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
+    real_sets = _load_real_sets(real, data_root, n)
     prior = load_partial(out) if resume else None
     prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
     if not force:
@@ -92,7 +93,7 @@ def run_eval(
             bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], plan.n))
             run = evaluate(models[0], suite, n=plan.n, seed=seed, ood=ood, data_root=data_root,
                            batch_size=batch_size, use_cache=use_cache, name=name,
-                           progress=on_progress, clean=clean, on_update=saver,
+                           progress=on_progress, clean=clean, real_sets=real_sets, on_update=saver,
                            execution={**plan.to_dict(), "ood": list(ood or [])},
                            resume=[prior] if prior else None)
     except KeyboardInterrupt:
@@ -130,6 +131,15 @@ def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
 
         written.update(render_reports([run.result], out, formats=report_fmts))
     return written
+
+
+def _load_real_sets(names, data_root, n):
+    """Real sets read and framed up front, so a missing one fails before any progress output."""
+    if not names:
+        return None
+    from ..real import load_real
+
+    return [load_real(name, data_root, n) for name in names]
 
 
 def _ood_image_count(names: list[str], n: int | None) -> int:
@@ -171,6 +181,11 @@ def print_summary(result, written: dict) -> None:
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
         t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", "")
+    for r in result.real:
+        top = r.closest_shifts[0] if r.closest_shifts else None
+        t.add_row(f"real {r.name}", f"{r.accuracy:.2%}", f"{r.accuracy_ci[0]:.2%}–{r.accuracy_ci[1]:.2%}")
+        if top:
+            t.add_row(f"  looks most like {top['name']} s{top['severity']}", f"{top['accuracy']:.2%}", "")
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
@@ -197,6 +212,8 @@ def register(app: typer.Typer) -> None:
                                     "interrupted run left in --out"),
         ood: str = typer.Option(None, "--ood", help="OOD sets: fashion,cifar10,noise,blank,"
                                 "folder:PATH"),
+        real: str = typer.Option(None, "--real", help="real digit sets: digits,usps,svhn,emnist,qmnist,"
+                                 "folder:PATH (sub-folders 0-9),npz:PATH (x, y)"),
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
@@ -227,11 +244,16 @@ def register(app: typer.Typer) -> None:
             from ..ood import check_ood_names
 
             check_ood_names(ood_names)
+        real_names = parse_name_list(real)
+        if real_names:
+            from ..real import check_real_names
+
+            check_real_names(real_names)
         result, written = run_eval(
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet, budget=parse_budget(budget), resume=resume,
+            reference=reference, quiet=quiet, real=real_names, budget=parse_budget(budget), resume=resume,
             spent_s=time.monotonic() - STARTED,
         )
         print_summary(result, written)

@@ -35,6 +35,14 @@ over all shifted sets. mCE and relative mCE as ImageNet-C defines them, relative
 <td>{{ pct(r.mce) }}</td><td>{{ pct(r.relative_mce) }}</td><td class="l">{{ r.worst }}</td>
 <td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td></tr>
 {% endfor %}</table></div>
+{% if real_corr %}<h2>Which parts of the suite predict your data</h2>
+<p class="note">For each real digit set: Spearman's rank correlation, across the benchmarked models, between a
+shift family's mean accuracy and the accuracy on the real set. High ρ = that family ranks the models as the real
+digits do. Shown from {{ min_models }} models up.</p>
+{% for c in real_corr %}<h3>{{ c.real }} <small>({{ c.n_models }} models)</small></h3>
+<div class="wrap"><table><tr><th>family</th><th>ρ</th><th>models</th></tr>
+{% for f in c.families %}<tr><td class="l">{{ f.family }}</td><td>{{ rho(f.rho) }}</td><td>{{ f.n_models }}</td></tr>
+{% endfor %}</table></div>{% endfor %}{% endif %}
 </body></html>
 """
 
@@ -47,13 +55,32 @@ def _num(v):
     return "—" if v is None or v != v else f"{v:.3f}"
 
 
-def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, reference: dict) -> str:
+def _rho(v):
+    return "—" if v is None or v != v else f"{v:+.2f}"
+
+
+def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, reference: dict,
+                     real_corr: list[dict] | None = None) -> str:
+    from ..real_metrics import MIN_MODELS
+
     env = jinja2.Environment(autoescape=True)
     return env.from_string(_HTML).render(rows=rows, suite=suite, n=n, seed=seed, reference=reference,
-                                         pct=_pct, num=_num)
+                                         pct=_pct, num=_num, rho=_rho, real_corr=real_corr or [],
+                                         min_models=MIN_MODELS)
 
 
-def leaderboard_md(rows: list[LeaderRow], reference: dict) -> str:
+def real_correlation_md(real_corr: list[dict]) -> list[str]:
+    lines = []
+    for c in real_corr:
+        name = c["real"].replace("|", "\\|")
+        lines += ["", f"Which families predict real set {name} ({c['n_models']} models; "
+                  "Spearman ρ between family accuracy and real accuracy):", "", "| family | ρ | models |",
+                  "|---|---:|---:|"]
+        lines += [f"| {f['family']} | {_rho(f['rho'])} | {f['n_models']} |" for f in c["families"]]
+    return lines
+
+
+def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict] | None = None) -> str:
     lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |",
              "|---|---|---:|---:|---:|---:|---|---:|"]
     for r in rows:
@@ -63,6 +90,7 @@ def leaderboard_md(rows: list[LeaderRow], reference: dict) -> str:
                      f"{_num(r.ood_auroc)} |")
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition.")
+    lines += real_correlation_md(real_corr or [])
     return "\n".join(lines) + "\n"
 
 
@@ -78,10 +106,15 @@ def leaderboard_csv(rows: list[LeaderRow]) -> str:
 
 
 def write_leaderboard(rows: list[LeaderRow], out: Path, suite: str, n: int, seed: int,
-                      reference: dict) -> dict[str, Path]:
+                      reference: dict, real_corr: list[dict] | None = None) -> dict[str, Path]:
     paths = {"html": out / "leaderboard.html", "md": out / "leaderboard.md", "csv": out / "leaderboard.csv"}
-    atomic_write_text(paths["html"], leaderboard_html(rows, suite, n, seed, reference))
-    atomic_write_text(paths["md"], leaderboard_md(rows, reference))
+    atomic_write_text(paths["html"], leaderboard_html(rows, suite, n, seed, reference, real_corr))
+    atomic_write_text(paths["md"], leaderboard_md(rows, reference, real_corr))
+    if real_corr:
+        from ..fileio import atomic_write_json
+
+        paths["real"] = out / "real_correlation.json"
+        atomic_write_json(paths["real"], real_corr)
     atomic_write_text(paths["csv"], leaderboard_csv(rows))
     return paths
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import run_info, view
+from .real_section import real_markdown
 
 TOP_SHIFTS = 10
 
@@ -45,6 +46,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         rows.append([row.model] + [c.text for c in row.cells])
     lines += _table(["model"] + view.COMPARE_COLUMNS, rows, "lrrlrr")
     lines.append("")
+    lines += real_markdown(models)
 
     if layout.shifts:
         sevs = layout.severities

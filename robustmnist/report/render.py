@@ -17,6 +17,7 @@ from ..fileio import atomic_write_text
 from ..results import Result
 from . import run_info, view
 from .markdown import render_markdown
+from .real_section import real_blocks
 from .tidy import render_csv
 
 FORMATS = ("html", "md", "csv")
@@ -25,6 +26,7 @@ FILENAMES = {"html": "report.html", "md": "report.md", "csv": "results.csv"}
 # Section ids and headings, in page order; the template and the tests use this list.
 SECTIONS = (
     ("summary", "Summary"),
+    ("real", "Real digits"),
     ("overview", "Robustness overview"),
     ("per-class", "Per-class degradation"),
     ("confusion", "Confusion matrices"),
@@ -114,6 +116,7 @@ def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
         "timing_rows": view.timing_rows(models),
         "set_hashes": view.set_hashes(models, layout),
         "conventions": _conventions(models),
+        "real_blocks": real_blocks(models),
     }
     return _env().get_template("report.html.j2").render(**ctx)
 

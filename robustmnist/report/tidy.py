@@ -1,6 +1,6 @@
 """results.csv: one tidy row per (model, set, severity, class), ready for pandas.
 
-Columns: model, set, kind (clean | shift | ood), family, severity, class (0..9 | all),
+Columns: model, set, kind (clean | shift | ood | real), family, severity, class (0..9 | all),
 n (images of that true class), correct, accuracy, n_predicted (images predicted as that
 class). OOD sets have no digit labels: their class rows carry only n_predicted (the
 predicted-digit histogram) and the "all" row n. Empty cells are missing values.
@@ -52,4 +52,6 @@ def render_csv(models: Sequence[view.Model]) -> str:
             for k, c in enumerate(o.predicted_histogram):
                 w.writerow([m.name, o.name, "ood", "ood", "", k, "", "", "", c])
             w.writerow([m.name, o.name, "ood", "ood", "", "all", o.n, "", "", o.n])
+        for x in r.real:
+            w.writerows(_labelled_rows(m.name, x.name, "real", "real", "", x))
     return buf.getvalue()
