@@ -224,6 +224,13 @@ class LeaderRow:
     worst_accuracy: float
     ood_auroc: float | None
     sha256: str
+    robust_accuracy: float | None = None  # worst case at the largest eps of bench --attack
+    robust_label: str = ""  # e.g. "linf 0.3"
+
+
+def _robust_label(summary: dict) -> str:
+    ra = summary.get("robust_accuracy")
+    return f"{ra['norm']} {ra['eps']:g}" if ra else ""
 
 
 def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
@@ -238,6 +245,8 @@ def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
             mce=ce["mce"], relative_mce=ce["relative_mce"],
             worst=f"{w.get('name', '-')} s{w.get('severity', '-')}", worst_accuracy=w.get("accuracy", float("nan")),
             ood_auroc=s.get("ood_mean_auroc"), sha256=r.model.sha256,
+            robust_accuracy=s.get("robust_accuracy", {}).get("accuracy"),
+            robust_label=_robust_label(s),
         ))
     rows.sort(key=lambda d: -d["mean_shifted_accuracy"])
     return [LeaderRow(rank=i + 1, **d) for i, d in enumerate(rows)]

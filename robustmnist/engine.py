@@ -23,7 +23,7 @@ from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
 from .metrics import classification_metrics, flip_rate
-from .models.fastpath import accelerate
+from .models.fastpath import accelerate, as_loaded
 from .models.fastpath import forward as fast_forward
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
@@ -214,6 +214,7 @@ def evaluate_many(
     names: list[str] | None = None,
     progress: ProgressFn | None = None,
     clean: DigitSet | None = None,
+    attacks=None,
     real: list[str] | None = None,
     real_sets: list | None = None,
     fast: bool = True,
@@ -226,10 +227,12 @@ def evaluate_many(
 
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
-    ``fast`` runs each model on its fastest exact forward path (models/fastpath.py);
-    ``execution`` (n, budget, reason: see budget.py) goes into every result as it is;
-    ``on_update`` sees partial results as sets finish (to save them as the run goes) and
-    ``resume`` (one earlier partial output per model) skips the sets it already holds.
+    ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
+    ``fast`` runs each model on its fastest exact forward path (models/fastpath.py; attacks,
+    which need gradients, get the model as loaded); ``execution`` (n, budget, reason: see
+    budget.py) goes into every result as it is; ``on_update`` sees partial results as sets
+    finish (to save them as the run goes) and ``resume`` (one earlier partial output per
+    model) skips the sets it already holds.
     """
     t_start = time.perf_counter()
     t = time.perf_counter()
@@ -242,6 +245,7 @@ def evaluate_many(
     source_sha = set_sha256(clean.images, clean.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
+    loaded = [as_loaded(m) for m in models]  # gradient-based attacks need the torch module itself
     if fast:
         models = [accelerate(m, clean.images, batch_size) for m in models]
     runs = [_ModelRun(m, shared=len(models) > 1) for m in models]
@@ -328,13 +332,22 @@ def evaluate_many(
                 data_root=data_root, seed=seed, n=n,
             )
             run.timings["ood"] = time.perf_counter() - t
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(loaded[i], clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
         outputs.append(_output(run, i, names, suite, n_clean, seed, ood_records, t_start, execution, False,
-                               real_records[i]))
+                               real_records[i], adversarial))
     return outputs
 
 
 def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_records: list,
-            t_start: float, execution: dict | None, partial: bool, real_records: list | None = None) -> RunOutput:
+            t_start: float, execution: dict | None, partial: bool, real_records: list | None = None,
+            adversarial=None) -> RunOutput:
     timings = dict(run.timings)
     # several models share the wall clock, so each one's total is the sum of its own stages
     # (which already hold a resumed run's earlier stages); one model's is the wall clock
@@ -354,7 +367,8 @@ def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_r
         shifts=list(run.records),
         ood=ood_records,
         real=list(real_records or []),
-        summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records or []),
+        summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records or [], adversarial),
+        adversarial=adversarial,
         timings={k: round(v, 4) for k, v in timings.items()},
         conventions=CONVENTIONS,
         created=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -414,7 +428,8 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
             "severities": list(suite.severities), "shifts": suite.shift_names, "n": n}
 
 
-def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=()) -> dict:
+def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
+              adversarial=None) -> dict:
     summary: dict = {"clean_accuracy": clean_acc}
     if records:
         accs = [r.accuracy for r in records]
@@ -436,4 +451,8 @@ def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, r
     if real_records:
         summary["real"] = {r.name: {"accuracy": r.accuracy, "closest_shift": (r.closest_shifts or [{}])[0].get("name")}
                            for r in real_records}
+    if adversarial is not None and adversarial.records:
+        last = adversarial.records[-1]  # the largest radius: the threat model's headline number
+        summary["robust_accuracy"] = {"accuracy": last.robust_accuracy, "norm": adversarial.norm,
+                                      "eps": last.eps, "attacks": list(adversarial.attacks), "n": last.n}
     return summary

@@ -17,6 +17,12 @@
     min_accuracy = 0.85
     max_accuracy_drop = 0.10       # clean − real accuracy
     # max_ece = 0.1
+
+    [[attack]]                     # robust accuracy from eval --attack (worst case over its attacks)
+    norm = "linf"                  # default: the results' norm
+    eps = 0.3                      # or severities = [5]; default: every eps evaluated
+    min_accuracy = 0.80
+    attacks = ["autoattack"]       # optional: the attacks that must have run (sets expand)
 """
 
 from __future__ import annotations
@@ -30,9 +36,13 @@ import numpy as np
 from .errors import UserError
 from .results import Result
 
-TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real"}
+TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real",
+            "attack"}
 SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate"}
 REAL_KEYS = {"name", "min_accuracy", "max_accuracy_drop", "max_ece"}
+ATTACK_KEYS = {"norm", "eps", "severities", "min_accuracy", "attacks"}
+# the standard AutoAttack set (as attacks/registry.py expands it; repeated here to keep gate torch-free)
+ATTACK_SETS = {"autoattack": ("apgd-ce", "apgd-t", "fab-t", "square")}
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ def load_policy(path: str | Path) -> dict:
     if unknown:
         raise UserError(f"policy {p}: unknown key(s) {', '.join(sorted(unknown))}; "
                         f"known: {', '.join(sorted(TOP_KEYS))}")
-    for key in TOP_KEYS - {"shift", "real"}:
+    for key in TOP_KEYS - {"shift", "real", "attack"}:
         if key in policy and not isinstance(policy[key], int | float):
             raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
     rules = policy.get("shift", [])
@@ -72,6 +82,16 @@ def load_policy(path: str | Path) -> dict:
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
     _check_real_rules(p, policy.get("real", []))
+    attack_rules = policy.get("attack", [])
+    if not isinstance(attack_rules, list):
+        raise UserError(f"policy {p}: write attack rules as [[attack]] tables")
+    for i, rule in enumerate(attack_rules, 1):
+        bad = set(rule) - ATTACK_KEYS
+        if bad:
+            raise UserError(f"policy {p}: [[attack]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(ATTACK_KEYS))}")
+        if not isinstance(rule.get("min_accuracy"), int | float):
+            raise UserError(f"policy {p}: [[attack]] #{i} needs min_accuracy (a number)")
     if not (set(policy) & TOP_KEYS):
         raise UserError(f"policy {p} sets no thresholds")
     return policy
@@ -104,6 +124,8 @@ def check(result: Result, policy: dict) -> list[RuleResult]:
         out.extend(_shift_rule(result, rule))
     for rule in policy.get("real", []):
         out.extend(_real_rule(result, rule))
+    for rule in policy.get("attack", []):
+        out.extend(_attack_rule(result, rule))
     return out
 
 
@@ -142,6 +164,33 @@ def _real_rule(result: Result, rule: dict) -> list[RuleResult]:
             t = rule["max_ece"]
             out.append(RuleResult(f"real {r.name} ECE ≤", r.ece, t, r.ece <= t))
     return out
+
+
+def _attack_rule(result: Result, rule: dict) -> list[RuleResult]:
+    adv = result.adversarial
+    if adv is None or not adv.records:
+        raise UserError("the policy has an [[attack]] rule but the results have no adversarial section "
+                        "(run robustmnist eval MODEL --attack pgd, or --attack autoattack)")
+    norm = str(rule.get("norm", adv.norm)).lower()
+    if norm != adv.norm:
+        raise UserError(f"policy [[attack]] asks for norm {norm} but the results were attacked in {adv.norm}")
+    need = [a for name in rule.get("attacks", []) for a in ATTACK_SETS.get(str(name).lower(), (str(name).lower(),))]
+    missing = [a for a in need if a not in adv.attacks]
+    if missing:
+        raise UserError(f"policy [[attack]] requires {', '.join(missing)} but the results ran only "
+                        f"{', '.join(adv.attacks)}; re-run eval with --attack {','.join(rule['attacks'])}")
+    recs = adv.records
+    if "eps" in rule:
+        recs = [r for r in recs if abs(r.eps - float(rule["eps"])) < 1e-9]
+    if "severities" in rule:
+        recs = [r for r in recs if r.severity in rule["severities"]]
+    if not recs:
+        have = ", ".join(f"{r.eps:g}" for r in adv.records)
+        raise UserError(f"policy [[attack]] eps {rule.get('eps', rule.get('severities'))} matches nothing in the "
+                        f"results; they have {adv.norm} eps {have}")
+    t = rule["min_accuracy"]
+    return [RuleResult(f"robust accuracy {adv.norm} eps {r.eps:g} ≥", r.robust_accuracy, t,
+                       r.robust_accuracy >= t, f"{'+'.join(adv.attacks)}, n={r.n}") for r in recs]
 
 
 def _shift_rule(result: Result, rule: dict) -> list[RuleResult]:

@@ -89,6 +89,41 @@ class OODRecord:
 
 
 @dataclass
+class AdversarialRecord:
+    """Worst case over every attack of the section at one radius (see attacks/evaluate.py)."""
+
+    severity: int
+    eps: float
+    n: int
+    clean_correct: int
+    robust_accuracy: float
+    robust_accuracy_ci: list[float]
+    per_class_robust_accuracy: list[float | None]
+    per_attack: dict  # attack -> {"robust_accuracy", "success_rate", "seconds", "rejected"}
+    median_norm: float | None  # of the adversarial perturbations found
+    seconds: float = 0.0
+    gallery: list[dict] = field(default_factory=list)  # {"index", "true", "pred", "confidence", "png", ...}
+
+
+@dataclass
+class AdversarialSection:
+    attacks: list[str]
+    norm: str
+    n: int  # images attacked: a prefix of the clean set
+    n_available: int
+    seed: int
+    restarts: int = 1
+    steps: int = 40
+    black_box: bool = False
+    implementations: dict = field(default_factory=dict)
+    prefix: str = ""  # why n images (a time budget, --attack-n, all)
+    eta_seconds: float | None = None
+    records: list[AdversarialRecord] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # gradient-masking checks that fired
+    checks: dict = field(default_factory=dict)
+
+
+@dataclass
 class RealRecord(SetMetrics):
     """A real digit set (see real.py): its metrics, how it differs from clean, what it resembles."""
 
@@ -114,6 +149,7 @@ class Result:
     summary: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     predictions: dict = field(default_factory=dict)  # {"file", "sha256"} per-image predictions
+    adversarial: AdversarialSection | None = None
     conventions: dict = field(default_factory=dict)
     created: str = ""
     # forward path, n and why, time budget and estimate (engine.py, budget.py)
@@ -150,6 +186,7 @@ class Result:
                 summary=d.get("summary", {}),
                 timings=d.get("timings", {}),
                 predictions=d.get("predictions", {}),
+                adversarial=_adversarial(d.get("adversarial")),
                 conventions=d.get("conventions", {}),
                 created=d.get("created", ""),
                 execution=d.get("execution", {}),
@@ -171,6 +208,14 @@ class Result:
         if not isinstance(d, dict):
             raise UserError(f"{p} is not a results.json file")
         return cls.from_dict(d)
+
+
+def _adversarial(d: dict | None) -> AdversarialSection | None:
+    if not d:
+        return None
+    sec = _build(AdversarialSection, d)
+    sec.records = [_build(AdversarialRecord, r) for r in d.get("records", [])]
+    return sec
 
 
 def _build(cls, d: dict):

@@ -70,6 +70,13 @@ def register(app: typer.Typer) -> None:
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
+        attack: str = typer.Option(None, "--attack", help="adversarial attacks (as eval --attack)"),
+        norm: str = typer.Option("linf", "--norm", help="linf or l2"),
+        attack_severity: str = typer.Option(None, "--attack-severity", help="eps levels 1-5"),
+        restarts: int = typer.Option(1, "--restarts", min=1, help="PGD random restarts"),
+        attack_n: int = typer.Option(None, "--attack-n", min=1, help="images to attack per model"),
+        attack_budget: float = typer.Option(None, "--attack-budget", help="seconds per model (default "
+                                            "300 on CPU)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
@@ -105,6 +112,14 @@ def register(app: typer.Typer) -> None:
         n = plan.n
         n_img = min(n, len(clean.images))
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
+        plans = None
+        if attack:
+            from ..models.fastpath import as_loaded
+            from .attack_opts import AttackOptions, same_prefix
+
+            # attacks need gradients: the models as loaded, not their fast paths
+            plans = same_prefix([as_loaded(m) for m in loaded], AttackOptions(
+                attack, norm, attack_severity, restarts, attack_n, attack_budget), n_img, seed)
         with progress() as bar:
             task = bar.add_task("scoring", status="",
                                 total=len(loaded) * (n_img * (1 + n_sets) + _ood_image_count(ood_names or [], n)))
@@ -114,7 +129,7 @@ def register(app: typer.Typer) -> None:
 
             runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                                  batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean, real_sets=real_sets,
+                                 progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans,
                                  execution=plan.to_dict())
         ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
         for name, run in zip(names, runs, strict=True):
@@ -129,12 +144,14 @@ def register(app: typer.Typer) -> None:
             real_corr = family_rank_correlation([r.result for r in runs])
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
-        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC"):
+        robust_col = [f"robust {rows[0].robust_label}"] if plans and rows and rows[0].robust_label else []
+        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC", *robust_col):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
-                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}")
+                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
+                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []))
         out.print(t)
         for c in real_corr or []:
             top = [f for f in c["families"] if f["rho"] is not None][:3]

@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from .attack_opts import AttackOptions, print_adversarial
 from .common import STARTED, console, parse_int_list, parse_name_list, progress
 
 FORMATS = ("json", "html", "md", "csv")
@@ -38,7 +39,7 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    budget=None, resume=False, spent_s=0.0,
+    attack=None, budget=None, resume=False, spent_s=0.0,
 ):
     """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
 
@@ -61,11 +62,18 @@ def run_eval(
     prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
     if not force:
         _precheck(model, data_root)
-    models, plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
-                            budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
-                            batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
+    models, run_plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                                budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
+                                batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
     if not quiet:
-        console.print(plan.line(), markup=False, highlight=False)
+        console.print(run_plan.line(), markup=False, highlight=False)
+    plan = None
+    if attack is not None and attack.wanted:
+        from .attack_opts import make_plan
+
+        # attacks take their own budget, on the clean digits this run scores; with the model as
+        # loaded (gradients), never its fast path
+        plan = make_plan(model, attack, min(run_plan.n, len(clean.images)), seed)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
     n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
 
@@ -84,17 +92,18 @@ def run_eval(
             task = bar.add_task("scoring", total=None, status="")
 
             def on_progress(kind: str, k: int, status: str) -> None:
-                if kind == "score":
-                    bar.update(task, advance=k)
+                if kind in ("score", "attack"):
+                    bar.update(task, advance=k, **({"status": status} if status else {}))
                 elif status:
                     bar.update(task, status=status)
 
-            n_img = min(plan.n, len(clean.images))
-            bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], plan.n))
-            run = evaluate(models[0], suite, n=plan.n, seed=seed, ood=ood, data_root=data_root,
+            n_img = min(run_plan.n, len(clean.images))
+            n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
+            bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], run_plan.n) + n_attacked)
+            run = evaluate(models[0], suite, n=run_plan.n, seed=seed, ood=ood, data_root=data_root,
                            batch_size=batch_size, use_cache=use_cache, name=name,
-                           progress=on_progress, clean=clean, real_sets=real_sets, on_update=saver,
-                           execution={**plan.to_dict(), "ood": list(ood or [])},
+                           progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
+                           on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood or [])},
                            resume=[prior] if prior else None)
     except KeyboardInterrupt:
         if saver.saves:
@@ -233,12 +242,23 @@ def register(app: typer.Typer) -> None:
         force: bool = typer.Option(False, "--force", help="evaluate even when the input "
                                    "convention looks wrong"),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
+        attack: str = typer.Option(None, "--attack", help="adversarial attacks: fgsm, pgd, apgd-ce, apgd-t, "
+                                   "fab-t, square, autoattack (alone, --attack skips the shift suite)"),
+        norm: str = typer.Option("linf", "--norm", help="threat model of --attack: linf or l2"),
+        attack_severity: str = typer.Option(None, "--attack-severity", help="eps levels 1-5 (linf 0.05, "
+                                            "0.1, 0.15, 0.2, 0.3; l2 0.25, 0.5, 1, 1.5, 2)"),
+        restarts: int = typer.Option(1, "--restarts", min=1, help="PGD random restarts"),
+        attack_n: int = typer.Option(None, "--attack-n", min=1, help="images to attack (default: what "
+                                     "fits --attack-budget on CPU, all 10,000 on CUDA)"),
+        attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
+                                            "(default 300 on CPU)"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         from ..budget import parse_budget
 
         formats = parse_formats(fmt)
-        the_suite = None if no_shifts else build_suite(suite, shift, severity)
+        attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
+        the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
             from ..ood import check_ood_names
@@ -253,8 +273,10 @@ def register(app: typer.Typer) -> None:
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet, real=real_names, budget=parse_budget(budget), resume=resume,
-            spent_s=time.monotonic() - STARTED,
+            reference=reference, quiet=quiet, real=real_names,
+            attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
+            budget=parse_budget(budget), resume=resume, spent_s=time.monotonic() - STARTED,
         )
         print_summary(result, written)
+        print_adversarial(result)
 

@@ -102,6 +102,10 @@ def train_command(
         help="Shifts or families to train on as augmentation, e.g. noise,blur,geometric")] = None,
     augment_fraction: Annotated[float, typer.Option(
         help="Share of each batch that --augment shifts")] = 0.5,
+    adversarial: Annotated[str | None, typer.Option(
+        help="Adversarial training: 'pgd' trains on PGD examples (Madry et al.)")] = None,
+    adversarial_eps: Annotated[float, typer.Option(help="L-inf radius of --adversarial, 0-1 pixels")] = 0.3,
+    adversarial_steps: Annotated[int, typer.Option(help="PGD steps per batch of --adversarial")] = 10,
     device: Annotated[str, typer.Option(help=f"One of {', '.join(DEVICES)}")] = "auto",
     threads: Annotated[int | None, typer.Option(
         help="CPU threads (default: torch's; 1 is often faster on a busy machine)")] = None,
@@ -114,13 +118,18 @@ def train_command(
     """Train a zoo architecture; writes a checkpoint and its learning curves (MODEL.curve.png)."""
     _choice(optimizer, OPTIMIZERS, "optimizer")
     _choice(dataset, DATASETS, "dataset")
+    adv = None
+    if adversarial:
+        from ..attacks.training import AdversarialTraining
+
+        adv = AdversarialTraining(adversarial, eps=adversarial_eps, steps=adversarial_steps)
     with training_progress() as cb:
         run = train(
             arch, dataset, epochs=epochs, lr=lr, batch_size=batch_size, optimizer=optimizer,
             schedule=schedule, weight_decay=weight_decay, val_split=val_split, seed=seed,
             augment=parse_name_list(augment) if augment else None,
             augment_fraction=augment_fraction, device=device, threads=threads,
-            data_root=data_root, progress=cb,
+            data_root=data_root, progress=cb, adversarial=adv,
         )
     out.print(history_table(run, f"{arch} on {dataset}"))
     if run.diverged:

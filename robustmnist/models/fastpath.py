@@ -59,6 +59,7 @@ class PathChoice:
     probe_s: float = 0.0  # building, checking and timing every candidate
     device: str = "cpu"
     max_abs_diff: float = 0.0  # of the chosen path vs eager on the probe
+    eager_module: Any = field(default=None, repr=False, compare=False)  # the module as loaded
 
     def to_dict(self) -> dict:
         return {"name": self.name, "images_per_s": round(self.images_per_s),
@@ -270,7 +271,15 @@ def accelerate(model, images: np.ndarray, batch_size: int = 512, only: list[str]
     if getattr(model, "forward_path", None) is not None:
         return model
     module, choice = choose(model.module, model.preprocess, images, model.device, batch_size, only)
-    return replace(model, module=module, forward_path=choice)
+    return replace(model, module=module, forward_path=replace(choice, eager_module=model.module))
+
+
+def as_loaded(model):
+    """The LoadedModel on its original module: what gradient-based attacks need."""
+    choice = getattr(model, "forward_path", None)
+    if choice is None or choice.eager_module is None:
+        return model
+    return replace(model, module=choice.eager_module, forward_path=None)
 
 
 def _first_line(exc: BaseException) -> str:

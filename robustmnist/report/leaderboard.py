@@ -81,13 +81,15 @@ def real_correlation_md(real_corr: list[dict]) -> list[str]:
 
 
 def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict] | None = None) -> str:
-    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |",
-             "|---|---|---:|---:|---:|---:|---|---:|"]
+    robust = next((r.robust_label for r in rows if r.robust_label), "")
+    lines = ["| # | model | clean | mean shifted | mCE | rel. mCE | worst shift | OOD AUROC |"
+             + (f" robust ({robust}) |" if robust else ""),
+             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "")]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
-                     f"{_num(r.ood_auroc)} |")
+                     f"{_num(r.ood_auroc)} |" + (f" {_pct(r.robust_accuracy)} |" if robust else ""))
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition.")
     lines += real_correlation_md(real_corr or [])

@@ -98,6 +98,16 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
             ["OOD set", "max softmax", "max logit", "energy"]
         lines += _table(header, body, "l" * (len(header) - 3) + "rrr")
         lines.append("")
+    adv = [m for m in models if m.result.adversarial and m.result.adversarial.records]
+    for m in adv:
+        sec = m.result.adversarial
+        lines.append(f"**Under attack**{' (' + m.name + ')' if len(models) > 1 else ''}: worst case over "
+                     f"{', '.join(sec.attacks)}, {sec.norm}, {sec.n:,} of {sec.n_available:,} test images")
+        lines.append("")
+        body = [[f"{r.eps:g}", view.pct(r.robust_accuracy)] + [view.pct(r.per_attack.get(a, {})
+                .get("robust_accuracy")) for a in sec.attacks] for r in sec.records]
+        lines += _table(["eps", "robust accuracy"] + [f"{a} alone" for a in sec.attacks], body)
+        lines += [""] + [f"- masking check: {w}" for w in sec.warnings] + ([""] if sec.warnings else [])
     lines.append("Full report with per-class, confusion, calibration and galleries: report.html.")
     return "\n".join(lines) + "\n"
 

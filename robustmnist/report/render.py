@@ -15,7 +15,7 @@ import jinja2
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..results import Result
-from . import run_info, view
+from . import adversarial, run_info, view
 from .markdown import render_markdown
 from .real_section import real_blocks
 from .tidy import render_csv
@@ -32,6 +32,7 @@ SECTIONS = (
     ("confusion", "Confusion matrices"),
     ("calibration", "Calibration"),
     ("ood", "Out-of-distribution detection"),
+    ("adversarial", "Adversarial robustness"),
     ("galleries", "Galleries"),
     ("reproducibility", "Model and reproducibility"),
 )
@@ -110,6 +111,8 @@ def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
         "ood_convention": view.ood_convention(models),
         "ood_panels": view.ood_panels(models),
         "galleries": view.galleries(models, layout) if layout.shifts else [],
+        "adv_curves": adversarial.curves(models),
+        "adv_panels": adversarial.panels(models),
         "model_rows": view.model_rows(models),
         "partial_notes": [f"{m.name}: {note}" if compare else note for m in models
                           if (note := run_info.partial_note(m.result))],
