@@ -133,3 +133,14 @@ def test_a_trained_lenet5_predicts_identically_on_the_whole_clean_test_set(mirro
     a, b = score(eager, mnist_test.images), score(fast, mnist_test.images)
     assert (a.argmax(1) == b.argmax(1)).all() and np.abs(a - b).max() <= fastpath.EXACT_ATOL
     assert (a.argmax(1) == mnist_test.labels).mean() > 0.9  # a real model, not chance
+
+
+def test_as_loaded_gives_back_the_module_gradients_flow_through(digits):
+    net = build("lenet5").eval()
+    fast = fastpath.accelerate(_loaded(net), digits)
+    back = fastpath.as_loaded(fast)
+    assert back.module is net and back.forward_path is None
+    assert fastpath.as_loaded(back) is back  # never accelerated: unchanged
+    x = torch.zeros(2, 1, 28, 28, requires_grad=True)
+    back.module(x).sum().backward()
+    assert x.grad is not None
