@@ -38,6 +38,7 @@ def main(src: str) -> None:
         "clean": {"n": d["clean"]["n"], "accuracy": d["clean"]["accuracy"], "error": d["clean"]["error"]},
         "shifts": [{"name": r["name"], "severity": r["severity"], "version": r["version"], "n": r["n"],
                     "accuracy": r["accuracy"], "error": r["error"], "sha256": r["sha256"]}
+                   | ({"edited": r["edited"]} if r.get("edited") else {})  # euro: the edited digits
                    for r in d["shifts"]],
     }
     OUT.write_text(json.dumps(compact, indent=1) + "\n")

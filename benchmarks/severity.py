@@ -19,9 +19,7 @@ OUT = Path(__file__).resolve().parent / "severity.json"
 PRINT_LADDER = ("level 1 (clean upright regular print, thin strokes) is itself the hardest print for "
                 "an MNIST model; a slight right slant, scanner blur and bold faces (levels 2-3) make "
                 "print look more like MNIST's broad pen strokes before the defects take over at 4-5")
-EXPLAINED = {
-    "invert": "a step, not a slope: a white-on-black model fails on any dark-on-light page, so the "
-              "levels grade paper brightness and accuracy stays near its floor at every level",
+EXPLAINED = {  # invert v2 grades the way to full inversion and falls with severity
     **{name: PRINT_LADDER for name in ("fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr",
                                         "fonts_handwriting", "euro_fonts")},
 }

@@ -226,6 +226,7 @@ class LeaderRow:
     sha256: str
     robust_accuracy: float | None = None  # worst case at the largest eps of bench --attack
     robust_label: str = ""  # e.g. "linf 0.3"
+    mce_vs_first: float | None = None  # bench's extra column: against its first model, labelled so
 
 
 def _robust_label(summary: dict) -> str:
@@ -233,10 +234,14 @@ def _robust_label(summary: dict) -> str:
     return f"{ra['norm']} {ra['eps']:g}" if ra else ""
 
 
-def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
+def leaderboard(results: list[Result], reference: Reference,
+                relative_to: Reference | None = None) -> list[LeaderRow]:
+    """Rows ranked by mean shifted accuracy; mCE against ``reference`` (the pinned lenet5 by
+    default everywhere) and, with ``relative_to``, a second mCE against another model."""
     rows = []
     for r in results:
         ce = corruption_errors(r, reference)
+        first = corruption_errors(r, relative_to)["mce"] if relative_to is not None else None
         s = r.summary
         w = s.get("worst_shift", {})
         rows.append(dict(
@@ -246,7 +251,7 @@ def leaderboard(results: list[Result], reference: Reference) -> list[LeaderRow]:
             worst=f"{w.get('name', '-')} s{w.get('severity', '-')}", worst_accuracy=w.get("accuracy", float("nan")),
             ood_auroc=s.get("ood_mean_auroc"), sha256=r.model.sha256,
             robust_accuracy=s.get("robust_accuracy", {}).get("accuracy"),
-            robust_label=_robust_label(s),
+            robust_label=_robust_label(s), mce_vs_first=first,
         ))
     rows.sort(key=lambda d: -d["mean_shifted_accuracy"])
     return [LeaderRow(rank=i + 1, **d) for i, d in enumerate(rows)]

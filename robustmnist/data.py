@@ -55,11 +55,21 @@ _RAW_FILES = {
 def _offline_message(dataset: str, root: Path) -> str:
     folder = _TV_NAMES[dataset]
     imgs, labels = _RAW_FILES["test"]
+    where = f"{root} does not exist" if not root.exists() else f"{folder} not found under {root}"
     return (
-        f"{folder} not found under {root} and it could not be downloaded. Expected "
-        f"{root}/{folder}/raw/{imgs} and {labels} (and train-*). Point --data-root or "
-        "ROBUSTMNIST_DATA at a folder with that layout (for example ../shared/data)."
+        f"{where} and it could not be downloaded. Expected {root}/{folder}/raw/{imgs} and "
+        f"{labels} (and train-*). Point --data-root or ROBUSTMNIST_DATA at a folder with that "
+        "layout (see the README, 'Offline use and the data root')."
     )
+
+
+def _remove_new(paths: list[Path]) -> None:
+    """Undo a failed download: remove the topmost folder it created (with what the attempt
+    put there), so a failed command leaves nothing behind."""
+    import shutil
+
+    for p in paths:
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def _torchvision_dataset(dataset: str, root: Path, train: bool):
@@ -72,12 +82,17 @@ def _torchvision_dataset(dataset: str, root: Path, train: bool):
         pass  # not there: try to download below
     if os.environ.get("ROBUSTMNIST_OFFLINE"):
         raise UserError(_offline_message(dataset, root))
+    # What a download would create, so a failed one can take it back: --data-root /typo must
+    # not leave /typo/MNIST/raw behind.
+    target = root / _TV_NAMES[dataset]
+    created = [q for q in (root, target) if not q.exists()][:1]
     # Bound every network wait so an offline machine fails fast instead of hanging.
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(10)
     try:
         return cls(str(root), train=train, download=True)
     except Exception:  # noqa: BLE001 - any download failure means the same thing to the user
+        _remove_new(created)
         raise UserError(_offline_message(dataset, root)) from None
     finally:
         socket.setdefaulttimeout(old)
@@ -90,6 +105,14 @@ def load_torchvision(dataset: str, split: str = "test", root: str | os.PathLike 
     if split not in _RAW_FILES:
         raise UserError(f"unknown split '{split}'; use train or test")
     r = data_root(root)
+    if not r.exists() and (root or os.environ.get("ROBUSTMNIST_DATA")):
+        # A named folder that is not there is a typo far more often than a wish to download
+        # into a new folder: say so and create nothing (the default cache root still downloads).
+        folder = _TV_NAMES[dataset]
+        raise UserError(f"data root {r} does not exist; point --data-root or ROBUSTMNIST_DATA at "
+                        f"the folder holding {folder}/raw/{_RAW_FILES['test'][0]} and the other "
+                        "raw files (see the README, 'Offline use and the data root'), or create "
+                        f"the folder first to download {folder} into it")
     ds = _torchvision_dataset(dataset, r, train=(split == "train"))
     images = ds.data.numpy().astype(np.uint8, copy=False)
     labels = ds.targets.numpy().astype(np.int64, copy=False)

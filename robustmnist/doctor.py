@@ -302,15 +302,20 @@ def _clearly_better(a: ConventionScore, b: ConventionScore, remapped: bool = Fal
     return (wins - losses) ** 2 / (wins + losses) > 10.83
 
 
-def input_candidates(declared: Preprocess, layouts: list[str]) -> list[Preprocess]:
-    """Every input convention to try, the declared one first (output kind left as declared)."""
+def input_candidates(declared: Preprocess, layouts: list[str], ranges_only: bool = False) -> list[Preprocess]:
+    """Every input convention to try, the declared one first (output kind left as declared).
+
+    ``ranges_only`` keeps the declared polarity and transposition (the guard's quick grid for a
+    model that already works as declared: only its scale can still be off)."""
     found: dict[str, Preprocess] = {}
     base = replace(declared, output="logits")
     found[base.to_string()] = base
+    polarities = (declared.polarity,) if ranges_only else ("normal", "inverted")
+    transposes = (declared.transpose,) if ranges_only else (False, True)
     for layout in layouts:
         for rng in RANGE_CANDIDATES:
-            for polarity in ("normal", "inverted"):
-                for transpose in (False, True):
+            for polarity in polarities:
+                for transpose in transposes:
                     spec = replace(Preprocess(**rng), polarity=polarity, transpose=transpose, layout=layout)
                     found.setdefault(spec.to_string(), spec)
     return list(found.values())
@@ -374,7 +379,8 @@ class _Grid:
     notes: list[str]
 
 
-def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, labels: np.ndarray) -> _Grid:
+def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, labels: np.ndarray,
+                ranges_only: bool = False) -> _Grid:
     x01 = _as_unit(images)
     layouts, notes = _accepted_layouts(model, x01, declared)
     if not layouts:
@@ -382,7 +388,7 @@ def _score_grid(model: LoadedModel, declared: Preprocess, images: np.ndarray, la
     raws: dict[str, np.ndarray] = {}
     scores: list[ConventionScore] = []
     declared_score = None
-    for spec in input_candidates(declared, layouts):
+    for spec in input_candidates(declared, layouts, ranges_only):
         try:
             raw = _raw_outputs(model, spec, x01)
         except _Refused as exc:
@@ -491,6 +497,42 @@ def measure_dead_units(model: LoadedModel, x: torch.Tensor) -> tuple[DeadUnits |
     return DeadUnits(method, result), None
 
 
+# -- effect on shifted sets --------------------------------------------------------------------
+
+# Where a mean/std mismatch shows most: shifts that move the background or the contrast, which
+# a ReLU net's argmax no longer survives once its input is off-centre.
+EFFECT_SHIFTS = (("contrast", 3), ("fog", 3))
+
+
+def shifted_effect(model: LoadedModel, declared: Preprocess, fixed: Preprocess, images: np.ndarray,
+                   labels: np.ndarray) -> list[tuple[str, int, float, float]]:
+    """(shift, severity, accuracy as declared, accuracy with the fix) on the doctor's sample,
+    for the default suite's levels of EFFECT_SHIFTS: what a clean-only look cannot show."""
+    from .data import to_uint8
+    from .shifts.registry import get_shift
+    from .shifts.sets import generator_for
+    from .shifts.suite import load_suite
+
+    suite = load_suite("default")
+    out = []
+    for name, sev in EFFECT_SHIFTS:
+        if name not in suite.shift_params:
+            continue
+        shift = get_shift(name)
+        x = shift.apply(_as_unit(images), generator_for(shift, sev, 0), **suite.params(name, sev))
+        shifted = _as_unit(to_uint8(x))  # through uint8, as every scored set is
+        accs = []
+        for spec in (declared, fixed):
+            try:
+                raw = _raw_outputs(model, spec, shifted)
+            except _Refused:
+                break
+            accs.append(float((_predictions(raw, spec.output, labels)[0] == labels).mean()))
+        if len(accs) == 2:
+            out.append((name, sev, accs[0], accs[1]))
+    return out
+
+
 # -- findings ----------------------------------------------------------------------------------
 
 _RANGE_WORDS = {
@@ -540,14 +582,17 @@ def _masking_caveat(declared: ConventionScore, best: ConventionScore) -> str:
 
 
 def _input_findings(declared: ConventionScore, best: ConventionScore, fix: str, remapped: bool,
-                    confidences_only: bool) -> list[Finding]:
+                    confidences_only: bool, effect: list | None = None) -> list[Finding]:
     d, b = declared.preprocess, best.preprocess
     severity = "warning" if confidences_only else "error"
     if confidences_only:
-        gain = (f"Accuracy barely changes ({declared.accuracy:.1%} as declared, {best.accuracy:.1%} with the "
-                "fix: a ReLU network's argmax survives rescaling its input), but its confidences do not: "
-                f"NLL {declared.nll:.2f} as declared, {best.nll:.2f} with the fix, so calibration (ECE, NLL, "
-                "Brier) and OOD scores would be wrong.")
+        moved = "; ".join(f"{nm} s{sv}: {a:.1%} as declared, {f:.1%} with the fix" for nm, sv, a, f in effect or [])
+        gain = (f"Clean accuracy is about the same ({declared.accuracy:.1%} as declared, {best.accuracy:.1%} with "
+                "the fix), but the confidences are not: "
+                f"NLL {declared.nll:.2f} as declared, {best.nll:.2f} with the fix"
+                + (f", and shifted digits are not either ({moved})" if moved else "")
+                + ". So shifted accuracy, mCE, calibration (ECE, NLL, Brier) and OOD scores would all be "
+                "wrong under the declared convention.")
     elif remapped:
         gain = (f"Accuracy after relabelling the classes: {declared.remapped_accuracy:.1%} as declared, "
                 f"{best.remapped_accuracy:.1%} with the fix.")
@@ -702,6 +747,7 @@ def diagnose(
     declared_source: str = "declared",
     sample: tuple[np.ndarray, np.ndarray] | None = None,
     check_dead_units: bool = True,
+    ranges_only: bool = False,
 ) -> Diagnosis:
     """Score every convention on the fixed sample and explain what is wrong (if anything).
 
@@ -713,7 +759,7 @@ def diagnose(
     declared = declared or model.preprocess
     images, labels = sample if sample is not None else load_sample(data_root)
     labels = np.asarray(labels, dtype=np.int64)
-    grid = _score_grid(model, declared, images, labels)
+    grid = _score_grid(model, declared, images, labels, ranges_only)
     n = len(labels)
     notes = list(grid.notes)
     kind = detect_output_kind(list(grid.raws.values()))
@@ -767,7 +813,9 @@ def diagnose(
     if decl.error is None and decl.non_finite:
         findings.append(_nan_finding(model, decl, n))
     if decl.error or replace(best.preprocess, output=declared.output).to_string() != declared.to_string():
-        findings += _input_findings(decl, best, fix, permuted, confidences_only)
+        effect = shifted_effect(model, declared, replace(best.preprocess, output=declared.output), images,
+                                labels) if confidences_only else None
+        findings += _input_findings(decl, best, fix, permuted, confidences_only, effect)
     findings += _output_findings(declared, kind, fix)
 
     if permuted:

@@ -22,11 +22,12 @@ import torch
 from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
-from .metrics import classification_metrics, flip_rate
+from .metrics import classification_metrics, edited_digit_metrics, flip_rate
 from .models.fastpath import accelerate, as_loaded
 from .models.fastpath import forward as fast_forward
 from .models.load import LoadedModel
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .shifts.euro import EDITED_DIGITS
 from .shifts.registry import get_shift
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
@@ -185,20 +186,91 @@ def evaluate(model: LoadedModel, suite: Suite | None, **kwargs) -> RunOutput:
     return evaluate_many([model], suite, names=[names] if names else None, **kwargs)[0]
 
 
+@dataclass
+class SetScore:
+    """One model scored on one set: the unit of work of local bench and of its Ray tasks alike,
+    so both produce the same records by construction."""
+
+    metrics: dict  # classification_metrics + gallery
+    preds: np.ndarray  # int8 N, the argmax
+    logits: np.ndarray | None  # float32 N×10, kept for clean only (OOD scores compare against it)
+    score_s: float
+    metrics_s: float
+
+
+def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indices: list[int] | None = None,
+              batch_size: int = DEFAULT_BATCH, progress: ProgressFn | None = None,
+              keep_logits: bool = False) -> SetScore:
+    t = time.perf_counter()
+    logits = score(model, images, batch_size, progress)
+    score_s = time.perf_counter() - t
+    t = time.perf_counter()
+    m = classification_metrics(labels, logits)
+    m["gallery"] = gallery(images, labels, logits, sample_indices(labels) if indices is None else indices)
+    preds = logits.argmax(axis=1).astype(np.int8)
+    return SetScore(m, preds, logits if keep_logits else None, score_s, time.perf_counter() - t)
+
+
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
     def __init__(self, model: LoadedModel, shared: bool = False):
         self.model = model
         self.shared = shared  # one of several models scored on the same sets
+        self.prior_total = 0.0  # seconds an interrupted run spent before --resume
+        self.resumed = 0  # sets taken from that run
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
         self.clean_m: dict = {}
         self.clean_logits: np.ndarray | None = None
         self.clean_preds: np.ndarray | None = None
-        self.prior_total = 0.0  # seconds an interrupted run spent before --resume
-        self.resumed = 0  # sets taken from that run
+
+    def add_clean(self, unit: SetScore, labels: np.ndarray) -> None:
+        self.timings["score"] += unit.score_s
+        self.timings["metrics"] += unit.metrics_s
+        self.clean_logits = unit.logits
+        self.clean_m = unit.metrics
+        self.clean_preds = unit.preds
+        self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
+
+    def add_shift(self, unit: SetScore, shift, severity: int, params: dict, sha256: str, cached: bool,
+                  labels: np.ndarray) -> None:
+        """``labels`` are only stored for generated sets (a transformed set has clean's labels)."""
+        paired = shift.kind != "generative"
+        self.timings["score"] += unit.score_s
+        self.timings["metrics"] += unit.metrics_s
+        self.records.append(ShiftRecord(
+            **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
+            sha256=sha256, params=params, cached=cached,
+            flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
+            edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])
+            if shift.name in EDITED_DIGITS else None,
+        ))
+        self.predictions[set_id(shift.name, severity)] = unit.preds
+        if not paired:
+            self.predictions[set_id(shift.name, severity) + ":labels"] = labels.astype(np.int8)
+
+    def finish(self, name: str | None, suite: Suite | None, n_clean: int, seed: int, ood_records: list,
+               env: Environment | None = None, real_records: list | None = None,
+               adversarial=None) -> RunOutput:
+        result = Result(
+            model=model_info(self.model, name),
+            environment=env or environment(self.model.device),
+            clean=SetMetrics(**self.clean_m),
+            suite=_suite_info(suite, n_clean),
+            seed=seed,
+            shifts=self.records,
+            ood=ood_records,
+            real=real_records or [],
+            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
+                              adversarial),
+            adversarial=adversarial,
+            timings={k: round(v, 4) for k, v in self.timings.items()},
+            conventions=CONVENTIONS,
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        return RunOutput(result, self.predictions)
 
 
 def evaluate_many(
@@ -217,6 +289,7 @@ def evaluate_many(
     attacks=None,
     real: list[str] | None = None,
     real_sets: list | None = None,
+    ray: str | None = None,
     fast: bool = True,
     execution: dict | None = None,
     on_update: UpdateFn | None = None,
@@ -228,12 +301,20 @@ def evaluate_many(
     Sets are the outer loop: each is generated (or read from the cache) once and scored by
     every model before the next one, so a leaderboard of k models costs one generation pass.
     ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
+    ``ray="auto"`` (or "local", "HOST:PORT") runs the same plan as tasks on a Ray cluster.
     ``fast`` runs each model on its fastest exact forward path (models/fastpath.py; attacks,
     which need gradients, get the model as loaded); ``execution`` (n, budget, reason: see
     budget.py) goes into every result as it is; ``on_update`` sees partial results as sets
     finish (to save them as the run goes) and ``resume`` (one earlier partial output per
-    model) skips the sets it already holds.
+    model) skips the sets it already holds. (The Ray path takes none of these four yet.)
     """
+    if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
+        from .distributed import ray as on_ray
+
+        return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
+                                    batch_size=batch_size, use_cache=use_cache, names=names,
+                                    progress=progress, clean=clean, real=real, real_sets=real_sets,
+                                    attacks=attacks)
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
@@ -258,15 +339,8 @@ def evaluate_many(
 
     for run in runs:
         run.timings["load_data"] = load_s
-        t = time.perf_counter()
-        run.clean_logits = score(run.model, clean.images, batch_size, progress)
-        run.timings["score"] += time.perf_counter() - t
-        t = time.perf_counter()
-        run.clean_m = classification_metrics(clean.labels, run.clean_logits)
-        run.clean_m["gallery"] = gallery(clean.images, clean.labels, run.clean_logits, indices)
-        run.clean_preds = run.clean_logits.argmax(axis=1)
-        run.predictions = {"clean": run.clean_preds.astype(np.int8), "labels": clean.labels.astype(np.int8)}
-        run.timings["metrics"] += time.perf_counter() - t
+        run.add_clean(score_set(run.model, clean.images, clean.labels, indices, batch_size, progress,
+                                keep_logits=True), clean.labels)
     update()
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
@@ -288,22 +362,8 @@ def evaluate_many(
         idx = indices if paired else sample_indices(sset.labels)
         for run in runs:
             run.timings["generate"] += gen_s / len(runs)
-            t = time.perf_counter()
-            logits = score(run.model, sset.images, batch_size, progress)
-            run.timings["score"] += time.perf_counter() - t
-            t = time.perf_counter()
-            m = classification_metrics(sset.labels, logits)
-            preds = logits.argmax(axis=1)
-            m["gallery"] = gallery(sset.images, sset.labels, logits, idx)
-            run.records.append(ShiftRecord(
-                **m, name=shift_name, family=shift.family, severity=sev, version=shift.version,
-                sha256=sset.sha256, params=params, cached=sset.cached,
-                flip_rate=flip_rate(preds, run.clean_preds) if paired else None,
-            ))
-            run.predictions[set_id(shift_name, sev)] = preds.astype(np.int8)
-            if not paired:
-                run.predictions[set_id(shift_name, sev) + ":labels"] = sset.labels.astype(np.int8)
-            run.timings["metrics"] += time.perf_counter() - t
+            run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress),
+                          shift, sev, params, sset.sha256, sset.cached, sset.labels)
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
         update()
@@ -329,7 +389,7 @@ def evaluate_many(
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
-                data_root=data_root, seed=seed, n=n,
+                data_root=data_root, seed=seed, n=n, output=run.model.preprocess.output,
             )
             run.timings["ood"] = time.perf_counter() - t
         adversarial = None
@@ -353,29 +413,18 @@ def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_r
     # (which already hold a resumed run's earlier stages); one model's is the wall clock
     timings["total"] = sum(timings.values()) if run.shared else \
         run.prior_total + time.perf_counter() - t_start
+    out = run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
+                     real_records=real_records, adversarial=adversarial)
     info = dict(execution or {})
     if run.model.forward_path is not None:
         info["forward_path"] = run.model.forward_path.to_dict()
     if run.resumed:
         info["resumed_sets"] = run.resumed
-    result = Result(
-        model=model_info(run.model, names[i] if names else None),
-        environment=environment(run.model.device),
-        clean=SetMetrics(**run.clean_m),
-        suite=_suite_info(suite, n_clean),
-        seed=seed,
-        shifts=list(run.records),
-        ood=ood_records,
-        real=list(real_records or []),
-        summary=summarise(run.clean_m["accuracy"], run.records, ood_records, real_records or [], adversarial),
-        adversarial=adversarial,
-        timings={k: round(v, 4) for k, v in timings.items()},
-        conventions=CONVENTIONS,
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
-        execution=info,
-        partial=partial,
-    )
-    return RunOutput(result, dict(run.predictions))
+    out.result.timings = {k: round(v, 4) for k, v in timings.items()}
+    out.result.shifts = list(run.records)  # a snapshot: a partial output must not grow later
+    out.result.execution = info
+    out.result.partial = partial
+    return RunOutput(out.result, dict(run.predictions))
 
 
 def _resumed(runs: list[_ModelRun], resume: list[RunOutput | None] | None) -> list[RunOutput]:

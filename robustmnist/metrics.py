@@ -161,3 +161,20 @@ def ood_detection_metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict
         "aupr_in": float(average_precision_score(y_in, s)),
         "aupr_out": float(average_precision_score(1 - y_in, -s)),
     }
+
+
+def edited_digit_metrics(labels: np.ndarray, preds: np.ndarray, towards: dict[int, int]) -> dict | None:
+    """Accuracy on the digits a shift edits (``towards``: digit -> the digit the edit imitates)
+    and, per digit, the rate it is read as that other digit (e.g. a flagged 1 read as 7)."""
+    labels, preds = np.asarray(labels), np.asarray(preds)
+    sel = np.isin(labels, list(towards))
+    n = int(sel.sum())
+    if n == 0:
+        return None
+    rates = {}
+    for digit, other in towards.items():
+        mine = labels == digit
+        if mine.any():
+            rates[f"{digit}->{other}"] = float((preds[mine] == other).mean())
+    return {"digits": sorted(towards), "n": n, "accuracy": float((preds[sel] == labels[sel]).mean()),
+            "read_as_other": rates}

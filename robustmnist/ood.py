@@ -86,17 +86,35 @@ def load_ood(name: str, root: str | os.PathLike | None = None, seed: int = 0) ->
     return src.load(root, seed), src.description
 
 
+# Max-logit and energy read the scale of unnormalised logits. A model that outputs
+# probabilities or log-probabilities has none: its "logits" are log p, whose max is log(msp)
+# and whose logsumexp is 0 for every image, so both scores would be noise dressed as numbers.
+LOGIT_ONLY = ("max_logit", "energy")
+
+
+def unavailable_scores(output: str) -> dict[str, dict]:
+    """The score records marked "not available" for a model whose output kind is ``output``."""
+    if output == "logits":
+        return {}
+    reason = (f"not available: the model outputs {output}, not logits; max-logit and energy are "
+              "defined on unnormalised logits only (for such a model they are functions of "
+              "max-softmax or constant)")
+    return {k: {"auroc": None, "fpr95": None, "aupr_in": None, "aupr_out": None, "available": False,
+                "reason": reason} for k in LOGIT_ONLY}
+
+
 def ood_record(name: str, description: str, images: np.ndarray, in_logits: np.ndarray,
-               out_logits: np.ndarray) -> OODRecord:
+               out_logits: np.ndarray, output: str = "logits") -> OODRecord:
     from .engine import png_b64
 
     s_in, s_out = ood_scores(in_logits), ood_scores(out_logits)
+    missing = unavailable_scores(output)
     msp_out = s_out["msp"]
     preds = out_logits.argmax(axis=1)
     return OODRecord(
         name=name,
         n=int(len(out_logits)),
-        scores={k: ood_detection_metrics(s_in[k], s_out[k]) for k in OOD_SCORES},
+        scores={k: missing.get(k) or ood_detection_metrics(s_in[k], s_out[k]) for k in OOD_SCORES},
         mean_confidence=float(msp_out.mean()),
         frac_confidence_over_0_9=float((msp_out > 0.9).mean()),
         frac_confidence_over_0_99=float((msp_out > 0.99).mean()),
@@ -112,12 +130,13 @@ def ood_record(name: str, description: str, images: np.ndarray, in_logits: np.nd
 
 
 def evaluate_ood(names: list[str], in_logits: np.ndarray, score_fn: Callable[[np.ndarray], np.ndarray],
-                 data_root=None, seed: int = 0, n: int | None = None,
+                 data_root=None, seed: int = 0, n: int | None = None, output: str = "logits",
                  ) -> list[OODRecord]:
-    """Score each OOD set with ``score_fn`` (uint8 images -> logits) against ID logits."""
+    """Score each OOD set with ``score_fn`` (uint8 images -> logits) against ID logits;
+    ``output`` is the model's declared output kind (logit-only scores need logits)."""
     records = []
     for name in names:
         ds, desc = load_ood(name, data_root, seed)
         images = ds.images[:n] if n else ds.images
-        records.append(ood_record(name, desc, images, in_logits, score_fn(images)))
+        records.append(ood_record(name, desc, images, in_logits, score_fn(images), output))
     return records

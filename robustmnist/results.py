@@ -70,6 +70,7 @@ class ShiftRecord(SetMetrics):
     params: dict = field(default_factory=dict)
     flip_rate: float | None = None  # None for generated sets (no clean twin)
     cached: bool = False
+    edited: dict | None = None  # shifts that edit some digits only (euro): metrics on those
 
 
 @dataclass

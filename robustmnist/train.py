@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +48,18 @@ from .models.zoo import get_arch
 from .shifts.registry import Shift, all_shifts, resolve_names
 from .shifts.sets import derive_seed
 
-DATASETS = ("mnist", "fashion", "cifar10", "cifar10-rgb")
-OPTIMIZERS = ("adam", "sgd")
-SCHEDULES = ("constant", "onecycle", "cosine")
-DEVICES = ("auto", "cpu", "cuda", "mps")
+# The option lists and callback types live in a torch-free module, so `robustmnist --help`
+# can show them without importing torch; re-exported here for existing callers.
+from .train_options import (  # noqa: E402, F401
+    DATASETS,
+    DEVICES,
+    OPTIMIZERS,
+    SCHEDULES,
+    EpochStats,
+    TrainCallbacks,
+    TrainingWarning,
+)
+
 SGD_MOMENTUM = 0.9  # plain SGD without momentum needs far more epochs than anyone wants to wait
 
 # Short schedules the demo trains (lenet5 + the tapering MLP in about a minute on a 2-core CPU).
@@ -70,10 +78,6 @@ RANGE_TOLERANCE = 1e-3
 LOG_EVERY = 20  # steps between progress reports (each one is a device sync)
 EVAL_BATCH = 1000
 FONT_POOL_PER_LEVEL = 1000  # generated digits kept per (generative shift, severity)
-
-
-class TrainingWarning(UserWarning):
-    """A sanity guard fired while training (also recorded in the checkpoint)."""
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -364,36 +368,6 @@ class Augmenter:
 
 
 # -- progress and guards ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class EpochStats:
-    epoch: int
-    train_loss: float
-    train_accuracy: float  # on the (augmented) training batches, averaged over the epoch
-    val_loss: float | None
-    val_accuracy: float | None
-    lr: float  # the learning rate at the end of the epoch
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-class TrainCallbacks:
-    """Hooks a caller can override to follow training; the defaults only raise Python warnings."""
-
-    def on_start(self, epochs: int, steps_per_epoch: int, description: str) -> None:
-        pass
-
-    def on_step(self, epoch: int, step: int, loss: float, accuracy: float) -> None:
-        pass
-
-    def on_epoch(self, stats: EpochStats) -> None:
-        pass
-
-    def on_warning(self, message: str) -> None:
-        warnings.warn(message, TrainingWarning, stacklevel=3)
 
 
 class _Guards:

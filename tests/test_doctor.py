@@ -455,7 +455,9 @@ def test_cli_exit_codes_and_json(trained_mlp, mirror_root, tmp_path, monkeypatch
     report = json.loads(out)
     assert report["healthy"] is True and report["fix_preprocess"] is None
     assert report["declared_source"] == "stored in the checkpoint"
-    assert "healthy" in err
+    assert "healthy" in err  # with --json the readable diagnosis moves to stderr
+    code, out, _ = _cli(monkeypatch, capsys, str(good), "--data-root", str(mirror_root))
+    assert code == 0 and "healthy" in out  # without it, the diagnosis is the command's stdout
 
     # the same weights with a wrongly stored convention: exit 1, the fix on stderr and in JSON
     wrong = tmp_path / "wrong.pt"

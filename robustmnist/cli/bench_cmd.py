@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import STARTED, console, out, parse_name_list, progress
+from .common import STARTED, check_counts, console, out, parse_name_list, progress, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -49,7 +49,9 @@ def register(app: typer.Typer) -> None:
 
     @app.command("bench")
     def bench_cmd(
-        models: list[Path] = typer.Argument(..., help="model files"),
+        models: list[str] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
+                                           "@list.txt (one path or glob per line); MODEL::SPEC sets one "
+                                           "model's convention, e.g. net.pt::range=norm"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -62,14 +64,20 @@ def register(app: typer.Typer) -> None:
         real: str = typer.Option(None, "--real", help="real digit sets (as eval --real); the leaderboard "
                                  "ranks which shift families predict them"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the mCE reference "
-                                       "(default: the first model)"),
+                                       "(default: the pinned lenet5 reference, as in eval)"),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         arch: str = typer.Option(None, "--arch"),
+        preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
+                                       "every model (MODEL::SPEC overrides it for one)"),
+        force: bool = typer.Option(False, "--force", help="benchmark even when a model's input "
+                                   "convention looks wrong"),
         no_cache: bool = typer.Option(False, "--no-cache"),
         data_root: Path = typer.Option(None, "--data-root"),
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
+        ray_address: str = typer.Option(None, "--ray", help="score on a Ray cluster: auto (the running "
+                                        "one), local (start one here) or HOST:PORT; needs the ray extra"),
         attack: str = typer.Option(None, "--attack", help="adversarial attacks (as eval --attack)"),
         norm: str = typer.Option("linf", "--norm", help="linf or l2"),
         attack_severity: str = typer.Option(None, "--attack-severity", help="eps levels 1-5"),
@@ -79,6 +87,7 @@ def register(app: typer.Typer) -> None:
                                             "300 on CPU)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
+        check_counts(n, batch_size)
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
         from ..budget import parse_budget, plan_run
         from ..data import load_mnist
@@ -88,6 +97,7 @@ def register(app: typer.Typer) -> None:
         from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
 
         formats = parse_formats(fmt)
+        specs, ray_address = _models_and_address(models, ray_address, preprocess)
         the_suite = build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
         if ood_names:
@@ -99,10 +109,16 @@ def register(app: typer.Typer) -> None:
             from ..real import check_real_names
 
             check_real_names(real_names)
-        dev = resolve_device(device)
-        loaded = [load_model(m, arch=arch).to(dev) for m in models]
+        dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
+        from ..convention import guard, record
+
+        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec in specs]
         names = _unique_names([m.name for m in loaded])
         clean = load_mnist("test", data_root)
+        # Every model is checked before any is scored: a wrong convention is found in seconds,
+        # not after the whole grid. An explicit convention (--preprocess or ::SPEC) is the user's call.
+        checks = [None if spec else guard(m, data_root=data_root, force=force, warn=warn)
+                  for m, (_, spec) in zip(loaded, specs, strict=True)]
         real_sets = _load_real_sets(real_names, data_root, n)
         loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                 budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
@@ -127,16 +143,29 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            runs = evaluate_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                                 batch_size=batch_size, use_cache=not no_cache, names=names,
-                                 progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans,
-                                 execution=plan.to_dict())
-        ref = load_reference(reference) if reference else reference_from_result(runs[0].result)
-        for name, run in zip(names, runs, strict=True):
+            run_many, extra, targets = evaluate_many, {"execution": plan.to_dict()}, loaded
+            if ray_address:  # the same plan and results, as Ray tasks
+                from ..distributed import ray as on_ray
+                from ..models.fastpath import as_loaded
+
+                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
+                                                         "stats": on_ray.Stats()}
+                targets = [as_loaded(m) for m in loaded]  # workers load their own; fast paths stay here
+            runs = run_many(targets, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                            batch_size=batch_size, use_cache=not no_cache, names=names,
+                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
+        # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
+        # gives an extra, separately labelled column.
+        ref = load_reference(reference)
+        first = reference_from_result(runs[0].result) if len(runs) > 1 else None
+        for name, run, check in zip(names, runs, checks, strict=True):
+            record(run.result, check)
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
-        rows = leaderboard([r.result for r in runs], ref)
+        rows = leaderboard([r.result for r in runs], ref, relative_to=first)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
+        if first is not None:
+            ref_info["first"] = {"name": names[0], "sha256": first.sha256}
         real_corr = None
         if real_names:
             from ..real_metrics import family_rank_correlation
@@ -145,13 +174,15 @@ def register(app: typer.Typer) -> None:
         paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
         t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
         robust_col = [f"robust {rows[0].robust_label}"] if plans and rows and rows[0].robust_label else []
-        for col in ("#", "model", "clean", "mean shifted", "mCE", "worst", "OOD AUROC", *robust_col):
+        cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref.name})", "worst", "OOD AUROC", *robust_col]
+        for col in cols + ([f"mCE vs {names[0]}"] if first else []):
             t.add_column(col)
         for r in rows:
             t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                       "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
                       "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
-                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []))
+                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
+                      *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
         out.print(t)
         for c in real_corr or []:
             top = [f for f in c["families"] if f["rho"] is not None][:3]
@@ -159,6 +190,10 @@ def register(app: typer.Typer) -> None:
                       + (", ".join(f"{f['family']} ρ={f['rho']:+.2f}" for f in top) or "— (needs 3+ models)"))
         for kind, p in paths.items():
             console.print(f"  {kind:5s} {p}")
+        if "stats" in extra:
+            st = extra["stats"]
+            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score} scoring tasks on "
+                          f"{st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})")
 
     @app.command("gate")
     def gate_cmd(
@@ -185,6 +220,36 @@ def register(app: typer.Typer) -> None:
         failed = sum(not r.passed for r in rules)
         out.print(f"{len(rules) - failed} passed, {failed} failed")
         raise typer.Exit(1 if failed else 0)
+
+
+def _models_and_address(models: list[str], address: str | None,
+                        default_spec: str | None) -> tuple[list[tuple[Path, str | None]], str | None]:
+    """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
+    before any model is loaded."""
+    from .model_args import expand_model_args
+
+    if address is not None:
+        from ..distributed.ray import is_address  # says what to install when Ray is missing
+
+        if not is_address(address):
+            raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
+    specs: list[tuple[Path, str | None]] = []
+    seen: set[Path] = set()
+    for arg in models:
+        pattern, spec = _split_model_spec(arg, default_spec)
+        for path in expand_model_args([pattern]):
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                specs.append((path, spec))
+    return specs, address
+
+
+def _split_model_spec(arg: str, default: str | None) -> tuple[str, str | None]:
+    """``net.pt::range=norm`` -> (net.pt, "range=norm"); without ``::`` the --preprocess value."""
+    path, sep, spec = arg.partition("::")
+    if sep and not spec.strip():
+        raise UserError(f"'{arg}': write MODEL::SPEC, e.g. {path}::range=norm")
+    return path, (spec.strip() if sep else default) or None
 
 
 def _unique_names(names: list[str]) -> list[str]:

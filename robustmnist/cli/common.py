@@ -17,11 +17,17 @@ from rich.progress import (
 from ..errors import UserError
 
 STARTED = time.monotonic()  # about when the command started: the time budget counts from here
-console = Console(stderr=True)  # progress and tables on stderr keep stdout clean for --json
+# Results and diagnoses go to stdout (so `robustmnist doctor m.pt > diag.txt` keeps them);
+# progress bars, file lists and warnings go to stderr.
+console = Console(stderr=True)
 out = Console()
 
 
-def progress(transient: bool = False) -> Progress:
+def warn(text: str) -> None:
+    console.print(f"[yellow]robustmnist: warning:[/] {text}", highlight=False, markup=True)
+
+
+def progress(transient: bool = False, quiet: bool = False) -> Progress:
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -31,6 +37,7 @@ def progress(transient: bool = False) -> Progress:
         TextColumn("{task.fields[status]}"),
         console=console,
         transient=transient,
+        disable=quiet,
     )
 
 
@@ -47,3 +54,11 @@ def parse_name_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def check_counts(n: int | None, batch_size: int | None) -> None:
+    """--n and --batch-size below 1, refused before any data is read or a bar is drawn."""
+    if n is not None and n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    if batch_size is not None and batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {batch_size}")

@@ -16,7 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from .common import console
+from .common import console, out
 
 _MARK = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"), "info": ("i", "cyan")}
 TOP_CONVENTIONS = 6
@@ -32,23 +32,23 @@ def _declared_source(model, preprocess: str | None) -> str:
     return "default"
 
 
-def render(d, model_path: Path) -> None:
-    """The human-readable diagnosis, on stderr."""
+def render(d, model_path: Path, con=console) -> None:
+    """The human-readable diagnosis on ``con`` (stdout unless --json takes it)."""
     m = d.model
-    console.print(Text.assemble(("robustmnist doctor ", "bold"), (Path(m["path"]).name, "bold cyan"),
+    con.print(Text.assemble(("robustmnist doctor ", "bold"), (Path(m["path"]).name, "bold cyan"),
                                 f"  ({m['format']}{', ' + m['arch'] if m['arch'] else ''}, "
                                 f"sha256 {m['sha256'][:12]})"))
     n_inputs = len({c.preprocess.to_string().rsplit(",output=", 1)[0] for c in d.conventions})
-    console.print(f"{d.n_images:,} MNIST test images, {n_inputs} input conventions × 3 output readings, "
+    con.print(f"{d.n_images:,} MNIST test images, {n_inputs} input conventions × 3 output readings, "
                   f"{d.seconds:.1f} s")
 
     # Spec strings are printed unwrapped (soft_wrap) so they can be copied whole from a terminal.
     decl_acc = "rejected" if d.declared.error else f"{d.declared.accuracy:.1%}"
     label = f"declared ({d.declared_source})"
     width = max(len(label), 4) + 1
-    console.print(Text.assemble(f"{label + ':':<{width}} {decl_acc:>8}  ", d.declared.spec), soft_wrap=True)
+    con.print(Text.assemble(f"{label + ':':<{width}} {decl_acc:>8}  ", d.declared.spec), soft_wrap=True)
     style = "bold green" if d.fix_preprocess else ""
-    console.print(Text.assemble(f"{'best:':<{width}} ", (f"{d.best.accuracy:>8.1%}  {d.best.spec}", style)),
+    con.print(Text.assemble(f"{'best:':<{width}} ", (f"{d.best.accuracy:>8.1%}  {d.best.spec}", style)),
                   soft_wrap=True)
 
     # The top few input conventions, read with the detected output kind: shows at a glance
@@ -56,28 +56,28 @@ def render(d, model_path: Path) -> None:
     kind = d.output_kind if d.output_kind != "unknown" else d.declared.preprocess.output
     ranked = sorted((c for c in d.conventions if c.preprocess.output == kind and c.error is None),
                     key=lambda c: -c.accuracy)
-    console.print(f"top conventions (of {n_inputs}, output={kind}):")
+    con.print(f"top conventions (of {n_inputs}, output={kind}):")
     top = Table(box=None, pad_edge=False, show_header=False)
     top.add_column("convention", overflow="fold")
     top.add_column("accuracy", justify="right")
     for c in ranked[:TOP_CONVENTIONS]:
         top.add_row(c.spec.rsplit(",output=", 1)[0], f"{c.accuracy:.1%}")
-    console.print(top)
+    con.print(top)
 
     if not d.findings:
-        console.print("[bold green]✓ healthy:[/] the model looks right under its declared convention")
+        con.print("[bold green]✓ healthy:[/] the model looks right under its declared convention")
     for f in d.findings:
         mark, style = _MARK[f.severity]
-        console.print(Text.assemble((f"{mark} {f.severity}: ", style), (f.title, "bold")))
+        con.print(Text.assemble((f"{mark} {f.severity}: ", style), (f.title, "bold")))
         # wrapped here rather than by rich, which pads every line to the console width
-        console.print(Text(textwrap.fill(f.detail, width=max(40, console.width - 2), initial_indent="  ",
+        con.print(Text(textwrap.fill(f.detail, width=max(40, con.width - 2), initial_indent="  ",
                                          subsequent_indent="  ")), soft_wrap=True)
         if f.fix:
-            console.print(Text.assemble(("  fix: ", "bold"), f.fix), soft_wrap=True)
+            con.print(Text.assemble(("  fix: ", "bold"), f.fix), soft_wrap=True)
     for note in d.notes:
-        console.print(Text(f"note: {note}", style="dim"))
+        con.print(Text(f"note: {note}", style="dim"))
     if d.fix_preprocess:
-        console.print(Text.assemble(("\nRe-run with: ", "bold"),
+        con.print(Text.assemble(("\nRe-run with: ", "bold"),
                                     f"robustmnist eval {model_path} --preprocess {d.fix_preprocess}"),
                       soft_wrap=True)
 
@@ -105,7 +105,9 @@ def register(app: typer.Typer) -> None:
         with console.status("scoring every convention on 1,000 MNIST test images"):
             d = diagnose(loaded, data_root=data_root, declared=declared,
                          declared_source=_declared_source(loaded, preprocess))
-        render(d, model)
+        # The diagnosis is the command's result: stdout (`doctor m.pt > diag.txt` keeps it),
+        # unless --json owns stdout, when the readable version goes to stderr.
+        render(d, model, console if as_json else out)
         if as_json:
             sys.stdout.write(json.dumps(d.to_dict(), indent=2) + "\n")
         if not d.healthy:

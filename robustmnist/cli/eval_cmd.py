@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from .attack_opts import AttackOptions, print_adversarial
-from .common import STARTED, console, parse_int_list, parse_name_list, progress
+from .common import STARTED, check_counts, console, out, parse_int_list, parse_name_list, progress, warn
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -48,6 +48,7 @@ def run_eval(
     used before this call, taken off the budget.
     """
     from ..budget import plan_run
+    from ..convention import record
     from ..data import load_mnist
     from ..engine import evaluate, resolve_device
     from ..models.load import load_model
@@ -60,8 +61,7 @@ def run_eval(
     real_sets = _load_real_sets(real, data_root, n)
     prior = load_partial(out) if resume else None
     prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
-    if not force:
-        _precheck(model, data_root)
+    check = None if preprocess else _precheck(model, data_root, force=force, quiet=quiet)
     models, run_plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                 budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
                                 batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
@@ -78,6 +78,7 @@ def run_eval(
     n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
 
     def finish(result) -> None:
+        record(result, check)
         if result.shifts:
             from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
@@ -88,7 +89,7 @@ def run_eval(
     out_existed = out.exists()
     created = [p for p in (out / "results.json", out / "predictions.npz") if not p.exists()]
     try:
-        with progress(transient=quiet) as bar:
+        with progress(quiet=quiet) as bar:
             task = bar.add_task("scoring", total=None, status="")
 
             def on_progress(kind: str, k: int, status: str) -> None:
@@ -163,15 +164,12 @@ def _ood_image_count(names: list[str], n: int | None) -> int:
     return total
 
 
-def _precheck(model, data_root) -> None:
-    """Stop early when the declared input convention is clearly wrong (doctor's quick check)."""
-    try:
-        from ..doctor import quick_check
-    except ImportError:
-        return
-    message = quick_check(model, data_root=data_root)
-    if message:
-        raise UserError(message + " (use --force to evaluate anyway)")
+def _precheck(model, data_root, force: bool = False, quiet: bool = False):
+    """The convention guard: stop (UserError) when the declared convention is clearly wrong,
+    warn when it is doubtful; an explicit --preprocess skips it (the caller decides)."""
+    from ..convention import guard
+
+    return guard(model, data_root=data_root, force=force, warn=None if quiet else warn)
 
 
 def print_summary(result, written: dict) -> None:
@@ -189,7 +187,7 @@ def print_summary(result, written: dict) -> None:
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
-        t.add_row("mCE (vs reference)", f"{s['mce']:.1%}", "")
+        t.add_row(f"mCE (vs {s.get('reference', {}).get('name', 'reference')})", f"{s['mce']:.1%}", "")
     for r in result.real:
         top = r.closest_shifts[0] if r.closest_shifts else None
         t.add_row(f"real {r.name}", f"{r.accuracy:.2%}", f"{r.accuracy_ci[0]:.2%}–{r.accuracy_ci[1]:.2%}")
@@ -198,7 +196,9 @@ def print_summary(result, written: dict) -> None:
     for o in result.ood:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
-    console.print(t)
+    out.print(t)
+    for w in s.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {w}", highlight=False)
     for kind, path in written.items():
         console.print(f"  {kind:5s} {path}")
 
@@ -226,7 +226,7 @@ def register(app: typer.Typer) -> None:
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
-        batch_size: int = typer.Option(512, "--batch-size", min=1),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
@@ -241,7 +241,7 @@ def register(app: typer.Typer) -> None:
                                        "model for CE/mCE (default: the pinned lenet5 reference)"),
         force: bool = typer.Option(False, "--force", help="evaluate even when the input "
                                    "convention looks wrong"),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="print nothing but errors"),
         attack: str = typer.Option(None, "--attack", help="adversarial attacks: fgsm, pgd, apgd-ce, apgd-t, "
                                    "fab-t, square, autoattack (alone, --attack skips the shift suite)"),
         norm: str = typer.Option("linf", "--norm", help="threat model of --attack: linf or l2"),
@@ -256,6 +256,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         from ..budget import parse_budget
 
+        check_counts(n, batch_size)
         formats = parse_formats(fmt)
         attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
         the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
@@ -277,6 +278,7 @@ def register(app: typer.Typer) -> None:
             attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
             budget=parse_budget(budget), resume=resume, spent_s=time.monotonic() - STARTED,
         )
-        print_summary(result, written)
-        print_adversarial(result)
+        if not quiet:
+            print_summary(result, written)
+            print_adversarial(result)
 

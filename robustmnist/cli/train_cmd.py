@@ -13,19 +13,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from ..train import (
-    DATASETS,
-    DEVICES,
-    OPTIMIZERS,
-    SCHEDULES,
-    EpochStats,
-    TrainCallbacks,
-    TrainRun,
-    scaled_epochs,
-    train,
-    zoo_entries,
-    zoo_record,
-)
+from ..train_options import DATASETS, DEVICES, OPTIMIZERS, SCHEDULES, EpochStats, TrainCallbacks
 from .common import console, out, parse_name_list, progress
 
 
@@ -65,7 +53,7 @@ def training_progress():
         yield RichTrainProgress(bar)
 
 
-def history_table(run: TrainRun, title: str) -> Table:
+def history_table(run, title: str) -> Table:  # run: train.TrainRun
     table = Table(title=title, title_justify="left")
     for col in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "seconds"):
         table.add_column(col, justify="right")
@@ -116,6 +104,8 @@ def train_command(
         help="Also write a TorchScript copy (MODEL.ts.pt)")] = False,
 ) -> None:
     """Train a zoo architecture; writes a checkpoint and its learning curves (MODEL.curve.png)."""
+    from ..train import train  # torch: only once a command actually trains
+
     _choice(optimizer, OPTIMIZERS, "optimizer")
     _choice(dataset, DATASETS, "dataset")
     adv = None
@@ -188,6 +178,8 @@ def zoo_command(
 
     Rows of zoo.json are merged, so entries trained in separate runs (--only) share one table.
     """
+    from ..train import scaled_epochs, train, zoo_entries, zoo_record
+
     entries = zoo_entries(parse_name_list(only))
     for e in entries:  # validate before spending minutes on the first entry
         scaled_epochs(e.settings["epochs"], epochs_scale)

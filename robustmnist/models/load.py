@@ -155,7 +155,15 @@ def _torch_load(path: Path, trust_pickle: bool) -> Any:
             ) from None
         del exc
     except Exception as exc:  # noqa: BLE001 - garbage input fails in many ways (KeyError on text...)
-        raise UserError(f"{path} is not a model file torch can read ({_first_line(exc)})") from None
+        # torch's own words ("pop from empty list" for a text file) only help when the file
+        # at least looks like a torch.save archive or pickle.
+        with open(path, "rb") as f:
+            head = f.read(2)
+        looks_torch = zipfile.is_zipfile(path) or head[:1] == b"\x80"
+        raise UserError(
+            f"{path} is not a model file robustmnist can read: expected TorchScript, ONNX, a "
+            "robustmnist checkpoint or a state_dict saved with torch.save"
+            + (f" (torch: {_first_line(exc)})" if looks_torch else "")) from None
     warnings.warn(f"unpickling {path} because --trust-pickle was given", stacklevel=3)
     try:
         return torch.load(path, map_location="cpu", weights_only=False)
@@ -226,6 +234,12 @@ def load_model(
         else:
             raise UserError(f"{p} holds a {type(obj).__name__}, not a model")
 
+    if arch is not None and (fmt in ("torchscript", "onnx", "pickle") or found_arch != arch):
+        # Only a bare state_dict needs to be told its architecture; anywhere else --arch would
+        # be silently ignored (or contradict the file), so say so.
+        carried = f"stores architecture '{found_arch}'" if found_arch else "carries its own architecture"
+        raise UserError(f"--arch applies to bare state_dicts only: {p} is a {fmt} file, which {carried}; "
+                        "drop --arch")
     if stored is None and found_arch is not None:
         stored = Preprocess(layout=all_archs()[found_arch].layout)
     spec = stored or Preprocess()

@@ -34,6 +34,10 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
                  f"{len(layout.severities)} severities, {len(r.ood)} OOD sets. "
                  "Accuracy in %, intervals are 95% Wilson.")
     lines.append("")
+    for m in models:  # eval's convention guard: said before any number
+        lines += [f"> **Warning ({_cell(m.name)}):** {_cell(w)}" for w in m.result.summary.get("warnings", [])]
+    if any(m.result.summary.get("warnings") for m in models):
+        lines.append("")
     for m in models:
         note = run_info.partial_note(m.result)
         if note:
@@ -115,5 +119,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
 def _auroc_fpr(s: dict | None) -> str:
     if not s:
         return "—"
+    if s.get("available") is False:
+        return "not available"
     auroc, fpr = s.get("auroc"), s.get("fpr95")
     return f"{'—' if auroc is None else f'{auroc:.3f}'} / {view.pct(fpr)}"

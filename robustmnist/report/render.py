@@ -93,6 +93,8 @@ def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
         "title": " vs ".join(m.name for m in models),
         "subtitle": _subtitle(models),
         "cards": None if compare else view.summary_cards(lead, layout),
+        # eval's convention guard: a doubtful input convention is said before any number
+        "warnings": [(m.name, w) for m in models for w in m.result.summary.get("warnings", [])],
         "compare_columns": view.COMPARE_COLUMNS,
         "compare_rows": view.compare_rows(models, layout) if compare else [],
         "breaks": view.where_it_breaks(lead, layout) if not compare else [],

@@ -284,7 +284,8 @@ def compare_rows(models: Sequence[Model], layout: Layout) -> list[CompareRow]:
             Cell(mean_card.value, strong=len(models) > 1 and mean_card.value == max(means)),
             Cell(f"{worst.value} · {worst.detail.replace(' at severity ', ' s')}"
                  if worst else "—"),
-            Cell(cards["mCE"].value if "mCE" in cards else "—"),
+            Cell(f"{cards['mCE'].value} vs {(_s.get('reference') or {}).get('name', 'the reference')}"
+                 if "mCE" in cards else "—"),  # a ratio means nothing without its reference
             Cell(cards["OOD mean AUROC"].value),
         ]))
     return rows
@@ -756,9 +757,11 @@ def ood_rows(models: Sequence[Model]) -> list[OODRow]:
                 [(k, v) for k, v in o.scores.items() if k not in SCORE_NAMES]
             for i, (k, v) in enumerate(scores):
                 auroc = v.get("auroc")
+                na = v.get("available") is False  # e.g. energy of a log-softmax model: see ood.py
                 rows.append(OODRow(
-                    m.name, o.name, o.description, o.n, SCORE_NAMES.get(k, k),
-                    _fmt3(auroc), pct(v.get("fpr95")), _fmt3(v.get("aupr_in")),
+                    m.name, o.name, o.description, o.n,
+                    SCORE_NAMES.get(k, k) + (f" ({v.get('reason', 'not available')})" if na else ""),
+                    "not available" if na else _fmt3(auroc), pct(v.get("fpr95")), _fmt3(v.get("aupr_in")),
                     _fmt3(v.get("aupr_out")), i == 0, len(scores), pct(o.mean_confidence),
                     pct(o.frac_confidence_over_0_9), pct(o.frac_confidence_over_0_99),
                     "" if auroc is None else "good" if auroc >= 0.95 else

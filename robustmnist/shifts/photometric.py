@@ -123,13 +123,15 @@ def contrast(x: torch.Tensor, g: torch.Generator, *, factor: float,
     return mean + (x - mean) * (factor * _per_image_factor(x, g, jitter))
 
 
-@register("invert", family="photometric",
-          description="dark ink on light paper (a photographed page, never re-inverted)")
+@register("invert", family="photometric", version=2,
+          description="from faintly tinted paper to dark ink on white paper (a page never re-inverted)")
 def invert(x: torch.Tensor, g: torch.Generator, *, paper: float, ink: float = 0.0,
            jitter: float = 0.0) -> torch.Tensor:
-    # A model trained white-on-black fails on any inverted page, so levels cannot grade
-    # difficulty the usual way; they grade how bright and clean the paper is (dim grey desk
-    # photo -> white scanner glass), i.e. how far the picture is from MNIST's black paper.
+    # Version 2 grades the way to full inversion (paper 1, ink 0 at the top level): tinted
+    # paper and greying ink first, the digit fading towards the paper's tone. The levels stop
+    # short of paper = ink (a blank page, harder than any real inversion) and then jump to the
+    # full inversion, so difficulty rises with every level; version 1 graded only the paper's
+    # brightness of an already inverted page, and accuracy rose with severity.
     paper_tone = paper * _per_image_factor(x, g, jitter)
     return paper_tone + (ink - paper_tone) * x
 

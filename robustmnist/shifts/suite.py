@@ -112,6 +112,22 @@ def _parse_levels(name: str, table: dict[str, Any], levels: int, where: str) -> 
     return per_level
 
 
+def _check_keys(shift, level: dict[str, Any], path: Path) -> None:
+    """Unknown level keys fail here, naming shift, key and file, not as a TypeError later."""
+    import inspect
+
+    sig = inspect.signature(shift.fn)
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    data_args = 3 if shift.kind == "labelled" else 2  # (x, y, g) or (x, g) / (n, g)
+    accepted = [p.name for i, p in enumerate(sig.parameters.values())
+                if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and i >= data_args)]
+    for key in level:
+        if key not in accepted:
+            raise UserError(f"{path}: shift '{shift.name}' has no parameter '{key}'; "
+                            f"it takes: {', '.join(accepted) or 'none'}")
+
+
 def load_suite(name_or_path: str = "default") -> Suite:
     path = _spec_path(name_or_path)
     try:
@@ -131,6 +147,7 @@ def load_suite(name_or_path: str = "default") -> Suite:
         if name not in known:
             raise UserError(f"{path}: unknown shift '{name}'. Known: {', '.join(known)}")
         params[name] = _parse_levels(name, table, levels, str(path))
+        _check_keys(known[name], params[name][0], path)
     if isinstance(spec.get("select"), list):
         wanted = resolve_names(spec["select"])
         params = {n: params[n] for n in wanted if n in params}

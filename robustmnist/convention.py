@@ -1,0 +1,175 @@
+"""The convention guard ``eval`` and ``bench`` run before scoring anything.
+
+A model fed the wrong input convention still produces numbers, and they look plausible: the
+PyTorch example CNN (trained with ``Normalize((0.1307,), (0.3081,))``) scores ~92% on clean
+MNIST fed 0-1 pixels instead of ~98%, and its shifted accuracies and mCE are off by far more.
+So before a long evaluation the doctor's grid is scored on its fixed 1,000-image sample and:
+
+- **stop** (exit 2, one line naming the ``--preprocess`` to pass) when another input
+  convention beats the declared one by a paired-test-clear margin (exact McNemar on the same
+  images, p < 0.001) of at least 1 point, or when the outputs are (log-)probabilities while
+  declared as logits (energy and max-logit would be computed from the wrong quantity);
+- **warn** (terminal and report) when the gap is significant but smaller, or when accuracy
+  ties but another scale gives far better confidences (the doctor's "confidences only" case,
+  typical of Normalize-trained ReLU nets, whose shifted accuracies still move a lot).
+
+An explicit ``--preprocess`` means the user has decided: the guard is skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import UserError
+
+P_VALUE = 1e-3  # paired exact McNemar on the same 1,000 images: "clearly better", not noise
+MIN_GAP = 0.01  # and at least one point of clean accuracy before eval refuses to run
+WORKING = 0.5  # a "fix" that leaves the model below this is noise in a broken model, not a fix
+
+
+@dataclass
+class ConventionCheck:
+    status: str  # ok | warn | stop
+    declared: str  # the convention the model declared (stored, or the default)
+    fix: str | None = None  # the --preprocess value to pass, when one is better
+    declared_accuracy: float | None = None
+    fix_accuracy: float | None = None
+    p_value: float | None = None
+    output_kind: str = "logits"  # as detected from the outputs
+    reason: str = ""  # one sentence; the message shown to the user builds on it
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def message(self, model_path: str) -> str:
+        name = Path(model_path).name
+        if self.status == "ok":
+            return ""
+        tail = (f"pass --preprocess {self.fix}" if self.fix else "check the model's convention")
+        if self.status == "stop":
+            return f"{name}: {self.reason}; {tail} (or --force to evaluate as declared)"
+        return f"{name}: {self.reason}; {tail}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"status": self.status, "declared": self.declared, "fix": self.fix,
+                "declared_accuracy": self.declared_accuracy, "fix_accuracy": self.fix_accuracy,
+                "p_value": self.p_value, "output_kind": self.output_kind, "reason": self.reason}
+
+
+def _paired(a, b) -> tuple[int, int, float]:
+    """Discordant counts (a right & b wrong, a wrong & b right) and the exact McNemar p."""
+    from .bench import mcnemar_exact
+
+    wins = int((a & ~b).sum())
+    losses = int((~a & b).sum())
+    return wins, losses, mcnemar_exact(wins, losses)
+
+
+def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
+    """Score the doctor's convention grid on its fixed sample and judge the declared one."""
+    from .doctor import HEALTHY_BAR, _distance, diagnose, load_sample
+
+    sample = sample if sample is not None else load_sample(data_root)
+    # A model that already works as declared can only have its scale wrong (a flipped polarity
+    # or transposition does not leave 90% standing): score the input ranges alone, a quarter
+    # of the doctor's grid, and the whole grid only for a model that fails as declared.
+    d = diagnose(model, sample=sample, check_dead_units=False, ranges_only=True)
+    if d.declared.accuracy < HEALTHY_BAR:
+        d = diagnose(model, sample=sample, check_dead_units=False)
+    declared = model.preprocess
+    kind = d.output_kind
+    n = d.n_images
+    base = ConventionCheck("ok", declared.to_string(), output_kind=kind,
+                           declared_accuracy=d.declared.accuracy)
+    if d.finding("chance-level") or d.finding("permuted-labels") or d.finding("non-finite-outputs"):
+        return base  # no convention fixes these; the run itself (and doctor) report them
+    reading = kind if kind in ("logits", "log-probs", "probs") else declared.output
+    pool = [s for s in d.conventions if s.error is None and s.correct is not None
+            and s.preprocess.output == reading]
+    as_declared = next((s for s in pool if s.spec == replace(declared, output=reading).to_string()), None)
+    best = d.best
+    if as_declared is not None and best.spec == as_declared.spec:
+        # The doctor keeps the declared convention unless another is 2 points better; the
+        # guard also wants to hear about a 1-point gap, if the paired test is clear about it.
+        better = [s for s in pool if s.nll <= as_declared.nll and s.accuracy > as_declared.accuracy]
+        if better:
+            best = max(better, key=lambda s: (s.accuracy, -_distance(s.preprocess, as_declared.preprocess)))
+    output_wrong = (kind in ("probs", "log-probs") and declared.output == "logits") or \
+                   (kind == "logits" and declared.output == "probs") or \
+                   (kind == "log-probs" and declared.output == "probs")
+    same = as_declared is not None and best.spec == as_declared.spec
+    fix_spec = replace(declared, output=reading) if same else best.preprocess
+    fix = fix_spec.to_string()
+    if fix == declared.to_string():
+        fix = None
+    base.fix = fix
+    base.fix_accuracy = best.accuracy
+    if d.declared.error is not None:
+        base.status = "stop"
+        base.reason = f"the model rejects its declared input ({d.declared.error})"
+        return base
+    if as_declared is not None and not same and best.accuracy < WORKING:
+        pass  # no convention makes it work (an untrained net): nothing to fix, the run shows it
+    elif as_declared is not None and not same:
+        wins, losses, p = _paired(best.correct, as_declared.correct)
+        gap = best.accuracy - as_declared.accuracy
+        base.p_value = p
+        base.data = {"wins": wins, "losses": losses, "n": n}
+        if p < P_VALUE and gap >= MIN_GAP:
+            base.status = "stop"
+            base.reason = (f"it scores {as_declared.accuracy:.1%} on {n:,} MNIST test images as declared "
+                           f"({declared.to_string()}) but {best.accuracy:.1%} with {fix_spec.to_string()} "
+                           f"(paired McNemar p = {p:.1g})")
+            return base
+        if p < P_VALUE:
+            base.status = "warn"
+            base.reason = (f"{fix_spec.to_string()} scores {best.accuracy:.1%} vs {as_declared.accuracy:.1%} "
+                           f"as declared on {n:,} MNIST test images (a small but significant gap, "
+                           f"p = {p:.1g}): shifted accuracies and mCE may be off too")
+    if output_wrong:
+        base.status = "stop"
+        base.fix = base.fix or replace(declared, output=reading).to_string()
+        what = {"probs": "probabilities (rows sum to 1: a softmax at the end)",
+                "log-probs": "log-probabilities (exp of each row sums to 1: a log_softmax at the end)",
+                "logits": "logits (unnormalised scores)"}[kind]
+        base.reason = (f"its outputs are {what} but it is declared output={declared.output}, so "
+                       "confidences and OOD scores would be computed from the wrong quantity")
+        return base
+    if base.status == "ok":
+        finding = d.finding("input-range")
+        if finding is not None and finding.severity == "warning" and d.fix_preprocess:
+            # Accuracy ties but another scale gives far better confidences: the convention the
+            # model was trained on. Its shifted accuracies can still differ by many points.
+            base.status = "warn"
+            base.fix = d.fix_preprocess
+            base.fix_accuracy = d.best.accuracy
+            base.reason = (f"clean accuracy is about the same as declared ({d.declared.accuracy:.1%}) and with "
+                           f"{d.fix_preprocess} ({d.best.accuracy:.1%}), but the NLL is {d.declared.nll:.2f} vs "
+                           f"{d.best.nll:.2f}: it was most likely trained with the latter, and shifted "
+                           "accuracies, mCE, calibration and OOD scores can differ a lot between the two")
+    return base
+
+
+def guard(model, data_root=None, force: bool = False, warn=None) -> ConventionCheck | None:
+    """eval's and bench's one call: stop (UserError) or warn, return the check for the report.
+
+    ``warn(text)`` prints a warning; with ``force`` a stop becomes a warning.
+    """
+    check = check_convention(model, data_root=data_root)
+    msg = check.message(model.path)
+    if check.status == "stop" and not force:
+        raise UserError(msg)
+    if check.status != "ok" and warn is not None:
+        forced = f"{msg.split(' (or --force')[0]} [--force given: evaluated as declared]"
+        warn(msg if check.status == "warn" else forced)
+    return check
+
+
+def record(result, check: ConventionCheck | None) -> None:
+    """Put the guard's verdict (and any warning) into the result, so the report shows it."""
+    if check is None:
+        return
+    result.summary["convention_check"] = check.to_dict()
+    if check.status != "ok":
+        msg = check.message(result.model.path)
+        result.summary.setdefault("warnings", []).append(msg.split(" (or --force")[0])

@@ -1,0 +1,454 @@
+"""bench's (model × set) grid as Ray tasks, with the results of a local run.
+
+The plan is local bench's: clean MNIST and every (shift, severity) set, each generated once,
+each scored by every model. Here each set is one generation task and each (model, set) pair
+one scoring task, both calling the functions local bench calls (``shifts.sets.get_set``,
+``engine.score_set``), and the driver assembles the records in plan order with
+``engine._ModelRun``, so results match a local run byte for byte apart from timings,
+environment and the ``cached`` flags (which describe the workers' caches).
+
+What moves over the network: the first n clean MNIST digits and each model file, once into
+the object store; each generated set, from the node that made it to each node that scores it
+(Ray keeps one copy per node); back to the driver, per (model, set), the metrics record with
+its gallery thumbnails and one int8 prediction per image (plus 10 clean logits per image
+for OOD scoring). Workers generate sets into their own node's set cache.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+import tempfile
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import UserError
+
+try:
+    import ray
+except ImportError:  # the CLI's only way here is --ray: say what to install, not a traceback
+    raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
+
+from ..data import DigitSet, load_mnist
+from ..engine import DEFAULT_BATCH, ProgressFn, RunOutput, SetScore, _ModelRun, environment, score, score_set
+from ..models.load import LoadedModel, load_model
+from ..models.preprocess import Preprocess
+from ..shifts.registry import get_shift
+from ..shifts.sets import ShiftSet, get_set, set_sha256
+from ..shifts.suite import Suite
+
+# Scoring an MNIST model leaves most of a GPU idle, so four tasks share one.
+GPU_SHARE = 0.25
+# Ray retries a task whose worker died (a killed process, a lost node) this many times.
+MAX_RETRIES = 3
+# Sets generated ahead of scoring: enough to keep every worker busy, few enough that the
+# object store holds a handful of sets rather than the suite.
+SETS_AHEAD_PER_CPU = 2
+MODELS_PER_WORKER = 8  # loaded models a worker process keeps between tasks
+CONNECT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Enough to rebuild the driver's model on a worker: the file travels as an object ref."""
+
+    key: str  # sha256 of the file, or a digest of the pickled module
+    filename: str
+    arch: str | None
+    format: str
+    preprocess: Preprocess
+    robustmnist: str  # the driver's version: a worker with another would score differently
+
+
+@dataclass
+class Stats:
+    """How the work split, for the benchmark and the progress status line."""
+
+    tasks_generate: int = 0
+    tasks_score: int = 0
+    tasks_ood: int = 0
+    bytes_to_object_store: int = 0  # clean digits + model files put by the driver
+    bytes_sets: int = 0  # generated sets (each copied once to each node that scores it)
+    bytes_returned: int = 0  # records, predictions and logits back to the driver
+    nodes: int = 0
+    cpus: float = 0.0
+    gpus: float = 0.0
+    device: str = "cpu"
+
+
+# -- worker side ----------------------------------------------------------------------------------
+
+_MODELS: OrderedDict[str, LoadedModel] = OrderedDict()
+
+
+def _worker_device() -> torch.device:
+    # Ray sets CUDA_VISIBLE_DEVICES to the task's share, so "cuda" is the GPU it was given
+    return torch.device("cuda") if ray.get_gpu_ids() and torch.cuda.is_available() else torch.device("cpu")
+
+
+def _check_version(spec_version: str) -> None:
+    if spec_version != __version__:
+        raise UserError(f"a Ray worker runs robustmnist {__version__} but the driver runs {spec_version}; "
+                        "install the same version on every node")
+
+
+def _worker_model(spec: ModelSpec, boxed: list) -> LoadedModel:
+    """``boxed`` holds the payload's ref: Ray resolves only top-level refs, so a worker that has
+    the model already never fetches (nor copies) its file again."""
+    _check_version(spec.robustmnist)
+    device = _worker_device()
+    model = _MODELS.get(spec.key)
+    if model is None:
+        payload = ray.get(boxed[0])
+        if isinstance(payload, LoadedModel):
+            model = payload
+        else:
+            with tempfile.TemporaryDirectory(prefix="robustmnist-model-") as tmp:
+                path = Path(tmp) / spec.filename  # the name matters: ONNX is told by its suffix
+                path.write_bytes(payload)
+                model = load_model(path, arch=spec.arch, preprocess=spec.preprocess.to_string(),
+                                   trust_pickle=spec.format == "pickle")  # the driver's user opted in
+            # the spec string rounds norm:mean:std; the driver's own spec is exact
+            model.preprocess = spec.preprocess
+        _MODELS[spec.key] = model
+        while len(_MODELS) > MODELS_PER_WORKER:
+            _MODELS.popitem(last=False)
+    _MODELS.move_to_end(spec.key)
+    return model.to(device)
+
+
+@ray.remote(max_retries=MAX_RETRIES)
+def _generate(shift_name: str, severity: int, params: dict, clean: ShiftSet, seed: int, use_cache: bool,
+              version: str) -> tuple[ShiftSet, dict]:
+    _check_version(version)
+    shift = get_shift(shift_name)
+    t = time.perf_counter()
+    sset = get_set(shift, severity, params, clean.images, clean.labels, len(clean.images), seed,
+                   source_sha=clean.sha256, use_cache=use_cache)
+    info = {"sha256": sset.sha256, "cached": sset.cached, "seconds": time.perf_counter() - t,
+            "bytes": int(sset.images.nbytes + sset.labels.nbytes), "node": ray.get_runtime_context().get_node_id(),
+            "labels": sset.labels.astype(np.int8) if shift.kind == "generative" else None}
+    return sset, info
+
+
+@ray.remote(max_retries=MAX_RETRIES)
+def _score(spec: ModelSpec, payload: list, sset: ShiftSet, batch_size: int,
+           keep_logits: bool) -> SetScore:
+    model = _worker_model(spec, payload)
+    return score_set(model, sset.images, sset.labels, None, batch_size, keep_logits=keep_logits)
+
+
+@ray.remote(max_retries=MAX_RETRIES)
+def _ood(spec: ModelSpec, payload: list, names: list[str], clean_logits: np.ndarray,
+         data_root: str | None, seed: int, n: int | None, batch_size: int) -> tuple[list, float]:
+    from ..ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
+
+    model = _worker_model(spec, payload)
+    t = time.perf_counter()
+    records = evaluate_ood(names, clean_logits, lambda imgs: score(model, imgs, batch_size),
+                           data_root=data_root, seed=seed, n=n)
+    return records, time.perf_counter() - t
+
+
+# -- driver side ----------------------------------------------------------------------------------
+
+def _probe(address: str) -> None:
+    """Fail in seconds on an address nobody answers: ray.init would retry for minutes."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except ValueError:
+        raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'") from None
+    except OSError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {hostport} ({exc.strerror or exc}); start it with "
+                        "`ray start --head` on the head node, or check the address and firewall") from None
+
+
+def _resolve_auto() -> str:
+    """The cluster ``ray start`` left on this machine (or RAY_ADDRESS), as ``ray.init("auto")`` finds it."""
+    try:
+        from ray._private.services import canonicalize_bootstrap_address  # private: guarded below
+
+        address = canonicalize_bootstrap_address("auto")
+    except ImportError:
+        return "auto"  # a Ray that moved it: let ray.init search, without our early check
+    except (ConnectionError, ValueError):
+        address = None
+    if not address:
+        raise UserError("no running Ray cluster found on this machine or in RAY_ADDRESS; start one with "
+                        "`ray start --head`, pass --ray HOST:PORT, or use --ray local for a one-off local one")
+    return address
+
+
+def is_address(text: str) -> bool:
+    """Whether ``text`` can be what ``--ray`` takes (a model path never is)."""
+    if text in ("auto", "local"):
+        return True
+    hostport = text.split("://", 1)[1] if text.startswith("ray://") else text
+    host, _, port = hostport.rpartition(":")
+    return bool(host) and port.isdigit() and "/" not in host
+
+
+@dataclass
+class _Session:
+    owned: bool  # we started or connected, so we disconnect afterwards
+
+
+def connect(address: str = "auto") -> _Session:
+    """Join the cluster at ``address`` ("auto", "local", HOST:PORT, ray://HOST:PORT)."""
+    if ray.is_initialized():  # the caller set Ray up (ray.init in a notebook): use theirs
+        return _Session(owned=False)
+    if not is_address(address):
+        raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
+    quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
+    try:
+        if address == "local":
+            ray.init(include_dashboard=False, **quiet)
+        else:
+            target = _resolve_auto() if address == "auto" else address
+            if target != "auto":
+                _probe(target)
+            ray.init(address=target, **quiet)
+    except UserError:
+        raise
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {first}") from None
+    return _Session(owned=True)
+
+
+def _ship(model: LoadedModel) -> tuple[ModelSpec, Any, int]:
+    path = Path(model.path)
+    if model.sha256 and path.is_file():
+        blob = path.read_bytes()
+        from ..fileio import sha256_bytes
+
+        if sha256_bytes(blob) == model.sha256:
+            spec = ModelSpec(model.sha256, path.name, model.arch, model.format, model.preprocess, __version__)
+            return spec, [ray.put(blob)], len(blob)
+    # an in-memory model (Python API): the module itself travels, pickled by Ray
+    cpu_model = dataclasses.replace(model, device=torch.device("cpu"))
+    cpu_model.module = model.module.to("cpu") if isinstance(model.module, torch.nn.Module) else model.module
+    try:
+        ref = ray.put(cpu_model)
+    except Exception as exc:  # noqa: BLE001 - TorchScript and ONNX sessions do not pickle
+        raise UserError(f"model {model.name} has no file to send to the Ray workers and cannot be "
+                        f"pickled ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+                        "save it to a file first") from None
+    key = f"mem-{id(model)}-{time.time_ns()}"
+    return ModelSpec(key, path.name, model.arch, model.format, model.preprocess, __version__), [ref], 0
+
+
+def _resources(device: str, stats: Stats) -> dict:
+    res = ray.cluster_resources()
+    stats.nodes = sum(1 for nd in ray.nodes() if nd.get("Alive"))
+    stats.cpus, stats.gpus = float(res.get("CPU", 0)), float(res.get("GPU", 0))
+    name = (device or "auto").lower()
+    if name.startswith("cuda") and not stats.gpus:
+        raise UserError(f"device '{device}' requested but the Ray cluster has no GPUs; use --device cpu")
+    if name not in ("auto", "cpu") and not name.startswith("cuda"):
+        raise UserError(f"device '{device}' is not available on Ray workers; use auto, cpu or cuda")
+    if name != "cpu" and stats.gpus:
+        stats.device = "cuda"
+        return {"num_cpus": 1, "num_gpus": GPU_SHARE}
+    return {"num_cpus": 1}
+
+
+def _raise_task_error(exc: Exception) -> None:
+    from ray import exceptions as rex
+
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, UserError):
+        raise UserError(str(cause)) from None
+    if isinstance(cause, ModuleNotFoundError):
+        raise UserError(f"a Ray worker cannot import {cause.name}: install robustmnist (the same version, "
+                        "with the extras your models need) on every node") from None
+    if isinstance(exc, rex.WorkerCrashedError | rex.NodeDiedError | rex.ObjectLostError):
+        raise UserError(f"Ray workers kept dying ({type(exc).__name__}, {MAX_RETRIES} retries); "
+                        "check the nodes' memory and logs (ray status)") from None
+    raise exc
+
+
+def evaluate_many(
+    models: list[LoadedModel],
+    suite: Suite | None,
+    *,
+    address: str = "auto",
+    n: int | None = None,
+    seed: int = 0,
+    ood: list[str] | None = None,
+    data_root: str | os.PathLike | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    use_cache: bool = True,
+    names: list[str] | None = None,
+    progress: ProgressFn | None = None,
+    clean: DigitSet | None = None,
+    device: str = "auto",
+    stats: Stats | None = None,
+    real: list[str] | None = None,
+    real_sets: list | None = None,
+    attacks=None,
+) -> list[RunOutput]:
+    """``engine.evaluate_many`` on a Ray cluster; same arguments plus the cluster's ``address``.
+
+    ``data_root`` (when given) must exist on the workers: only OOD sets are read there. Real
+    digit sets (a few thousand images) and adversarial attacks are run on the driver, after the
+    grid, by the calls local bench makes (not distributed yet). Pass a ``Stats`` to learn how
+    the work split.
+    """
+    t_start = time.perf_counter()
+    clean = clean or load_mnist("test", data_root)
+    if n is not None:
+        if n < 1:
+            raise UserError(f"--n must be at least 1, got {n}")
+        clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
+    stats = stats if stats is not None else Stats()
+    session = connect(address)
+    try:
+        return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
+                    device, stats, t_start, real, real_sets, attacks)
+    finally:
+        if session.owned:
+            ray.shutdown()
+
+
+def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
+         stats: Stats, t_start: float, real=None, real_sets=None, attacks=None) -> list[RunOutput]:
+    from ray import exceptions as rex
+
+    opts = _resources(device, stats)
+    n_clean = len(clean.images)
+    clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
+                         set_sha256(clean.images, clean.labels), {})
+    clean_ref = ray.put(clean_set)
+    stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
+    shipped = [_ship(m) for m in models]
+    stats.bytes_to_object_store += sum(size for _, _, size in shipped)
+    runs = [_ModelRun(m) for m in models]
+    root = str(data_root) if data_root is not None else None
+
+    plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
+    pending: dict[Any, tuple] = {}  # object ref -> what it is
+    live: dict[int, list] = {}  # plan index -> [set ref, scoring tasks still running]
+    infos: dict[int, dict] = {}
+    units: dict[tuple[int, int], SetScore] = {}
+    oods: dict[int, tuple[list, float]] = {}
+    next_set = 0
+    ahead = max(2, int(SETS_AHEAD_PER_CPU * max(stats.cpus, 1)))
+
+    def submit_set(k: int) -> None:
+        shift_name, sev = plan[k]
+        set_ref, info_ref = _generate.options(num_cpus=1, num_returns=2).remote(
+            shift_name, sev, suite.params(shift_name, sev), clean_ref, seed, use_cache, __version__)
+        stats.tasks_generate += 1
+        pending[info_ref] = ("info", k)
+        for i, (spec, payload, _) in enumerate(shipped):
+            pending[_score.options(**opts).remote(spec, payload, set_ref, batch_size, False)] = ("shift", k, i)
+            stats.tasks_score += 1
+        live[k] = [set_ref, len(shipped)]
+
+    try:
+        for i, (spec, payload, _) in enumerate(shipped):
+            pending[_score.options(**opts).remote(spec, payload, clean_ref, batch_size, True)] = ("clean", i)
+            stats.tasks_score += 1
+        while next_set < len(plan) and len(live) < ahead:
+            submit_set(next_set)
+            next_set += 1
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
+            for ref in done:
+                what = pending.pop(ref)
+                value = ray.get(ref)
+                if what[0] == "info":
+                    infos[what[1]] = value
+                    stats.bytes_sets += value["bytes"]
+                    continue
+                if what[0] == "ood":
+                    oods[what[1]] = value
+                    if progress:
+                        progress("score", sum(r.n for r in value[0]), "")
+                    continue
+                stats.bytes_returned += _nbytes(value)
+                if what[0] == "clean":
+                    i = what[1]
+                    runs[i].add_clean(value, clean.labels)
+                    if progress:
+                        progress("score", n_clean, "")
+                    if ood:
+                        spec, payload, _ = shipped[i]
+                        pending[_ood.options(**opts).remote(spec, payload, ood, value.logits, root, seed, n,
+                                                            batch_size)] = ("ood", i)
+                        stats.tasks_ood += 1
+                    continue
+                _, k, i = what
+                units[(k, i)] = value
+                if progress:
+                    progress("score", len(value.preds), "")
+                live[k][1] -= 1
+                if live[k][1] == 0:
+                    del live[k]  # the last reference: Ray frees the set
+                    if progress:
+                        progress("set", 1, f"{plan[k][0]} s{plan[k][1]}")
+                    if next_set < len(plan):
+                        submit_set(next_set)
+                        next_set += 1
+    except rex.RayError as exc:
+        for ref in pending:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort: the session is ending anyway
+                pass
+        _raise_task_error(exc)
+
+    for k, (shift_name, sev) in enumerate(plan):
+        shift, info = get_shift(shift_name), infos[k]
+        for i, run in enumerate(runs):
+            run.timings["generate"] += info["seconds"] / len(runs)
+            run.add_shift(units[(k, i)], shift, sev, suite.params(shift_name, sev), info["sha256"],
+                          info["cached"], info["labels"] if info["labels"] is not None else clean.labels)
+    real_records: list[list] = [[] for _ in runs]
+    if real or real_sets:
+        from ..real_metrics import evaluate_real  # real sets and their records live there
+
+        t = time.perf_counter()
+        real_records = evaluate_real(
+            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
+            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
+            sets=real_sets)
+        for run in runs:
+            run.timings["real"] = (time.perf_counter() - t) / len(runs)
+    env = dataclasses.replace(environment(torch.device("cpu")), device=stats.device,
+                              device_name=f"Ray: {stats.nodes} node(s), {stats.cpus:g} CPUs, {stats.gpus:g} GPUs")
+    outputs = []
+    for i, run in enumerate(runs):
+        records, ood_s = oods.get(i, ([], 0.0))
+        if ood:
+            run.timings["ood"] = ood_s
+        adversarial = None
+        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if plan is not None:
+            from ..attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
+
+            t = time.perf_counter()
+            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            run.timings["attack"] = time.perf_counter() - t
+        run.timings["total"] = time.perf_counter() - t_start
+        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, records, env,
+                                  real_records=real_records[i], adversarial=adversarial))
+    return outputs
+
+
+def _nbytes(unit: SetScore) -> int:
+    size = unit.preds.nbytes + (unit.logits.nbytes if unit.logits is not None else 0)
+    gal = unit.metrics.get("gallery", {})
+    return int(size + len(gal.get("samples_png", "")) + sum(len(m["png"]) for m in gal.get("misclassified", [])))
