@@ -21,7 +21,8 @@ PRINT_LADDER = ("level 1 (clean upright regular print, thin strokes) is itself t
                 "print look more like MNIST's broad pen strokes before the defects take over at 4-5")
 EXPLAINED = {  # invert v2 grades the way to full inversion and falls with severity
     **{name: PRINT_LADDER for name in ("fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr",
-                                        "fonts_handwriting", "euro_fonts")},
+                                        "fonts_display", "fonts_segment", "fonts_handwriting",
+                                        "euro_fonts")},
 }
 
 

@@ -243,3 +243,124 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 N×28×28 -> float32 N×1×28×28 in [0, 1]."""
     t = torch.as_tensor(images)
     return t.unsqueeze(1).to(torch.float32).div_(255.0)
+
+
+# -- training splits (train.py's input) -------------------------------------------------------
+
+from .train_options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Train and test images (uint8 N×C×H×W scaled per batch, or float already in [0, 1])."""
+
+    name: str
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    classes: tuple[str, ...] = tuple(str(d) for d in range(10))
+    digits: bool = True  # white-on-black digits: polarity guard and digit shifts apply
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
+
+
+def _digit_set_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.from_numpy(ds.images).unsqueeze(1), torch.from_numpy(ds.labels).long()
+
+
+def load_training_data(dataset: str, root: str | os.PathLike | None = None) -> TrainData:
+    """Train + test split of a named dataset, as the model will see it."""
+    if dataset not in DATASETS:
+        raise UserError(f"unknown dataset '{dataset}'. Known: {', '.join(DATASETS)}")
+    if dataset in ("mnist", "fashion"):
+        load = load_mnist if dataset == "mnist" else load_fashion
+        xtr, ytr = _digit_set_tensors(load("train", root))
+        xte, yte = _digit_set_tensors(load("test", root))
+        classes = tuple(str(d) for d in range(10)) if dataset == "mnist" else FASHION_CLASSES
+        return TrainData(dataset, xtr, ytr, xte, yte, classes, digits=(dataset == "mnist"))
+    if dataset == "cifar10":
+        _require_cifar_train(root)
+        xtr, ytr = _digit_set_tensors(load_cifar10_gray(root, "train"))
+        xte, yte = _digit_set_tensors(load_cifar10_gray(root, "test"))
+        return TrainData(dataset, xtr, ytr, xte, yte, CIFAR10_CLASSES, digits=False)
+    xtr, ytr = load_cifar10_rgb(root, "train")
+    xte, yte = load_cifar10_rgb(root, "test")
+    return TrainData(dataset, xtr, ytr, xte, yte, CIFAR10_CLASSES, digits=False)
+
+
+FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
+                   "sneaker", "bag", "ankle-boot")
+# Sorted alphabetically, these are also CIFAR-10's class indices, so an image folder's sorted
+# class names and torchvision's labels agree.
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck")
+
+
+def _cifar_missing(root: Path, split: str) -> UserError:
+    return UserError(
+        f"CIFAR-10 {split} set not found under {root}: expected torchvision's "
+        f"cifar-10-batches-py or an image folder {root}/CIFAR10/{split}/<class>/*.jpg "
+        "(the offline mirror has only the test set). Point --data-root at a root that has it."
+    )
+
+
+def _torchvision_cifar(root: Path, split: str):
+    from torchvision import datasets
+
+    try:
+        return datasets.CIFAR10(str(root), train=(split == "train"), download=False)
+    except RuntimeError:
+        return None
+
+
+def _require_cifar_train(root: str | os.PathLike | None) -> None:
+    # load_cifar10_gray's own message names only one split; training needs the train split.
+    r = data_root(root)
+    if not (r / "CIFAR10" / "train").is_dir() and _torchvision_cifar(r, "train") is None:
+        raise _cifar_missing(r, "train")
+
+
+def load_cifar10_rgb(root: str | os.PathLike | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """CIFAR-10 as uint8 N×3×32×32: torchvision's pickled set when present, else an image folder."""
+    r = data_root(root)
+    ds = _torchvision_cifar(r, split)
+    if ds is not None:
+        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
+        return x, torch.as_tensor(ds.targets, dtype=torch.long)
+    folder = r / "CIFAR10" / split
+    if not folder.is_dir():
+        raise _cifar_missing(r, split)
+    return _read_rgb_folder(folder)
+
+
+def _read_rgb_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    from PIL import Image, UnidentifiedImageError
+
+    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    unknown = [c for c in classes if c not in CIFAR10_CLASSES]
+    if not classes or unknown:
+        raise UserError(
+            f"{folder} must hold one sub-folder per CIFAR-10 class ({', '.join(CIFAR10_CLASSES)})"
+            + (f"; found unexpected {', '.join(unknown)}" if unknown else "")
+        )
+    images, labels = [], []
+    for cls in classes:
+        for p in sorted((folder / cls).iterdir()):
+            if p.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                with Image.open(p) as im:
+                    im = im.convert("RGB")
+                    if im.size != (32, 32):
+                        im = im.resize((32, 32), Image.Resampling.LANCZOS)
+                    images.append(np.asarray(im, dtype=np.uint8))
+            except (UnidentifiedImageError, OSError) as exc:
+                raise UserError(f"cannot read image {p}: {exc}") from None
+            labels.append(CIFAR10_CLASSES.index(cls))
+    if not images:
+        raise UserError(f"no images found in {folder}/<class>/")
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
+    return x, torch.tensor(labels, dtype=torch.long)

@@ -883,17 +883,19 @@ def diagnose(
 
 def load_for_diagnosis(
     path: str | Path, arch: str | None = None, preprocess: str | None = None, trust_pickle: bool = False,
+    **load_kwargs,
 ) -> tuple[LoadedModel, Preprocess]:
     """Load a model even when its declared layout is one it rejects (that is a finding, not an
-    input error): returns the model under a layout it takes, and the convention as declared."""
+    input error): returns the model under a layout it takes, and the convention as declared.
+    ``load_kwargs`` go to ``load_model`` (model_code, model_kwargs)."""
     try:
-        model = load_model(path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+        model = load_model(path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle, **load_kwargs)
         return model, model.preprocess
     except UserError as first:
         for layout in LAYOUTS:
             retry = f"{preprocess},layout={layout}" if preprocess else f"layout={layout}"
             try:
-                model = load_model(path, arch=arch, preprocess=retry, trust_pickle=trust_pickle)
+                model = load_model(path, arch=arch, preprocess=retry, trust_pickle=trust_pickle, **load_kwargs)
             except UserError:
                 continue
             other = next(lay for lay in LAYOUTS if lay != layout)

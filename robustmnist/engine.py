@@ -7,8 +7,6 @@ scoring runs on any device.
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import platform
 import time
@@ -26,9 +24,13 @@ from .metrics import classification_metrics, edited_digit_metrics, flip_rate
 from .models.fastpath import accelerate, as_loaded
 from .models.fastpath import forward as fast_forward
 from .models.load import LoadedModel
+from .ood import evaluate_ood
+from .report.images import png_b64
 from .results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
+from .seen import SeenInTraining
+from .seen import resolve as seen_in_training
 from .shifts.euro import EDITED_DIGITS
-from .shifts.registry import get_shift
+from .shifts.fingerprint import chunk_digests
 from .shifts.sets import get_set, set_sha256
 from .shifts.suite import Suite
 
@@ -112,15 +114,19 @@ def score(
     return out
 
 
+def score_named(model: LoadedModel, key: str | None, images: np.ndarray, batch_size: int = DEFAULT_BATCH,
+                progress: ProgressFn | None = None) -> np.ndarray:
+    """``score`` for the set named ``key``; scores computed elsewhere are looked up by that name."""
+    lookup = getattr(model.module, "scores_for", None)
+    if lookup is None or key is None:
+        return score(model, images, batch_size, progress)
+    out = lookup(key, len(images))  # eval --predictions (models/predictions.py)
+    if progress:
+        progress("score", len(images), "")
+    return out
+
+
 # -- galleries: tiny PNGs inside results.json so the report never needs the set cache ----------
-
-def png_b64(img: np.ndarray) -> str:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
-
 
 def sample_indices(labels: np.ndarray) -> list[int]:
     """The first digit of each class (0..9): the same columns in every gallery strip."""
@@ -200,9 +206,9 @@ class SetScore:
 
 def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indices: list[int] | None = None,
               batch_size: int = DEFAULT_BATCH, progress: ProgressFn | None = None,
-              keep_logits: bool = False) -> SetScore:
+              keep_logits: bool = False, key: str | None = None) -> SetScore:
     t = time.perf_counter()
-    logits = score(model, images, batch_size, progress)
+    logits = score_named(model, key, images, batch_size, progress)  # key: the set's name (eval --predictions)
     score_s = time.perf_counter() - t
     t = time.perf_counter()
     m = classification_metrics(labels, logits)
@@ -214,11 +220,14 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
-    def __init__(self, model: LoadedModel, shared: bool = False):
+    def __init__(self, model: LoadedModel, shared: bool = False,
+                 trained_on: str | list[str] | None = None):
         self.model = model
         self.shared = shared  # one of several models scored on the same sets
         self.prior_total = 0.0  # seconds an interrupted run spent before --resume
         self.resumed = 0  # sets taken from that run
+        # families seen in training: the checkpoint's record plus --trained-on (seen.py)
+        self.seen = seen_in_training(model.metadata, trained_on)
         self.records: list[ShiftRecord] = []
         self.predictions: dict[str, np.ndarray] = {}
         self.timings = {"load_data": 0.0, "generate": 0.0, "score": 0.0, "metrics": 0.0}
@@ -235,17 +244,18 @@ class _ModelRun:
         self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
 
     def add_shift(self, unit: SetScore, shift, severity: int, params: dict, sha256: str, cached: bool,
-                  labels: np.ndarray) -> None:
+                  labels: np.ndarray, chunks: list[str] | None = None) -> None:
         """``labels`` are only stored for generated sets (a transformed set has clean's labels)."""
         paired = shift.kind != "generative"
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
         self.records.append(ShiftRecord(
             **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
-            sha256=sha256, params=params, cached=cached,
+            sha256=sha256, params=params, cached=cached, chunks=chunks or [],
             flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
             edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])
             if shift.name in EDITED_DIGITS else None,
+            seen=self.seen.covers(shift.family),
         ))
         self.predictions[set_id(shift.name, severity)] = unit.preds
         if not paired:
@@ -264,7 +274,7 @@ class _ModelRun:
             ood=ood_records,
             real=real_records or [],
             summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
-                              adversarial),
+                              adversarial, seen=self.seen),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in self.timings.items()},
             conventions=CONVENTIONS,
@@ -294,6 +304,7 @@ def evaluate_many(
     execution: dict | None = None,
     on_update: UpdateFn | None = None,
     resume: list[RunOutput | None] | None = None,
+    trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
     set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
@@ -307,6 +318,9 @@ def evaluate_many(
     budget.py) goes into every result as it is; ``on_update`` sees partial results as sets
     finish (to save them as the run goes) and ``resume`` (one earlier partial output per
     model) skips the sets it already holds. (The Ray path takes none of these four yet.)
+
+    Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
+    shift/family names for every model) are marked ``seen`` and left out of the headline.
     """
     if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
         from .distributed import ray as on_ray
@@ -318,18 +332,20 @@ def evaluate_many(
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
+    source = clean  # whole: nested sets read chunk k's digits by position, whatever n is
     if n is not None:
         if n < 1:
             raise UserError(f"--n must be at least 1, got {n}")
         clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
     n_clean = len(clean.images)
-    source_sha = set_sha256(clean.images, clean.labels)
+    source_sha = set_sha256(source.images, source.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
     loaded = [as_loaded(m) for m in models]  # gradient-based attacks need the torch module itself
     if fast:
         models = [accelerate(m, clean.images, batch_size) for m in models]
-    runs = [_ModelRun(m, shared=len(models) > 1) for m in models]
+    # unknown --trained-on fails before any work
+    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=trained_on) for m in models]
     priors = _resumed(runs, resume)
 
     def update() -> None:
@@ -340,12 +356,12 @@ def evaluate_many(
     for run in runs:
         run.timings["load_data"] = load_s
         run.add_clean(score_set(run.model, clean.images, clean.labels, indices, batch_size, progress,
-                                keep_logits=True), clean.labels)
+                                keep_logits=True, key="clean"), clean.labels)
     update()
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
-        shift = get_shift(shift_name)
+        shift = suite.shift(shift_name)
         params = suite.params(shift_name, sev)
         held = [_prior_record(p, shift, sev, params) for p in priors]
         if priors and all(h is not None for h in held):
@@ -355,15 +371,17 @@ def evaluate_many(
         if progress:
             progress("set", 0, f"{shift_name} s{sev}")
         t = time.perf_counter()
-        sset = get_set(shift, sev, params, clean.images, clean.labels, n_clean, seed,
+        sset = get_set(shift, sev, params, source.images, source.labels, n_clean, seed,
                        source_sha=source_sha, use_cache=use_cache)
         gen_s = time.perf_counter() - t
         paired = shift.kind != "generative"
+        chunks = chunk_digests(sset.images, sset.labels)
         idx = indices if paired else sample_indices(sset.labels)
         for run in runs:
             run.timings["generate"] += gen_s / len(runs)
-            run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress),
-                          shift, sev, params, sset.sha256, sset.cached, sset.labels)
+            run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress,
+                                    key=set_id(shift_name, sev)),
+                          shift, sev, params, sset.sha256, sset.cached, sset.labels, chunks)
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
         update()
@@ -384,8 +402,6 @@ def evaluate_many(
     for i, run in enumerate(runs):
         ood_records = []
         if ood:
-            from .ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
-
             t = time.perf_counter()
             ood_records = evaluate_ood(
                 ood, run.clean_logits, lambda imgs, m=run.model: score(m, imgs, batch_size, progress),
@@ -478,21 +494,33 @@ def _suite_info(suite: Suite | None, n: int) -> dict:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              adversarial=None) -> dict:
+              adversarial=None, seen: SeenInTraining | None = None) -> dict:
+    """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
+    seen_records = [r for r in records if r.seen]
+    if seen or seen_records:
+        summary["seen_in_training"] = {
+            **(seen or SeenInTraining()).to_dict(),
+            "n_sets": len(seen_records),
+            "mean_accuracy": float(np.mean([r.accuracy for r in seen_records]))
+            if seen_records else None,
+        }
+    all_records, records = records, [r for r in records if not r.seen]
+    if all_records:
+        fam: dict[str, list[float]] = {}
+        for r in all_records:  # a breakdown, so seen families too (marked in seen_in_training)
+            fam.setdefault(r.family, []).append(r.accuracy)
+        summary["per_family"] = {k: float(np.mean(v)) for k, v in fam.items()}
     if records:
         accs = [r.accuracy for r in records]
         worst = min(records, key=lambda r: r.accuracy)
-        fam: dict[str, list[float]] = {}
         sev: dict[int, list[float]] = {}
         for r in records:
-            fam.setdefault(r.family, []).append(r.accuracy)
             sev.setdefault(r.severity, []).append(r.accuracy)
         summary.update(
             mean_shifted_accuracy=float(np.mean(accs)),
             mean_error=float(1 - np.mean(accs)),
             worst_shift={"name": worst.name, "severity": worst.severity, "accuracy": worst.accuracy},
-            per_family={k: float(np.mean(v)) for k, v in fam.items()},
             per_severity={str(k): float(np.mean(v)) for k, v in sorted(sev.items())},
         )
     if ood_records:

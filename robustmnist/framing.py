@@ -39,7 +39,7 @@ def ink_boxes(x: torch.Tensor, threshold: float = 0.05) -> tuple[torch.Tensor, t
     y2 = torch.where(rows, ar_h, -big).amax(dim=1) + 1
     x1 = torch.where(cols, ar_w, big).amin(dim=1)
     x2 = torch.where(cols, ar_w, -big).amax(dim=1) + 1
-    boxes = torch.stack([x1, y1, x2, y2], dim=1).float()
+    boxes = torch.stack([x1, y1, x2, y2], dim=1).to(torch.get_default_dtype())
     boxes[~has_ink] = torch.tensor([0.0, 0.0, 1.0, 1.0], device=x.device)
     return boxes, has_ink
 
@@ -63,8 +63,10 @@ def centre_of_mass(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def shift_integer(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
     """Translate each image by whole pixels (zeros fill in); exact, no interpolation blur."""
     n, c, h, w = x.shape
-    dy = dy.round().long()
-    dx = dx.round().long()
+    # Halves round up, decided 2^-20 early: a symmetric digit's centre of mass sits exactly on
+    # a half pixel, and float error (which differs between CPUs) would pick either side.
+    dy = torch.floor(dy + (0.5 + 2.0**-20)).long()
+    dx = torch.floor(dx + (0.5 + 2.0**-20)).long()
     ys = torch.arange(h, device=x.device).view(1, h, 1) - dy.view(n, 1, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w) - dx.view(n, 1, 1)
     valid = (ys >= 0) & (ys < h) & (xs >= 0) & (xs < w)
@@ -128,7 +130,10 @@ def frame_mnist(x: torch.Tensor, box: int = 20, size: int = 28, threshold: float
     n = x.shape[0]
     if n == 0:
         return x.new_zeros((0, 1, size, size))
-    pad = max(x.shape[-2:])  # room so a square box never reads outside the image
+    # roi_align reads 0 more than one pixel outside its input and repeats the edge within
+    # one pixel, so one pixel of black makes everything outside black: no need to pad by a
+    # whole image (that padding cost more than the resampling).
+    pad = 1
     xp = F.pad(x, (pad, pad, pad, pad))
     boxes, has_ink = ink_boxes(x, threshold)
     bw = boxes[:, 2] - boxes[:, 0]

@@ -21,6 +21,7 @@ import torch
 from .data import DigitSet, load_cifar10_gray, load_fashion, load_image_folder, to_uint8
 from .errors import UserError
 from .metrics import OOD_SCORES, ood_detection_metrics, ood_scores
+from .report.images import png_b64
 from .results import OODRecord
 from .shifts.sets import derive_seed, set_sha256
 
@@ -105,8 +106,6 @@ def unavailable_scores(output: str) -> dict[str, dict]:
 
 def ood_record(name: str, description: str, images: np.ndarray, in_logits: np.ndarray,
                out_logits: np.ndarray, output: str = "logits") -> OODRecord:
-    from .engine import png_b64
-
     s_in, s_out = ood_scores(in_logits), ood_scores(out_logits)
     missing = unavailable_scores(output)
     msp_out = s_out["msp"]

@@ -22,7 +22,8 @@ SCHEMA_VERSION = 1
 class ModelInfo:
     path: str
     sha256: str
-    format: str  # torchscript | checkpoint | state_dict | pickle | onnx
+    format: str  # torchscript | checkpoint | state_dict | pickle | onnx | safetensors | keras | skops |
+    #              npz-mlp | module | sklearn | callable | predictions (models/load.py)
     preprocess: str  # canonical spec string (see models/preprocess.py)
     preprocess_spec: dict = field(default_factory=dict)
     name: str = ""
@@ -70,7 +71,9 @@ class ShiftRecord(SetMetrics):
     params: dict = field(default_factory=dict)
     flip_rate: float | None = None  # None for generated sets (no clean twin)
     cached: bool = False
+    chunks: list[str] = field(default_factory=list)  # short sha256 per 500-image chunk (prefix checks)
     edited: dict | None = None  # shifts that edit some digits only (euro): metrics on those
+    seen: bool = False  # its family was seen in training: left out of the headline numbers
 
 
 @dataclass

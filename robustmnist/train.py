@@ -33,25 +33,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .data import data_root as resolve_data_root
-from .data import load_cifar10_gray, load_fashion, load_mnist
+from .augment import FONT_POOL_PER_LEVEL, Augmenter, AugmentPlan, plan_augmentation
+from .data import (
+    CIFAR10_CLASSES,
+    DATASETS,
+    FASHION_CLASSES,
+    TrainData,
+    load_cifar10_rgb,
+    load_training_data,
+)
 from .errors import UserError
 from .fileio import atomic_write_bytes
 from .models.checkpoint import make_checkpoint, save_checkpoint
 from .models.preprocess import Preprocess
 from .models.zoo import get_arch
-from .shifts.registry import Shift, all_shifts, resolve_names
+from .shifts.registry import resolve_names
 from .shifts.sets import derive_seed
 
 # The option lists and callback types live in a torch-free module, so `robustmnist --help`
 # can show them without importing torch; re-exported here for existing callers.
 from .train_options import (  # noqa: E402, F401
-    DATASETS,
     DEVICES,
     OPTIMIZERS,
     SCHEDULES,
@@ -77,128 +82,12 @@ CHANCE_MARGIN = 1.5  # "at chance" = accuracy below 1.5 × 1/classes after a ful
 RANGE_TOLERANCE = 1e-3
 LOG_EVERY = 20  # steps between progress reports (each one is a device sync)
 EVAL_BATCH = 1000
-FONT_POOL_PER_LEVEL = 1000  # generated digits kept per (generative shift, severity)
 
 
-# -- data -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainData:
-    """Train and test images (uint8 N×C×H×W scaled per batch, or float already in [0, 1])."""
-
-    name: str
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    classes: tuple[str, ...] = tuple(str(d) for d in range(10))
-    digits: bool = True  # white-on-black digits: polarity guard and digit shifts apply
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return tuple(self.train_images.shape[1:])  # type: ignore[return-value]
-
-
-def _digit_set_tensors(ds) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.from_numpy(ds.images).unsqueeze(1), torch.from_numpy(ds.labels).long()
-
-
-def load_training_data(dataset: str, root: str | Path | None = None) -> TrainData:
-    """Train + test split of a named dataset, as the model will see it."""
-    if dataset not in DATASETS:
-        raise UserError(f"unknown dataset '{dataset}'. Known: {', '.join(DATASETS)}")
-    if dataset in ("mnist", "fashion"):
-        load = load_mnist if dataset == "mnist" else load_fashion
-        xtr, ytr = _digit_set_tensors(load("train", root))
-        xte, yte = _digit_set_tensors(load("test", root))
-        classes = tuple(str(d) for d in range(10)) if dataset == "mnist" else FASHION_CLASSES
-        return TrainData(dataset, xtr, ytr, xte, yte, classes, digits=(dataset == "mnist"))
-    if dataset == "cifar10":
-        _require_cifar_train(root)
-        xtr, ytr = _digit_set_tensors(load_cifar10_gray(root, "train"))
-        xte, yte = _digit_set_tensors(load_cifar10_gray(root, "test"))
-        return TrainData(dataset, xtr, ytr, xte, yte, CIFAR10_CLASSES, digits=False)
-    xtr, ytr = load_cifar10_rgb(root, "train")
-    xte, yte = load_cifar10_rgb(root, "test")
-    return TrainData(dataset, xtr, ytr, xte, yte, CIFAR10_CLASSES, digits=False)
-
-
-FASHION_CLASSES = ("t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt",
-                   "sneaker", "bag", "ankle-boot")
-# Sorted alphabetically, these are also CIFAR-10's class indices, so an image folder's sorted
-# class names and torchvision's labels agree.
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
-                   "ship", "truck")
-
-
-def _cifar_missing(root: Path, split: str) -> UserError:
-    return UserError(
-        f"CIFAR-10 {split} set not found under {root}: expected torchvision's "
-        f"cifar-10-batches-py or an image folder {root}/CIFAR10/{split}/<class>/*.jpg "
-        "(the offline mirror has only the test set). Point --data-root at a root that has it."
-    )
-
-
-def _torchvision_cifar(root: Path, split: str):
-    from torchvision import datasets
-
-    try:
-        return datasets.CIFAR10(str(root), train=(split == "train"), download=False)
-    except RuntimeError:
-        return None
-
-
-def _require_cifar_train(root: str | Path | None) -> None:
-    # load_cifar10_gray's own message names only one split; training needs the train split.
-    r = resolve_data_root(root)
-    if not (r / "CIFAR10" / "train").is_dir() and _torchvision_cifar(r, "train") is None:
-        raise _cifar_missing(r, "train")
-
-
-def load_cifar10_rgb(root: str | Path | None, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """CIFAR-10 as uint8 N×3×32×32: torchvision's pickled set when present, else an image folder."""
-    r = resolve_data_root(root)
-    ds = _torchvision_cifar(r, split)
-    if ds is not None:
-        x = torch.from_numpy(np.ascontiguousarray(ds.data)).permute(0, 3, 1, 2).contiguous()
-        return x, torch.as_tensor(ds.targets, dtype=torch.long)
-    folder = r / "CIFAR10" / split
-    if not folder.is_dir():
-        raise _cifar_missing(r, split)
-    return _read_rgb_folder(folder)
-
-
-def _read_rgb_folder(folder: Path) -> tuple[torch.Tensor, torch.Tensor]:
-    from PIL import Image, UnidentifiedImageError
-
-    from .data import IMAGE_SUFFIXES
-
-    classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
-    unknown = [c for c in classes if c not in CIFAR10_CLASSES]
-    if not classes or unknown:
-        raise UserError(
-            f"{folder} must hold one sub-folder per CIFAR-10 class ({', '.join(CIFAR10_CLASSES)})"
-            + (f"; found unexpected {', '.join(unknown)}" if unknown else "")
-        )
-    images, labels = [], []
-    for cls in classes:
-        for p in sorted((folder / cls).iterdir()):
-            if p.suffix.lower() not in IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(p) as im:
-                    im = im.convert("RGB")
-                    if im.size != (32, 32):
-                        im = im.resize((32, 32), Image.Resampling.LANCZOS)
-                    images.append(np.asarray(im, dtype=np.uint8))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise UserError(f"cannot read image {p}: {exc}") from None
-            labels.append(CIFAR10_CLASSES.index(cls))
-    if not images:
-        raise UserError(f"no images found in {folder}/<class>/")
-    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
-    return x, torch.tensor(labels, dtype=torch.long)
+# Moved to data.py and augment.py; still importable from here for existing callers.
+__all__ = ["CIFAR10_CLASSES", "DATASETS", "FASHION_CLASSES", "FONT_POOL_PER_LEVEL", "AugmentPlan",
+           "Augmenter", "TrainData", "load_cifar10_rgb", "load_training_data",
+           "plan_augmentation"]
 
 
 def _as_unit_float(x: torch.Tensor) -> torch.Tensor:
@@ -216,155 +105,6 @@ def split_validation(n: int, val_split: float, seed: int) -> tuple[torch.Tensor,
     if val_split > 0 and n_val == 0:
         n_val = 1
     return perm[n_val:].sort().values, perm[:n_val].sort().values
-
-
-# -- augmentation with the shift catalog ------------------------------------------------------
-
-
-@dataclass
-class AugmentPlan:
-    """Which shifts augmentation uses, the parameters of each severity, and what was skipped."""
-
-    transforms: list[tuple[Shift, list[dict[str, Any]]]]
-    generative: list[tuple[Shift, list[dict[str, Any]]]]
-    skipped: list[str] = field(default_factory=list)  # "name: why"
-    suite: str = ""
-    notes: list[str] = field(default_factory=list)  # where the parameters came from, if unusual
-
-    @property
-    def names(self) -> list[str]:
-        return [s.name for s, _ in self.transforms + self.generative]
-
-
-def _load_params_suite(suite_name: str) -> tuple[dict[str, list[dict]], str, list[str]]:
-    """{shift: params per level} from the suite; falls back to the spec parts when the assembled
-    suite is missing (shifts/default.toml is built from shifts/parts/*.toml)."""
-    from .assets import shifts_dir
-    from .shifts.suite import load_suite
-
-    notes: list[str] = []
-    try:
-        suite = load_suite(suite_name)
-        return dict(suite.shift_params), suite.name, notes
-    except UserError as exc:
-        notes.append(f"suite '{suite_name}' unusable ({exc}); using shifts/parts/*.toml")
-    params: dict[str, list[dict]] = {}
-    try:
-        parts = sorted((shifts_dir() / "parts").glob("*.toml"))
-    except FileNotFoundError:
-        parts = []
-    for part in parts:
-        try:
-            # The first part to define a shift wins, so an MNIST-C part ("mnistc-*.toml", one
-            # level) does not replace our five-level ladder of the same shift.
-            for name, levels in load_suite(str(part)).shift_params.items():
-                params.setdefault(name, levels)
-        except UserError as exc:
-            notes.append(f"{part.name}: {exc}")
-    return params, "parts", notes
-
-
-def _probe_shift(shift: Shift, levels: list[dict[str, Any]]) -> str | None:
-    """Run a shift once per level on a few blank-ish digits; the error text if it fails."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.zeros(4, 1, 28, 28)
-    x[:, :, 8:20, 12:16] = 1.0
-    y = torch.arange(4)
-    try:
-        for params in levels:
-            if shift.kind == "generative":
-                out, _ = shift.generate(2, g, **params)
-            else:
-                out = shift.apply(x.clone(), g, y=y, **params)
-            if out.shape[1:] != (1, 28, 28):
-                return f"returned shape {tuple(out.shape)}"
-    except Exception as exc:  # noqa: BLE001 - any failure means: don't train with this shift
-        return f"failed on a probe batch ({type(exc).__name__}: {exc})"
-    return None
-
-
-def plan_augmentation(
-    spec: str | Sequence[str], suite: str = "default", digits: bool = True
-) -> AugmentPlan:
-    """Resolve names/families into usable shifts with their per-severity parameters.
-
-    A shift is skipped (with a note) when the suite gives it no parameters, when it needs digit
-    labels or makes digits but the data are not digits, or when it fails on a probe batch.
-    """
-    names = resolve_names(list(spec) if not isinstance(spec, str) else spec)
-    params, suite_name, notes = _load_params_suite(suite)
-    shifts = all_shifts()
-    plan = AugmentPlan([], [], suite=suite_name, notes=notes)
-    for name in names:
-        shift = shifts[name]
-        if shift.kind != "transform" and not digits:
-            plan.skipped.append(f"{name}: {shift.kind} shifts only make sense for digit data")
-            continue
-        if name not in params:
-            plan.skipped.append(f"{name}: no severity parameters in suite '{suite_name}'")
-            continue
-        failure = _probe_shift(shift, params[name])
-        if failure:
-            plan.skipped.append(f"{name}: {failure}")
-            continue
-        target = plan.generative if shift.kind == "generative" else plan.transforms
-        target.append((shift, params[name]))
-    if not plan.names:
-        raise UserError(
-            f"--augment {','.join(names) if names else spec}: none of these shifts can be used "
-            f"for training ({'; '.join(plan.notes + plan.skipped) or 'nothing matched'})"
-        )
-    return plan
-
-
-class Augmenter:
-    """Replaces a random ``fraction`` of each batch with shifted digits.
-
-    Each picked sample gets a random shift from the plan at a random severity; samples sharing a
-    (shift, severity) are shifted together in one batched call. Generative shifts (fonts) cannot
-    edit an image, so their picks are swapped for generated digits and labels drawn from a pool
-    built once up front. All draws come from one generator derived from the seed.
-    """
-
-    def __init__(self, plan: AugmentPlan, seed: int, fraction: float = 0.5,
-                 pool_per_level: int = FONT_POOL_PER_LEVEL):
-        self.plan = plan
-        self.fraction = fraction
-        self.options: list[tuple[Shift, list[dict[str, Any]]]] = plan.transforms + plan.generative
-        # Suites may give a shift fewer levels (MNIST-C parts have one), so each option draws
-        # its severity from its own ladder.
-        self.n_levels = torch.tensor([len(levels) for _, levels in self.options])
-        self.max_levels = int(self.n_levels.max())
-        self.g = torch.Generator().manual_seed(derive_seed("robustmnist-train-augment", seed))
-        self.pools: dict[tuple[str, int], tuple[torch.Tensor, torch.Tensor]] = {}
-        for shift, levels in plan.generative:
-            for sev, params in enumerate(levels, start=1):
-                g = torch.Generator().manual_seed(
-                    derive_seed("robustmnist-train-pool", shift.name, shift.version, sev, seed))
-                x, y = shift.generate(pool_per_level, g, **params)
-                self.pools[(shift.name, sev)] = (x.float(), y.long())
-
-    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(x)
-        picked = (torch.rand(n, generator=self.g) < self.fraction).nonzero().squeeze(1)
-        if len(picked) == 0:
-            return x, y
-        which = torch.randint(len(self.options), (len(picked),), generator=self.g)
-        u = torch.rand(len(picked), generator=self.g)
-        severity = (u * self.n_levels[which]).long() + 1  # uniform over each option's levels
-        group = which * self.max_levels + (severity - 1)
-        x, y = x.clone(), y.clone()
-        for key in torch.unique(group).tolist():  # sorted: the order is deterministic
-            rows = picked[group == key]
-            shift, levels = self.options[key // self.max_levels]
-            sev = key % self.max_levels + 1
-            if shift.kind == "generative":
-                px, py = self.pools[(shift.name, sev)]
-                take = torch.randint(len(px), (len(rows),), generator=self.g)
-                x[rows], y[rows] = px[take], py[take]
-            else:
-                x[rows] = shift.apply(x[rows], self.g, y=y[rows], **levels[sev - 1])
-        return x, y
 
 
 # -- progress and guards ----------------------------------------------------------------------
@@ -659,9 +399,11 @@ def train(
         "test_loss": test_loss if math.isfinite(test_loss) else None,
         "diverged": diverged,
         "warnings": list(guards.messages),
+        # eval reads "families" to mark these shifts seen in training (robustmnist/seen.py).
         "augment": None if plan is None else {
-            "suite": plan.suite, "shifts": plan.names, "skipped": list(plan.skipped),
-            "notes": list(plan.notes)},
+            "suite": plan.suite, "shifts": plan.names, "families": plan.families,
+            "skipped": list(plan.skipped), "notes": list(plan.notes),
+            "font_split": "train"},
         "train_seconds": round(wall, 3),
         "train_cpu_seconds": round(cpu, 3),
         "samples_per_second": round(len(history) * len(x_train) / wall, 1) if wall > 0 else None,

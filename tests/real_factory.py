@@ -11,7 +11,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 FONTS = Path(__file__).resolve().parents[1] / "fonts"
-PRINT_FACES = ("DejaVuSans.ttf", "LiberationSerif-Regular.ttf", "DejaVuSansMono-Bold.ttf", "Roboto-Regular.ttf")
+# Pinned faces (subset to the digits); Arimo, Tinos and Cousine are the Liberation designs.
+PRINT_FACES = ("Arimo-Regular-digits.ttf", "Tinos-Regular-digits.ttf", "Cousine-Bold-digits.ttf",
+               "Roboto-Regular-digits.ttf")
 
 
 def printed_digits(per_class: int = 4, seed: int = 0) -> tuple[list[np.ndarray], np.ndarray]:

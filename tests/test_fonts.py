@@ -21,8 +21,14 @@ from robustmnist.shifts.suite import load_suite
 ROOT = fonts_dir()
 SUITE = ROOT.parent / "shifts" / "parts" / "fonts.toml"
 REDISTRIBUTABLE = {"OFL-1.0", "OFL-1.1", "Apache-2.0", "Bitstream-Vera", "MIT AND Bitstream-Vera",
-                   "GPL-3.0-or-later WITH Font-exception-2.0", "public-domain"}
-NAMES = ["fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr", "fonts_handwriting"]
+                   "GPL-3.0-or-later WITH Font-exception-2.0", "public-domain", "MIT",
+                   "BSD-3-Clause", "BSD-3-Clause AND OFL-1.1", "CC0-1.0", "MIT OR OFL-1.1",
+                   "GPL-2.0-or-later WITH Font-exception-2.0", "GPL-3.0-only WITH Font-exception-2.0",
+                   "GPL-2.0-or-later WITH Font-exception-2.0 OR OFL-1.1", "GPL-2.0-or-later",
+                   "GPL-3.0", "LGPL-2.0-or-later", "ParaType-Free-Font-License"}
+NAMES = ["fonts", "fonts_sans", "fonts_serif", "fonts_mono", "fonts_ocr", "fonts_display",
+         "fonts_segment", "fonts_handwriting"]
+SIZE_BUDGET = 25_000_000  # bytes for fonts/ (fonts/collect_fonts.py states why)
 
 
 def _gen(n=200, seed=0, **params):
@@ -40,7 +46,7 @@ def framed_bank():
 def test_manifest_pins_every_file_with_a_redistributable_licence():
     spec = tomllib.loads((ROOT / "manifest.toml").read_text(encoding="utf-8"))
     entries = spec["font"]
-    assert len(entries) >= 40
+    assert len(entries) >= 200 and len({e["family"] for e in entries}) >= 150
     files = {e["file"] for e in entries}
     assert len(files) == len(entries), "a font file is listed twice"
     for e in entries:
@@ -54,7 +60,7 @@ def test_manifest_pins_every_file_with_a_redistributable_licence():
     shipped = {p.name for p in ROOT.iterdir() if p.suffix.lower() in {".ttf", ".otf"}}
     assert shipped == files
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
-    assert total < 15_000_000
+    assert total < SIZE_BUDGET
     faces = F.load_manifest()
     for cat in F.CATEGORIES:
         assert F.select_faces(faces, cat, "regular"), f"no regular face in {cat}"
@@ -78,11 +84,14 @@ def test_every_face_renders_all_ten_digits_mnist_framed(framed_bank):
 
 def test_digits_of_one_face_differ_from_each_other(framed_bank):
     # A font whose digits map to one fallback glyph (a box, a blank) would render ten equal
-    # images; a real face's ten digits are pairwise clearly different.
+    # images; a real face's ten digits are pairwise clearly different. Seven-segment digits
+    # may differ by one segment (8 and 9, 8 and 0), so those faces get a lower bar.
     x = framed_bank[:, :, 0]
     diff = (x.unsqueeze(1) - x.unsqueeze(2)).abs().sum(dim=(-1, -2))  # F×10×10
-    off_diag = diff + torch.eye(10) * 1e9
-    assert off_diag.amin() > 15
+    least = (diff + torch.eye(10) * 1e9).flatten(1).amin(dim=1)
+    segment = torch.tensor([f.category == "segment" for f in F.load_manifest()])
+    assert least[~segment].min() > 15
+    assert least[segment].min() > 8
 
 
 def test_rasteriser_fills_with_the_nonzero_rule():

@@ -249,7 +249,7 @@ def test_invert_v2_runs_from_tinted_paper_to_full_inversion():
     from robustmnist.shifts.suite import load_suite
 
     shift, suite = get_shift("invert"), load_suite("default")
-    assert shift.version == 2
+    assert shift.version == 3
     x = torch.zeros(4, 1, 28, 28)
     x[:, :, 10:18, 12:16] = 1.0
     outs = [shift.apply(x.clone(), torch.Generator().manual_seed(0), **suite.params("invert", s))

@@ -192,6 +192,21 @@ def test_zigzag_geometry_follows_mnistc():
     assert out[15:].max() == 0 and out[:6].max() == 0
 
 
+def test_zigzag_profile_is_vertical_distance_like_mnistc():
+    # MNIST-C's line_from_points measures the row distance to each segment's line, so a 45°
+    # flank one row off its centre gets the profile at 1 px (0.43), not at 1/√2 px (0.63), and
+    # MNIST-C adds the line to the digit instead of laying it over it.
+    out = apply("zigzag", torch.zeros(1, 1, 28, 28), rows=[10, 11], tilt=0)[0, 0]
+    at_one = math.log(1 - 1 / 2.3) + 1
+    assert out[11, 3] == pytest.approx(1.0, abs=1e-5)  # mid-flank from (10, 2) to (12, 4)
+    assert out[12, 3] == pytest.approx(at_one, abs=1e-5)
+    assert out[10, 3] == pytest.approx(at_one, abs=1e-5)
+    grey = torch.full((1, 1, 28, 28), 0.3)
+    added = apply("zigzag", grey, rows=[10, 11], tilt=0)[0, 0]
+    assert added[12, 3] == pytest.approx(0.3 + at_one, abs=1e-5)
+    assert get_shift("zigzag").version == 3
+
+
 def test_zigzag_tilt_and_rows_vary_per_image():
     out = apply("zigzag", torch.zeros(64, 1, 28, 28), rows=[0, 27], tilt=5)[:, 0]
     first_row = out[:, :, 2].argmax(dim=1)  # the start vertex's row

@@ -10,18 +10,16 @@ import numpy as np
 import pytest
 import torch
 
+from robustmnist.augment import Augmenter, plan_augmentation
+from robustmnist.data import CIFAR10_CLASSES, TrainData
 from robustmnist.errors import UserError
 from robustmnist.models.checkpoint import model_from_checkpoint
 from robustmnist.shifts import registry
 from robustmnist.shifts.registry import Shift
 from robustmnist.train import (
-    CIFAR10_CLASSES,
     DEMO_SCHEDULES,
-    Augmenter,
     TrainCallbacks,
-    TrainData,
     TrainingWarning,
-    plan_augmentation,
     train,
 )
 

@@ -7,6 +7,7 @@ Errors a user can cause (``UserError``) print as one line on stderr with exit co
 from __future__ import annotations
 
 import sys
+import warnings
 from importlib import import_module
 
 import typer
@@ -35,7 +36,13 @@ for _name in _COMMANDS:
     _mod.register(app)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # a warning a user sees is a note about their input, not a pointer into our source
+    print(f"robustmnist: warning: {message}", file=sys.stderr)
+
+
 def main() -> None:
+    warnings.showwarning = _one_line_warning
     try:
         # Without standalone mode click returns typer.Exit's code instead of exiting with it.
         rc = app(standalone_mode=False)

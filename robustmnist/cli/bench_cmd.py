@@ -21,16 +21,17 @@ def register(app: typer.Typer) -> None:
         md: Path = typer.Option(None, "--md", help="also write the table as Markdown here"),
     ):
         """Per shift and severity: both accuracies, the difference, and McNemar's exact test."""
-        from ..bench import compare, family_winners, load_predictions
+        from ..bench import compare, family_winners, load_predictions, pair_sets
         from ..fileio import atomic_write_text
         from ..report.leaderboard import comparison_md
         from ..results import Result
 
         ra, rb = Result.load(a), Result.load(b)
         rows = compare(ra, load_predictions(ra, a), rb, load_predictions(rb, b))
+        print_listed_sets(pair_sets(ra, rb)[1], "A and B")
         if len(rows) <= 1:
             console.print("[yellow]the two results share no shifted sets with identical images "
-                          "(same suite, --n and --seed); only clean is compared[/]")
+                          "(same suite and --seed); only clean is compared[/]")
         t = Table(title=f"A = {ra.model.name}   B = {rb.model.name}")
         for col in ("set", "acc A", "acc B", "B − A", "A✓B✗", "A✗B✓", "p (McNemar)"):
             t.add_column(col, justify="left" if col == "set" else "right")
@@ -157,11 +158,15 @@ def register(app: typer.Typer) -> None:
         # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
         # gives an extra, separately labelled column.
         ref = load_reference(reference)
-        first = reference_from_result(runs[0].result) if len(runs) > 1 else None
+        first = (reference_from_result(runs[0].result, predictions=runs[0].predictions)
+                 if len(runs) > 1 else None)
         for name, run, check in zip(names, runs, checks, strict=True):
             record(run.result, check)
             apply_reference(run.result, ref)
             save_run(run, out_dir / name, formats)
+        for name, run in zip(names, runs, strict=True):
+            print_listed_sets(run.result.summary.get("reference_sets", {}).get("listed", []),
+                              f"{name} and the mCE reference")
         rows = leaderboard([r.result for r in runs], ref, relative_to=first)
         ref_info = {"name": ref.name, "sha256": ref.sha256}
         if first is not None:
@@ -222,8 +227,21 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1 if failed else 0)
 
 
+def print_listed_sets(listed: list[dict], between: str) -> None:
+    """Sets two results do not share byte for byte: said out loud, never dropped silently."""
+    if not listed:
+        return
+    left_out = [d for d in listed if not d["kept"]]
+    console.print(f"[yellow]{len(left_out)} set(s) left out and {len(listed) - len(left_out)} kept with a "
+                  f"caveat when comparing {between}:[/]")
+    for d in listed[:12]:
+        console.print(f"  {d['set']:22s} {'kept' if d['kept'] else 'left out'}: {d['reason']}")
+    if len(listed) > 12:
+        console.print(f"  ... and {len(listed) - 12} more (see results.json summary.reference_sets)")
+
+
 def _models_and_address(models: list[str], address: str | None,
-                        default_spec: str | None) -> tuple[list[tuple[Path, str | None]], str | None]:
+                        default_spec: str | None = None) -> tuple[list[tuple[Path, str | None]], str | None]:
     """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
     before any model is loaded."""
     from .model_args import expand_model_args
@@ -235,7 +253,7 @@ def _models_and_address(models: list[str], address: str | None,
             raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
     specs: list[tuple[Path, str | None]] = []
     seen: set[Path] = set()
-    for arg in models:
+    for arg in map(str, models):
         pattern, spec = _split_model_spec(arg, default_spec)
         for path in expand_model_args([pattern]):
             if path.resolve() not in seen:

@@ -92,6 +92,10 @@ def register(app: typer.Typer) -> None:
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
                                           "pickled model (runs code from the file!)"),
+        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
+                                       "of a state_dict (or the class of a pickled model)"),
+        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
+                                         "--model-code"),
         data_root: Path = typer.Option(None, "--data-root", help="dataset folder (else "
                                        "ROBUSTMNIST_DATA, else ~/.cache/robustmnist)"),
         as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON on stdout"),
@@ -101,7 +105,8 @@ def register(app: typer.Typer) -> None:
         from ..doctor import diagnose, load_for_diagnosis
 
         loaded, declared = load_for_diagnosis(model, arch=arch, preprocess=preprocess,
-                                              trust_pickle=trust_pickle)
+                                              trust_pickle=trust_pickle, model_code=model_code,
+                                              model_kwargs=model_kwargs)
         with console.status("scoring every convention on 1,000 MNIST test images"):
             d = diagnose(loaded, data_root=data_root, declared=declared,
                          declared_source=_declared_source(loaded, preprocess))

@@ -25,21 +25,17 @@ def parse_formats(text: str) -> set[str]:
 
 def build_suite(suite_name: str | None, shift: str | None, severity: str | None):
     """The suite to run: --suite (default 'default'), narrowed by --shift and --severity."""
-    from ..shifts.registry import resolve_names
-    from ..shifts.suite import load_suite
+    from ..api import build_suite as build  # the Python API builds it the same way
 
-    if suite_name is None and shift is None:
-        suite_name = "default"
-    suite = load_suite(suite_name or "default")
-    names = resolve_names(shift) if shift else None
-    return suite.restrict(names, parse_int_list(severity, "--severity"))
+    return build(suite_name, shift, parse_int_list(severity, "--severity"))
 
 
 def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    attack=None, budget=None, resume=False, spent_s=0.0,
+    attack=None, budget=None, resume=False, spent_s=0.0, model_code=None, model_kwargs=None,
+    predictions=None, trained_on=None,
 ):
     """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
 
@@ -55,7 +51,13 @@ def run_eval(
     from ..resume import PartialSaver, check_resumable, load_partial
 
     dev = resolve_device(device)
-    model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle)
+    if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
+        from ..models.predictions import load_predictions
+
+        model, force = load_predictions(predictions, preprocess), True
+    else:
+        model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                           model_code=model_code, model_kwargs=model_kwargs)
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
     real_sets = _load_real_sets(real, data_root, n)
@@ -105,7 +107,7 @@ def run_eval(
                            batch_size=batch_size, use_cache=use_cache, name=name,
                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
                            on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood or [])},
-                           resume=[prior] if prior else None)
+                           resume=[prior] if prior else None, trained_on=trained_on)
     except KeyboardInterrupt:
         if saver.saves:
             console.print(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "
@@ -124,23 +126,9 @@ def run_eval(
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
     """Write results.json + predictions.npz (+ reports) for one model's run into ``out``."""
-    from ..fileio import atomic_save_npz, sha256_file
+    from ..outputs import save_run as write  # shared with the Python API's Result.save
 
-    out.mkdir(parents=True, exist_ok=True)
-    pred_path = out / "predictions.npz"
-    # npz keys must be plain names: "rotate@3" -> "rotate__at__3" (bench.load_predictions undoes it)
-    atomic_save_npz(pred_path, **{k.replace("@", "__at__").replace(":", "__"): v
-                                  for k, v in run.predictions.items()})
-    run.result.predictions = {"file": pred_path.name, "sha256": sha256_file(pred_path),
-                              "key_format": "<shift>__at__<severity>, clean, labels"}
-    run.result.save(out / "results.json")
-    written = {"json": out / "results.json"}
-    report_fmts = set(formats) - {"json"}
-    if report_fmts:
-        from ..report.render import render_reports
-
-        written.update(render_reports([run.result], out, formats=report_fmts))
-    return written
+    return write(run, out, formats)
 
 
 def _load_real_sets(names, data_root, n):
@@ -180,14 +168,20 @@ def print_summary(result, written: dict) -> None:
     t.add_column("95% CI", justify="right")
     lo, hi = result.clean.accuracy_ci
     t.add_row("clean", f"{result.clean.accuracy:.2%}", f"{lo:.2%}–{hi:.2%}")
+    seen = s.get("seen_in_training") or {}
+    seen_fams = set(seen.get("families", []))
     for fam, acc in s.get("per_family", {}).items():
-        t.add_row(f"  {fam} (mean)", f"{acc:.2%}", "")
+        mark = ", seen in training" if fam in seen_fams else ""
+        t.add_row(f"  {fam} (mean{mark})", f"{acc:.2%}", "")
     if "mean_shifted_accuracy" in s:
-        t.add_row("all shifts (mean)", f"{s['mean_shifted_accuracy']:.2%}", "")
+        label = "unseen shifts (mean)" if seen_fams else "all shifts (mean)"
+        t.add_row(label, f"{s['mean_shifted_accuracy']:.2%}", "")
         w = s["worst_shift"]
         t.add_row(f"worst: {w['name']} s{w['severity']}", f"{w['accuracy']:.2%}", "")
     if "mce" in s:
-        t.add_row(f"mCE (vs {s.get('reference', {}).get('name', 'reference')})", f"{s['mce']:.1%}", "")
+        matched = s.get("reference_sets", {}).get("matched")
+        t.add_row(f"mCE (vs {s.get('reference', {}).get('name', 'reference')})", f"{s['mce']:.1%}",
+                  f"{matched} sets" if matched is not None else "")
     for r in result.real:
         top = r.closest_shifts[0] if r.closest_shifts else None
         t.add_row(f"real {r.name}", f"{r.accuracy:.2%}", f"{r.accuracy_ci[0]:.2%}–{r.accuracy_ci[1]:.2%}")
@@ -197,8 +191,16 @@ def print_summary(result, written: dict) -> None:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
     out.print(t)
+    if seen_fams:
+        mean = seen.get("mean_accuracy")
+        out.print(f"  seen in training ({seen.get('source', '')}): {', '.join(sorted(seen_fams))}"
+                  + (f", mean {mean:.2%}" if mean is not None else "")
+                  + "; left out of the headline numbers and mCE", highlight=False)
     for w in s.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
+    from .bench_cmd import print_listed_sets
+
+    print_listed_sets(s.get("reference_sets", {}).get("listed", []), "this run and the mCE reference")
     for kind, path in written.items():
         console.print(f"  {kind:5s} {path}")
 
@@ -206,8 +208,9 @@ def print_summary(result, written: dict) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_cmd(
-        model: Path = typer.Argument(..., help="model file: TorchScript, robustmnist checkpoint, "
-                                     "state_dict (with --arch), ONNX, or pickle (--trust-pickle)"),
+        model: Path = typer.Argument(None, help="model file: TorchScript, robustmnist checkpoint, state_dict "
+                                     "(--arch or --model-code), safetensors, Keras .keras/.h5, ONNX, skops, "
+                                     "NumPy MLP .npz, or pickle (--trust-pickle); see README"),
         out: Path = typer.Option(Path("robustmnist-results"), "--out", "-o", help="output folder"),
         shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
@@ -230,6 +233,12 @@ def register(app: typer.Typer) -> None:
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
+        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
+                                       "of a state_dict (or the class of a pickled model)"),
+        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
+                                         "--model-code, e.g. '{\"hidden\": 128}'"),
+        predictions: Path = typer.Option(None, "--predictions", help="score PREDS.npz (one N×10 array per "
+                                         "set from 'shifts export', plus clean) instead of running a model"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
                                           "pickled model (runs code from the file!)"),
         fmt: str = typer.Option("json,html,md,csv", "--format", help="json,html,md,csv"),
@@ -252,12 +261,25 @@ def register(app: typer.Typer) -> None:
                                      "fits --attack-budget on CPU, all 10,000 on CUDA)"),
         attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
                                             "(default 300 on CPU)"),
+        trained_on: str = typer.Option(None, "--trained-on", help="shifts or families the model "
+                                       "was trained on (e.g. fonts,noise): marked seen and left "
+                                       "out of the headline numbers. robustmnist checkpoints "
+                                       "record this themselves"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         from ..budget import parse_budget
 
         check_counts(n, batch_size)
         formats = parse_formats(fmt)
+        if (model is None) == (predictions is None):
+            raise UserError("give a MODEL file or --predictions PREDS.npz (one of the two)")
+        if predictions is not None and (ood or real or attack):
+            raise UserError("--ood, --real and --attack need a model to score their sets; leave them out "
+                            "with --predictions")
+        if trained_on:
+            from ..seen import resolve
+
+            resolve(None, trained_on)  # unknown names fail before the model is loaded
         attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
         the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
         ood_names = parse_name_list(ood)
@@ -277,6 +299,8 @@ def register(app: typer.Typer) -> None:
             reference=reference, quiet=quiet, real=real_names,
             attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
             budget=parse_budget(budget), resume=resume, spent_s=time.monotonic() - STARTED,
+            model_code=model_code, model_kwargs=model_kwargs, predictions=predictions,
+            trained_on=trained_on,
         )
         if not quiet:
             print_summary(result, written)

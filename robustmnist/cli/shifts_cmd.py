@@ -1,4 +1,5 @@
-"""``robustmnist shifts list|preview``: what the catalog holds and what it looks like."""
+"""``robustmnist shifts list|preview|verify|export``: what the catalog holds, what it looks like,
+whether this machine makes the same sets as the pinned fingerprints, and the sets as files."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def _fmt_levels(suite, name: str) -> str:
 
 
 def register(app: typer.Typer) -> None:
-    shifts_app = typer.Typer(help="List and preview the shift catalog.", no_args_is_help=True)
+    shifts_app = typer.Typer(help="List, preview and verify the shift catalog.", no_args_is_help=True)
     app.add_typer(shifts_app, name="shifts")
 
     @shifts_app.command("list")
@@ -34,7 +35,7 @@ def register(app: typer.Typer) -> None:
         t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
         for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
             t.add_column(col, overflow="fold")
-        for name, sh in all_shifts().items():
+        for name, sh in {**all_shifts(), **s.custom}.items():  # with the spec's own library shifts
             t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
         out.print(t)
 
@@ -52,17 +53,85 @@ def register(app: typer.Typer) -> None:
         from ..data import load_mnist
         from ..errors import UserError
         from ..shifts.preview import save_preview
-        from ..shifts.registry import resolve_names
         from ..shifts.suite import load_suite
 
         s = load_suite(suite)
         if all_:
             picked = s.shift_names
         elif names:
-            picked = resolve_names(names)
-            s = s.restrict(picked)
+            from ..api import build_suite  # knows the spec's own library shifts too
+
+            s = build_suite(s, names)
+            picked = s.shift_names
         else:
             raise UserError("name the shifts to preview (e.g. rotate,noise) or pass --all")
         mnist = load_mnist("test", data_root)
         path = save_preview(picked, s, mnist.images, mnist.labels, out_path, n_cols=cols, seed=seed)
         console.print(f"wrote {path} ({len(picked)} shift(s))")
+
+    @shifts_app.command("verify")
+    def verify_cmd(
+        suite: str = typer.Option("default", "--suite"),
+        n: int = typer.Option(10_000, "--n", min=1, help="images per set (any n: sets are nested)"),
+        shift: str = typer.Option(None, "--shift", help="only these shifts or families (comma list)"),
+        reference: Path = typer.Option(None, "--reference", help="pinned reference holding the fingerprints"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Regenerate sets and compare them with the pinned fingerprints (exit 1 if any differ)."""
+        from ..bench import load_reference
+        from ..data import load_mnist
+        from ..shifts.registry import resolve_names
+        from ..shifts.suite import load_suite
+        from ..shifts.verify import verify_suite
+
+        s = load_suite(suite)
+        if shift:
+            s = s.restrict(resolve_names(shift))
+        pins = load_reference(reference)
+        mnist = load_mnist("test", data_root)
+        n = min(n, len(mnist.images))
+        with console.status("regenerating sets") as status:
+            checks = verify_suite(s, pins, mnist.images, mnist.labels, n,
+                                  progress=lambda sid: status.update(f"regenerating {sid}"))
+        matched = [c for c in checks if c.status == "match"]
+        differ = [c for c in checks if c.status == "differ"]
+        unpinned = [c for c in checks if c.status == "unpinned"]
+        pinned = len(checks) - len(unpinned)
+        out.print(f"{len(matched)} of {pinned} pinned sets match ({n} images each)"
+                  + (f"; {len(unpinned)} set(s) have no pin" if unpinned else ""))
+        if differ:
+            t = Table(title="sets that differ from the pinned fingerprints")
+            for col in ("set", "where", "pixels", "images", "max |diff|"):
+                t.add_column(col, overflow="fold")
+            for c in differ:
+                known = c.pixels is not None
+                t.add_row(c.set_id, c.detail, str(c.pixels) if known else "?", str(c.images) if known else "?",
+                          str(c.max_abs) if known else "?")
+            out.print(t)
+        raise typer.Exit(1 if differ else 0)
+    @shifts_app.command("export")
+    def export_cmd(
+        out_path: Path = typer.Option(..., "--out", "-o", help="new folder to write the sets into"),
+        suite: str = typer.Option("default", "--suite", help="suite name or path of a .toml spec"),
+        shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
+        severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
+        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
+        fmt: str = typer.Option("npz", "--format", help="npz, idx (MNIST's own format) or png"),
+        data_root: Path = typer.Option(None, "--data-root"),
+    ):
+        """Write every set (and clean) with a manifest, to score with any framework or language;
+        score them back in with robustmnist eval --predictions."""
+        from ..api import build_suite
+        from ..export import export_sets
+
+        s = build_suite(suite, shift, severity)
+        total = 1 + len(s.shift_names) * len(s.severities)
+        done = [0]
+
+        def on_set(name: str) -> None:
+            done[0] += 1
+            console.print(f"  [{done[0]}/{total}] {name}")
+
+        path = export_sets(s, out_path, fmt.strip().lower(), n=n, seed=seed, data_root=data_root, progress=on_set)
+        console.print(f"wrote {total} sets to {path} (manifest.json lists them)")

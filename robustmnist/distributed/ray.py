@@ -42,6 +42,7 @@ from ..data import DigitSet, load_mnist
 from ..engine import DEFAULT_BATCH, ProgressFn, RunOutput, SetScore, _ModelRun, environment, score, score_set
 from ..models.load import LoadedModel, load_model
 from ..models.preprocess import Preprocess
+from ..shifts.fingerprint import chunk_digests
 from ..shifts.registry import get_shift
 from ..shifts.sets import ShiftSet, get_set, set_sha256
 from ..shifts.suite import Suite
@@ -127,14 +128,16 @@ def _worker_model(spec: ModelSpec, boxed: list) -> LoadedModel:
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def _generate(shift_name: str, severity: int, params: dict, clean: ShiftSet, seed: int, use_cache: bool,
+def _generate(shift_name: str, severity: int, params: dict, source: ShiftSet, n: int, seed: int, use_cache: bool,
               version: str) -> tuple[ShiftSet, dict]:
+    # The whole source and n, as local bench: nested sets read chunk k's digits by position.
     _check_version(version)
     shift = get_shift(shift_name)
     t = time.perf_counter()
-    sset = get_set(shift, severity, params, clean.images, clean.labels, len(clean.images), seed,
-                   source_sha=clean.sha256, use_cache=use_cache)
+    sset = get_set(shift, severity, params, source.images, source.labels, n, seed,
+                   source_sha=source.sha256, use_cache=use_cache)
     info = {"sha256": sset.sha256, "cached": sset.cached, "seconds": time.perf_counter() - t,
+            "chunks": chunk_digests(sset.images, sset.labels),
             "bytes": int(sset.images.nbytes + sset.labels.nbytes), "node": ray.get_runtime_context().get_node_id(),
             "labels": sset.labels.astype(np.int8) if shift.kind == "generative" else None}
     return sset, info
@@ -308,6 +311,7 @@ def evaluate_many(
     """
     t_start = time.perf_counter()
     clean = clean or load_mnist("test", data_root)
+    source = clean  # whole, for generation (nested sets)
     if n is not None:
         if n < 1:
             raise UserError(f"--n must be at least 1, got {n}")
@@ -316,14 +320,15 @@ def evaluate_many(
     session = connect(address)
     try:
         return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
-                    device, stats, t_start, real, real_sets, attacks)
+                    device, stats, t_start, real, real_sets, attacks, source)
     finally:
         if session.owned:
             ray.shutdown()
 
 
 def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
-         stats: Stats, t_start: float, real=None, real_sets=None, attacks=None) -> list[RunOutput]:
+         stats: Stats, t_start: float, real=None, real_sets=None, attacks=None,
+         source: DigitSet | None = None) -> list[RunOutput]:
     from ray import exceptions as rex
 
     opts = _resources(device, stats)
@@ -331,6 +336,10 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
     clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
                          set_sha256(clean.images, clean.labels), {})
     clean_ref = ray.put(clean_set)
+    source_ref = clean_ref
+    if source is not None and len(source.images) != n_clean:
+        source_ref = ray.put(ShiftSet("source", 0, source.images, source.labels.astype(np.int64),
+                                      set_sha256(source.images, source.labels), {}))
     stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
     shipped = [_ship(m) for m in models]
     stats.bytes_to_object_store += sum(size for _, _, size in shipped)
@@ -349,7 +358,7 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
     def submit_set(k: int) -> None:
         shift_name, sev = plan[k]
         set_ref, info_ref = _generate.options(num_cpus=1, num_returns=2).remote(
-            shift_name, sev, suite.params(shift_name, sev), clean_ref, seed, use_cache, __version__)
+            shift_name, sev, suite.params(shift_name, sev), source_ref, n_clean, seed, use_cache, __version__)
         stats.tasks_generate += 1
         pending[info_ref] = ("info", k)
         for i, (spec, payload, _) in enumerate(shipped):
@@ -415,7 +424,8 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
         for i, run in enumerate(runs):
             run.timings["generate"] += info["seconds"] / len(runs)
             run.add_shift(units[(k, i)], shift, sev, suite.params(shift_name, sev), info["sha256"],
-                          info["cached"], info["labels"] if info["labels"] is not None else clean.labels)
+                          info["cached"], info["labels"] if info["labels"] is not None else clean.labels,
+                          info["chunks"])
     real_records: list[list] = [[] for _ in runs]
     if real or real_sets:
         from ..real_metrics import evaluate_real  # real sets and their records live there

@@ -1,11 +1,18 @@
-"""Model files -> a ready-to-score ``LoadedModel``. The only module that knows file formats.
+"""Model files (and in-memory models) -> a ready-to-score ``LoadedModel``; dispatch only.
 
-Formats, detected from the file's content rather than its name:
-- TorchScript archives (``torch.jit.save``)                       -> format "torchscript"
-- robustmnist checkpoints (see checkpoint.py)                       -> format "checkpoint"
-- bare state_dicts, with ``arch=`` (or matched against the zoo)   -> format "state_dict"
-- pickled ``nn.Module`` files, only with ``trust_pickle=True``      -> format "pickle"
-- ONNX models (needs the ``onnx`` extra: onnxruntime)               -> format "onnx"
+Formats are detected from the file's content rather than its name, each read by its own module:
+
+- TorchScript archives (``torch.jit.save``)                 torchscript.py    -> "torchscript"
+- Keras 3 ``.keras`` / legacy ``.h5`` (the ``keras`` extra)  keras.py          -> "keras"
+- safetensors state dicts (with ``arch=`` or ``model_code=``) safetensors.py   -> "safetensors"
+- scikit-learn estimators saved with skops (``skops`` extra) skops.py          -> "skops"
+- NumPy MLP weights ``.npz`` (W1, b1, W2, b2, ...)           npz_mlp.py        -> "npz-mlp"
+- ONNX models (the ``onnx`` extra: onnxruntime)              onnx.py           -> "onnx"
+- ``torch.save`` files, read by pickled.torch_load:
+  robustmnist checkpoints                                    checkpoint.py     -> "checkpoint"
+  bare state_dicts, with ``arch=``/``model_code=`` or matched state_dict.py    -> "state_dict"
+  pickled ``nn.Module`` files, only with ``trust_pickle=True``                 -> "pickle"
+- in memory: nn.Module, Keras model, sklearn classifier, any callable  callable.py
 
 Everything torch.load reads goes through ``weights_only=True`` first: unpickling a
 stranger's file can run arbitrary code, so full pickle needs an explicit opt-in.
@@ -13,22 +20,32 @@ stranger's file can run arbitrary code, so full pickle needs an explicit opt-in.
 
 from __future__ import annotations
 
-import pickle
-import warnings
-import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import UserError
 from ..fileio import sha256_file
 from .checkpoint import is_checkpoint, model_from_checkpoint
+from .keras import is_keras, read_keras
+from .model_code import ModelCode, parse_model_code, parse_model_kwargs
+from .npz_mlp import is_npz_mlp, npz_keys, read_npz_mlp
+from .onnx import OnnxModule, is_onnx, read_onnx
+from .pickled import torch_load
 from .preprocess import Preprocess
-from .zoo import all_archs, build
+from .read import ReadModel, first_line
+from .safetensors import is_safetensors, read_safetensors
+from .skops import is_skops, read_skops
+from .state_dict import read_state_dict
+from .torchscript import is_torchscript, read_torchscript
+from .zoo import all_archs
+
+IN_MEMORY = "in-memory:"  # the path of a model passed as an object (it has no file)
+
+__all__ = ["LoadedModel", "OnnxModule", "load_model", "load_object", "validate"]
 
 
 @dataclass
@@ -46,6 +63,8 @@ class LoadedModel:
 
     @property
     def name(self) -> str:
+        if self.path.startswith(IN_MEMORY):
+            return self.path[len(IN_MEMORY):]
         return Path(self.path).stem
 
     def to(self, device: torch.device) -> LoadedModel:
@@ -55,125 +74,71 @@ class LoadedModel:
         return self
 
 
-class OnnxModule:
-    """Wraps an onnxruntime session as a callable on torch tensors (CPU execution)."""
-
-    def __init__(self, path: Path):
-        try:
-            import onnxruntime as ort
-        except ImportError:
-            raise UserError(
-                f"{path} is an ONNX model; install the onnx extra: pip install 'robustmnist[onnx]'"
-            ) from None
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises many types
-            raise UserError(f"{path} is not a loadable ONNX model ({exc})") from None
-        inp = self.session.get_inputs()[0]
-        self.input_name = inp.name
-        self.input_shape = inp.shape
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.session.run(None, {self.input_name: x.detach().cpu().numpy().astype(np.float32)})
-        return torch.from_numpy(np.asarray(out[0]))
-
-    def eval(self) -> OnnxModule:
-        return self
-
-
-def _is_torchscript(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as z:
-        names = z.namelist()
-    # torch.save zips hold data.pkl only; TorchScript archives also hold code/ and constants.pkl
-    return any(n.endswith("constants.pkl") for n in names) and any("/code/" in n for n in names)
-
-
-def _is_onnx(path: Path) -> bool:
-    if path.suffix.lower() == ".onnx":
-        return True
-    if zipfile.is_zipfile(path):
-        return False
-    try:
-        import onnx
-    except ImportError:
-        return False
-    try:
-        onnx.load(str(path), load_external_data=False)
-        return True
-    except Exception:  # noqa: BLE001 - not ONNX
-        return False
-
-
 def _param_count(module: Any) -> int | None:
     if isinstance(module, nn.Module):
         return int(sum(p.numel() for p in module.parameters()))
     return None
 
 
-def _match_arch(state: dict[str, torch.Tensor]) -> str | None:
-    """The zoo architecture whose parameter names and shapes match a bare state_dict."""
-    shapes = {k: tuple(v.shape) for k, v in state.items() if isinstance(v, torch.Tensor)}
-    for name, arch in all_archs().items():
-        ref = {k: tuple(v.shape) for k, v in arch.builder().state_dict().items()}
-        if ref == shapes:
-            return name
-    return None
+def _read_torch_file(p: Path, arch: str | None, trust_pickle: bool, code: ModelCode | None,
+                     kwargs: dict) -> ReadModel:
+    obj = torch_load(p, trust_pickle, code)
+    if is_checkpoint(obj):
+        try:
+            module = model_from_checkpoint(obj)
+        except (KeyError, RuntimeError) as exc:
+            raise UserError(f"{p} is a damaged robustmnist checkpoint ({first_line(exc)})") from None
+        return ReadModel(module, "checkpoint", obj["arch"], Preprocess.from_dict(obj.get("preprocess")),
+                         {"training": obj.get("training", {}), "versions": obj.get("versions", {})})
+    if isinstance(obj, nn.Module):
+        return ReadModel(obj.eval(), "pickle")
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if isinstance(obj, dict):
+        return read_state_dict(obj, p, "state_dict", arch, code, kwargs)
+    raise UserError(f"{p} holds a {type(obj).__name__}, not a model")
 
 
-def _from_state_dict(state: dict, arch: str | None, path: Path) -> tuple[nn.Module, str]:
-    if not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise UserError(f"{path} holds a dict that is neither a robustmnist checkpoint nor a state_dict")
-    if arch is None:
-        arch = _match_arch(state)
-        if arch is None:
-            raise UserError(
-                f"{path} is a bare state_dict and matches no zoo architecture; pass --arch NAME "
-                f"(known: {', '.join(all_archs())}) or save the model with torch.jit.save"
-            )
-    model = build(arch)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise UserError(f"{path} does not fit architecture '{arch}': {first}") from None
-    return model.eval(), arch
+def _read_file(p: Path, arch: str | None, trust_pickle: bool, code: ModelCode | None, kwargs: dict) -> ReadModel:
+    if is_torchscript(p):
+        return read_torchscript(p)
+    if is_keras(p):
+        return read_keras(p)
+    if is_skops(p):
+        return read_skops(p, trust_pickle)
+    keys = npz_keys(p)
+    if keys is not None:
+        if is_npz_mlp(keys):
+            return read_npz_mlp(p)
+        hint = ("; to score predictions made elsewhere use robustmnist eval --predictions FILE"
+                if "clean" in keys else "")
+        raise UserError(f"{p} is a NumPy .npz archive without MLP weights W1, b1, W2, b2, ... "
+                        f"(it holds {', '.join(keys[:8])}){hint}")
+    if is_safetensors(p):
+        return read_safetensors(p, arch, code, kwargs)
+    if is_onnx(p):
+        return read_onnx(p)
+    return _read_torch_file(p, arch, trust_pickle, code, kwargs)
 
 
-def _torch_load(path: Path, trust_pickle: bool) -> Any:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if not trust_pickle:
-            raise UserError(
-                f"{path} contains pickled Python objects (e.g. a whole nn.Module saved with "
-                "torch.save(model)); loading it could run arbitrary code. If you trust the file, "
-                "re-run with --trust-pickle, or save the model with torch.jit.save or its state_dict"
-            ) from None
-        del exc
-    except Exception as exc:  # noqa: BLE001 - garbage input fails in many ways (KeyError on text...)
-        # torch's own words ("pop from empty list" for a text file) only help when the file
-        # at least looks like a torch.save archive or pickle.
-        with open(path, "rb") as f:
-            head = f.read(2)
-        looks_torch = zipfile.is_zipfile(path) or head[:1] == b"\x80"
-        raise UserError(
-            f"{path} is not a model file robustmnist can read: expected TorchScript, ONNX, a "
-            "robustmnist checkpoint or a state_dict saved with torch.save"
-            + (f" (torch: {_first_line(exc)})" if looks_torch else "")) from None
-    warnings.warn(f"unpickling {path} because --trust-pickle was given", stacklevel=3)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # noqa: BLE001 - arbitrary pickles fail arbitrarily
-        raise UserError(f"{path} could not be unpickled ({_first_line(exc)})") from None
+def _names_layout(text: str | None) -> bool:
+    return bool(text) and any(t in text for t in ("layout", "784", "1x28x28", "flat"))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+def _finish(read: ReadModel, path: str, digest: str, preprocess: str | None,
+            layout_given: bool | None = None) -> LoadedModel:
+    stored = read.preprocess
+    if stored is None and read.arch is not None:
+        stored = Preprocess(layout=all_archs()[read.arch].layout)
+    spec = stored or Preprocess()
+    if preprocess:
+        spec = Preprocess.parse(preprocess, base=spec)
+    metadata = dict(read.metadata)
+    n_params = _param_count(read.module) or metadata.pop("n_params", None)
+    loaded = LoadedModel(read.module, spec, path, digest, read.format, read.arch, n_params, metadata)
+    if layout_given is None:
+        layout_given = stored is not None or _names_layout(preprocess)
+    return validate(loaded, layout_given=layout_given)
 
 
 def load_model(
@@ -181,8 +146,14 @@ def load_model(
     arch: str | None = None,
     preprocess: str | None = None,
     trust_pickle: bool = False,
+    model_code: str | Path | ModelCode | None = None,
+    model_kwargs: str | dict | None = None,
 ) -> LoadedModel:
-    """Load any supported model file; ``preprocess`` (a spec string) overrides the stored spec."""
+    """Load any supported model file; ``preprocess`` (a spec string) overrides the stored spec.
+
+    ``model_code`` ("FILE.py:ClassName") builds the user's class for a state_dict (with
+    ``model_kwargs`` as constructor arguments) and makes a pickled module's class importable.
+    """
     p = Path(path)
     if not p.exists():
         raise UserError(f"model file {p} does not exist")
@@ -194,61 +165,33 @@ def load_model(
         raise UserError(f"cannot read model file {p}: {exc.strerror}") from None
     if p.stat().st_size == 0:
         raise UserError(f"model file {p} is empty")
-
-    stored: Preprocess | None = None
-    metadata: dict = {}
-    found_arch = arch
-    if _is_torchscript(p):
-        try:
-            with warnings.catch_warnings():
-                # torch 2.10+ marks TorchScript deprecated, but users still ship .ts files
-                warnings.simplefilter("ignore", FutureWarning)
-                module = torch.jit.load(str(p), map_location="cpu").eval()
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"{p} looks like TorchScript but cannot be loaded ({_first_line(exc)})") from None
-        fmt = "torchscript"
-        extra = getattr(module, "robustmnist_preprocess", None)
-        if isinstance(extra, str):
-            stored = Preprocess.parse(extra)
-    elif _is_onnx(p):
-        module = OnnxModule(p)
-        fmt = "onnx"
-    else:
-        obj = _torch_load(p, trust_pickle)
-        if is_checkpoint(obj):
-            try:
-                module = model_from_checkpoint(obj)
-            except (KeyError, RuntimeError) as exc:
-                raise UserError(f"{p} is a damaged robustmnist checkpoint ({_first_line(exc)})") from None
-            fmt, found_arch = "checkpoint", obj["arch"]
-            stored = Preprocess.from_dict(obj.get("preprocess"))
-            metadata = {"training": obj.get("training", {}), "versions": obj.get("versions", {})}
-        elif isinstance(obj, nn.Module):
-            module, fmt = obj.eval(), "pickle"
-        elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-            module, found_arch = _from_state_dict(obj["state_dict"], arch, p)
-            fmt = "state_dict"
-        elif isinstance(obj, dict):
-            module, found_arch = _from_state_dict(obj, arch, p)
-            fmt = "state_dict"
-        else:
-            raise UserError(f"{p} holds a {type(obj).__name__}, not a model")
-
-    if arch is not None and (fmt in ("torchscript", "onnx", "pickle") or found_arch != arch):
+    read = _read_file(p, arch, trust_pickle, parse_model_code(model_code), parse_model_kwargs(model_kwargs))
+    if arch is not None and (read.format not in ("state_dict", "safetensors", "checkpoint") or read.arch != arch):
         # Only a bare state_dict needs to be told its architecture; anywhere else --arch would
         # be silently ignored (or contradict the file), so say so.
-        carried = f"stores architecture '{found_arch}'" if found_arch else "carries its own architecture"
-        raise UserError(f"--arch applies to bare state_dicts only: {p} is a {fmt} file, which {carried}; "
-                        "drop --arch")
-    if stored is None and found_arch is not None:
-        stored = Preprocess(layout=all_archs()[found_arch].layout)
-    spec = stored or Preprocess()
-    if preprocess:
-        spec = Preprocess.parse(preprocess, base=spec)
-    loaded = LoadedModel(module, spec, str(p), digest, fmt, found_arch, _param_count(module), metadata)
-    layout_named = bool(preprocess) and any(
-        t in preprocess for t in ("layout", "784", "1x28x28", "flat"))
-    return validate(loaded, layout_given=stored is not None or layout_named)
+        carried = f"stores architecture '{read.arch}'" if read.arch else "carries its own architecture"
+        raise UserError(f"--arch applies to bare state_dicts only: {p} is a {read.format} file, which "
+                        f"{carried}; drop --arch")
+    return _finish(read, str(p), digest, preprocess)
+
+
+def load_object(obj: Any, preprocess: str | Preprocess | None = None, name: str | None = None) -> LoadedModel:
+    """An in-memory model (nn.Module, Keras model, sklearn classifier, callable) as a LoadedModel."""
+    from .callable import module_sha256, read_object
+
+    text = preprocess.to_string() if isinstance(preprocess, Preprocess) else preprocess
+    spec = Preprocess.parse(text) if text else None
+    read = read_object(obj, spec, output_given=bool(text) and ("output" in text or _bare_output(text)))
+    digest = module_sha256(obj) if isinstance(obj, nn.Module) else ""
+    label = name or type(getattr(obj, "__self__", obj)).__name__
+    # a Keras model states its input shape; anything else is probed unless the caller named a layout
+    layout_given = read.format == "keras" or _names_layout(text)
+    return _finish(read, f"{IN_MEMORY}{label}", digest, None, layout_given)
+
+
+def _bare_output(text: str | None) -> bool:
+    return bool(text) and any(t.strip() in ("logits", "log-probs", "probs", "logprobs", "log_probs")
+                              for t in text.split(","))
 
 
 def _probe(module: Any, x: torch.Tensor) -> torch.Tensor:
@@ -263,7 +206,8 @@ def _probe(module: Any, x: torch.Tensor) -> torch.Tensor:
 
 def validate(model: LoadedModel, layout_given: bool = True) -> LoadedModel:
     """Probe the model with two blank digits: output must be N×10; find the layout if unknown."""
-    blank = torch.zeros(2, 1, 28, 28)
+    params = next(model.module.parameters(), None) if isinstance(model.module, nn.Module) else None
+    blank = torch.zeros(2, 1, 28, 28, device=params.device if params is not None else "cpu")
     layouts = [model.preprocess.layout]
     if not layout_given:
         layouts += [lay for lay in ("1x28x28", "784") if lay not in layouts]
@@ -273,7 +217,7 @@ def validate(model: LoadedModel, layout_given: bool = True) -> LoadedModel:
         try:
             out = _probe(model.module, spec.apply_input(blank))
         except Exception as exc:  # noqa: BLE001 - a model may raise anything on a wrong shape
-            errors.append(f"{layout}: {_first_line(exc)}")
+            errors.append(f"{layout}: {first_line(exc)}")
             continue
         if out.dim() != 2 or out.shape != (2, 10):
             raise UserError(

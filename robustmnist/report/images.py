@@ -1,4 +1,4 @@
-"""Gallery images: validate the base64 PNGs from results.json, stack severity strips.
+"""Gallery images: encode the base64 PNGs of results.json, validate them, stack severity strips.
 
 The engine stores, per record, a 28-px-high strip of the same ten test digits; stacking the
 clean strip over severities 1–5 gives one small grid per shift (shown upscaled with
@@ -17,6 +17,13 @@ from PIL import Image
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _MISSING = 40  # grey level for a severity whose strip is absent
+
+
+def png_b64(img: np.ndarray) -> str:
+    """A uint8 image as base64 PNG text (the engine's galleries and OOD strips)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def decode_png(b64: str | None) -> bytes | None:

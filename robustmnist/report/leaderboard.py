@@ -25,18 +25,19 @@ th{background:#f5f7fa}tr:first-child td{font-weight:600}.note{color:#52606d;font
 </style></head><body>
 <h1>robustmnist leaderboard</h1>
 <p class="note">Suite <b>{{ suite }}</b>, {{ n }} images per set, seed {{ seed }}. Ranked by mean accuracy
-over all shifted sets. mCE and relative mCE as ImageNet-C defines them, relative to
+over the shifted sets of families that no model here saw in training (all sets when none did).
+mCE and relative mCE as ImageNet-C defines them, relative to
 <b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…); lower is better, 100% = as the reference
 (— where the sets differ from the reference's, e.g. another --n or seed).{% if first %} The last column is
 mCE relative to the first model, <b>{{ first }}</b>, instead.{% endif %}</p>
 <div class="wrap"><table>
 <tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th>
 <th>mCE (vs {{ reference.name }})</th><th>rel. mCE (vs {{ reference.name }})</th><th>worst shift</th>
-<th>worst acc.</th><th>OOD AUROC</th>{% if first %}<th>mCE vs {{ first }}</th>{% endif %}</tr>
+<th>worst acc.</th><th>OOD AUROC</th><th>seen in training</th>{% if first %}<th>mCE vs {{ first }}</th>{% endif %}</tr>
 {% for r in rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.name }}</td><td>{{ pct(r.clean_accuracy) }}</td>
 <td>{{ pct(r.clean_ci[0]) }}–{{ pct(r.clean_ci[1]) }}</td><td>{{ pct(r.mean_shifted_accuracy) }}</td>
 <td>{{ pct(r.mce) }}</td><td>{{ pct(r.relative_mce) }}</td><td class="l">{{ r.worst }}</td>
-<td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td>
+<td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td><td class="l">{{ r.seen or "—" }}</td>
 {%- if first %}<td>{{ pct(r.mce_vs_first) }}</td>{% endif %}</tr>
 {% endfor %}</table></div>
 {% if real_corr %}<h2>Which parts of the suite predict your data</h2>
@@ -94,13 +95,15 @@ def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict]
     robust = next((r.robust_label for r in rows if r.robust_label), "")
     extra = f" mCE vs {first.replace('|', chr(92) + '|')} |" if first else ""
     lines = [f"| # | model | clean | mean shifted | mCE (vs {ref}) | rel. mCE | worst shift | OOD AUROC |"
-             + (f" robust ({robust}) |" if robust else "") + extra,
-             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "") + ("---:|" if first else "")]
+             + (f" robust ({robust}) |" if robust else "") + " seen in training |" + extra,
+             "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "") + "---|"
+             + ("---:|" if first else "")]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
                      f"{_num(r.ood_auroc)} |" + (f" {_pct(r.robust_accuracy)} |" if robust else "")
+                     + f" {r.seen.replace('|', '') or '—'} |"
                      + (f" {_pct(r.mce_vs_first)} |" if first else ""))
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition"
@@ -114,10 +117,11 @@ def leaderboard_csv(rows: list[LeaderRow]) -> str:
     w = csv.writer(buf)
     w.writerow(["rank", "model", "clean_accuracy", "clean_ci_low", "clean_ci_high", "mean_shifted_accuracy",
                 "mce", "relative_mce", "worst_shift", "worst_accuracy", "ood_mean_auroc", "sha256",
-                "mce_vs_first_model"])
+                "seen_in_training", "mce_vs_first_model"])
     for r in rows:
         w.writerow([r.rank, r.name, r.clean_accuracy, r.clean_ci[0], r.clean_ci[1], r.mean_shifted_accuracy,
-                    r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256, r.mce_vs_first])
+                    r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256, r.seen,
+                    r.mce_vs_first])
     return buf.getvalue()
 
 

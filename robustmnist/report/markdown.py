@@ -50,6 +50,12 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         rows.append([row.model] + [c.text for c in row.cells])
     lines += _table(["model"] + view.COMPARE_COLUMNS, rows, "lrrlrr")
     lines.append("")
+    for m in models:
+        seen = (m.result.summary.get("seen_in_training") or {}).get("families")
+        if seen:
+            lines.append(f"**Seen in training** by {_cell(m.name)}: {_cell(', '.join(seen))}. "
+                         "Mean shifted accuracy, worst shift and mCE are over the other families.")
+            lines.append("")
     lines += real_markdown(models)
 
     if layout.shifts:

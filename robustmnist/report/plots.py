@@ -25,8 +25,9 @@ import numpy as np
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global figure state
 
 # One palette for the report. Series colours (models, shifts in a family) are seaborn's
-# "colorblind" palette, written out so the report does not pay seaborn's import (scipy,
-# pandas) on every render; clean is always the dark dashed line.
+# "colorblind" palette, written out so tables and histograms do not need seaborn; it draws
+# the severity curves (with interval bands) and the reliability diagram. Clean is always the
+# dark dashed line.
 SERIES = ["#0173b2", "#de8f05", "#029e73", "#d55e00", "#cc78bc", "#ca9161", "#fbafe4",
           "#949494", "#ece133", "#56b4e9"]
 CLEAN = "#222222"
@@ -77,20 +78,42 @@ def label(text: str) -> str:
     return text.replace("$", r"\$")
 
 
+def _seaborn():
+    import seaborn  # imports pandas and scipy: only when a curve or reliability figure is drawn
+
+    return seaborn
+
+
+def _tidy(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=["x", "y", "series"])
+
+
 def family_curves(title: str, severities: Sequence[int], series: Sequence[tuple[str, Sequence]],
-                  clean: Sequence[tuple[str, float]], ylim_low: float = 0.0) -> str:
+                  clean: Sequence[tuple[str, float]], ylim_low: float = 0.0,
+                  bands: Sequence[Sequence[Sequence[float] | None]] | None = None) -> str:
     """Accuracy vs severity, one line per series; clean as a dashed line per entry of ``clean``.
 
-    ``series``: (label, accuracies aligned with severities, None where missing).
+    ``series``: (label, accuracies aligned with severities, None where missing). ``bands``:
+    per series, the 95% interval (lo, hi) of each point, drawn as a shaded band.
     """
+    sns = _seaborn()
     with matplotlib.rc_context(_RC):
         fig = _fig()
         ax = fig.add_subplot()
-        for i, (name, ys) in enumerate(series):
-            xs = [s for s, y in zip(severities, ys, strict=True) if y is not None]
-            yv = [y for y in ys if y is not None]
-            ax.plot(xs, yv, marker="o", ms=3.5, lw=1.6, color=SERIES[i % len(SERIES)],
-                    label=label(name))
+        rows = [{"x": s, "y": y, "series": label(name)}
+                for name, ys in series for s, y in zip(severities, ys, strict=True) if y is not None]
+        palette = {label(name): SERIES[i % len(SERIES)] for i, (name, _) in enumerate(series)}
+        if rows:
+            sns.lineplot(data=_tidy(rows), x="x", y="y", hue="series", palette=palette, marker="o",
+                         markersize=3.5, markeredgewidth=0, linewidth=1.6, errorbar=None, sort=False,
+                         ax=ax, legend="auto")
+        for i, ci in enumerate(bands or []):
+            pts = [(s, b) for s, b in zip(severities, ci, strict=True) if b is not None]
+            if len(pts) > 1:
+                ax.fill_between([s for s, _ in pts], [b[0] for _, b in pts], [b[1] for _, b in pts],
+                                color=SERIES[i % len(SERIES)], alpha=0.15, linewidth=0)
         for i, (_name, acc) in enumerate(clean):
             color = CLEAN if len(clean) == 1 else SERIES[i % len(SERIES)]
             ax.axhline(acc, ls="--", lw=1.0, color=color, alpha=0.9)
@@ -100,9 +123,11 @@ def family_curves(title: str, severities: Sequence[int], series: Sequence[tuple[
         ax.set_title(label(title), loc="left", fontweight="bold")
         ax.set_xticks(list(severities))
         ax.set_xlabel("severity")
+        ax.set_ylabel("")
         ax.set_ylim(ylim_low, 1.01)
         ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
-        ax.legend(loc="best", ncols=1 if len(series) <= 4 else 2, handlelength=1.2)
+        if rows:
+            ax.legend(loc="best", ncols=1 if len(series) <= 4 else 2, handlelength=1.2)
         return to_data_uri(fig)
 
 
@@ -113,6 +138,7 @@ def reliability(series: Sequence[tuple[str, Sequence[float | None], Sequence[flo
     ``series``: (label, accuracy per bin, confidence per bin, counts per bin, colour, style).
     Marker area follows the share of images in the bin, so empty tails do not mislead.
     """
+    sns = _seaborn()
     with matplotlib.rc_context(_RC):
         fig = _fig((4.4, 3.6))
         ax = fig.add_subplot()
@@ -125,8 +151,8 @@ def reliability(series: Sequence[tuple[str, Sequence[float | None], Sequence[flo
             total = sum(n for *_, n in pts)
             xs, ys, ns = zip(*pts, strict=True)
             ax.plot(xs, ys, ls=style, lw=1.5, color=color, label=label(name))
-            ax.scatter(xs, ys, s=[8 + 160 * n / total for n in ns], color=color, alpha=0.7,
-                       linewidths=0)
+            sns.scatterplot(x=list(xs), y=list(ys), size=[n / total for n in ns], sizes=(8, 168),
+                            size_norm=(0, 1), color=color, alpha=0.7, linewidth=0, legend=False, ax=ax)
         ax.set_xlim(0, 1.01)
         ax.set_ylim(0, 1.01)
         ax.set_xlabel("confidence (max softmax)")

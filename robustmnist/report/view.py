@@ -215,19 +215,22 @@ def summary_cards(m: Model, layout: Layout) -> list[Card]:
     ci = r.clean.accuracy_ci or [None, None]
     cards = [Card("Clean accuracy", pct(r.clean.accuracy, 2),
                   f"95% CI {pct(ci[0])}–{pct(ci[1])} · n={r.clean.n:,}", "good")]
+    seen = s.get("seen_in_training") or {}
+    unseen = [x for x in r.shifts if not x.seen]
+    n_unseen = len({x.name for x in unseen}) if seen else len(layout.shifts)
     mean_shift = s.get("mean_shifted_accuracy")
-    if mean_shift is None and r.shifts:
-        mean_shift = float(np.mean([x.accuracy for x in r.shifts]))
+    if mean_shift is None and unseen:
+        mean_shift = float(np.mean([x.accuracy for x in unseen]))
     if mean_shift is not None:
         drop = mean_shift - r.clean.accuracy
         cards.append(Card("Mean shifted accuracy", pct(mean_shift),
-                          f"{pp(drop)} pp vs clean · {len(layout.shifts)} shifts × "
+                          f"{pp(drop)} pp vs clean · {n_unseen} {'unseen ' if seen else ''}shifts × "
                           f"{len(layout.severities)} severities", _tone(drop)))
     else:
         cards.append(Card("Mean shifted accuracy", "—", "this run has no shifts"))
     worst = s.get("worst_shift")
-    if not worst and r.shifts:
-        w = min(r.shifts, key=lambda x: x.accuracy)
+    if not worst and unseen:
+        w = min(unseen, key=lambda x: x.accuracy)
         worst = {"name": w.name, "severity": w.severity, "accuracy": w.accuracy}
     if worst:
         cards.append(Card("Worst shift", pct(worst.get("accuracy")),
@@ -237,8 +240,19 @@ def summary_cards(m: Model, layout: Layout) -> list[Card]:
         rel = s.get("relative_mce")
         detail = (f"relative mCE {pct(rel, 0)} · " if rel is not None else "") + \
             f"vs {ref} (100% = as robust as it; lower is better)"
+        listed = (s.get("reference_sets") or {}).get("listed", [])
+        out = [d["set"] for d in listed if not d.get("kept")]
+        if out:  # sets whose images differ from the reference's are named, never dropped silently
+            detail += (f" · {len(out)} set(s) left out, not the reference's images: {', '.join(out[:6])}"
+                       + (" …" if len(out) > 6 else ""))
         cards.append(Card("mCE", pct(s["mce"], 0), detail,
                           "good" if s["mce"] < 1 else "warn"))
+    if seen.get("families"):
+        mean = seen.get("mean_accuracy")
+        cards.append(Card("Seen in training", ", ".join(seen["families"]),
+                          (f"mean {pct(mean)} over {seen.get('n_sets', 0)} sets · " if mean is not None
+                           else "") + f"from {seen.get('source') or 'the checkpoint'}; left out "
+                          "of the numbers above", "warn"))
     auroc = s.get("ood_mean_auroc")
     if auroc is None and r.ood:
         auroc = float(np.mean([o.scores.get("msp", {}).get("auroc", np.nan) for o in r.ood]))
@@ -345,7 +359,9 @@ def accuracy_heat(models: Sequence[Model], layout: Layout) -> HeatTable:
                 cells[-1].strong = True
                 rows.append(HeatRow(s, cells))
             fam_mean = _mean([m.shift_mean(s, layout.severities) for s in names])
-            groups.append(HeatGroup(fam, rows, f"mean {pct(fam_mean)}"))
+            seen_here = any(r.seen for r in m.result.shifts if r.family == fam)
+            groups.append(HeatGroup(fam, rows, f"mean {pct(fam_mean)}"
+                                    + (" · seen in training" if seen_here else "")))
         caption = ("Accuracy (%) per shift and severity; rows grouped by family. "
                    "clean = the same MNIST test digits unshifted (— for generated sets, which "
                    "have no clean twin).")
@@ -356,7 +372,9 @@ def accuracy_heat(models: Sequence[Model], layout: Layout) -> HeatTable:
     for fam, names in layout.families:
         rows = [HeatRow(s, [acc_cell(m.shift_mean(s, layout.severities)) for m in models])
                 for s in names]
-        groups.append(HeatGroup(fam, rows))
+        seen_by = [m.name for m in models if any(r.seen for r in m.result.shifts if r.family == fam)]
+        groups.append(HeatGroup(fam, rows, f"seen in training by {', '.join(seen_by)}"
+                                if seen_by else ""))
     sev = f"s{layout.severities[0]}–s{layout.severities[-1]}" if layout.severities else ""
     return HeatTable(cols, groups, acc_key(),
                      f"Accuracy (%) per shift, mean over severities {sev}, one column per model.",
@@ -386,7 +404,9 @@ def family_curves(models: Sequence[Model], layout: Layout) -> list[Figure]:
         if len(models) == 1:
             m = models[0]
             series = [(s, [m.acc(s, sv) for sv in sevs]) for s in names]
-            uri = plots.family_curves(fam, sevs, series, [("clean", m.clean.accuracy)], low)
+            bands = [[(r.accuracy_ci or None) if (r := m.records.get((s, sv))) else None for sv in sevs]
+                     for s in names]  # 95% Wilson intervals
+            uri = plots.family_curves(fam, sevs, series, [("clean", m.clean.accuracy)], low, bands)
             alt = f"{fam}: accuracy by severity for " + ", ".join(names)
         else:
             series = [(m.name, [_mean([m.acc(s, sv) for s in names]) for sv in sevs])

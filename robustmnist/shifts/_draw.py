@@ -22,14 +22,14 @@ import torch
 
 def pixel_grid(h: int, w: int, device: torch.device | str | None = None):
     """(xs 1×1×W, ys 1×H×1) pixel-centre coordinates, ready to broadcast against N×1×1."""
-    xs = torch.arange(w, dtype=torch.float32, device=device).view(1, 1, w)
-    ys = torch.arange(h, dtype=torch.float32, device=device).view(1, h, 1)
+    xs = torch.arange(w, dtype=torch.get_default_dtype(), device=device).view(1, 1, w)
+    ys = torch.arange(h, dtype=torch.get_default_dtype(), device=device).view(1, h, 1)
     return xs, ys
 
 
 def _per_image(v: torch.Tensor | float, device=None) -> torch.Tensor:
     """A scalar or an N-vector as something that broadcasts against N×H×W."""
-    t = torch.as_tensor(v, dtype=torch.float32, device=device)
+    t = torch.as_tensor(v, dtype=torch.get_default_dtype(), device=device)
     return t.view(-1, 1, 1) if t.ndim else t
 
 
@@ -215,7 +215,7 @@ def smooth_noise(
     rows, cols, gain = _interpolation(cells, h, w)
     coarse = (torch.rand((n, cells, cells), generator=g) * 2 - 1).to(device)
     coarse = coarse * (_per_image(scale, device) * gain) + _per_image(offset, device)
-    return rows.to(device) @ coarse @ cols.to(device).T
+    return rows.to(coarse) @ coarse @ cols.to(coarse).T
 
 
 @functools.lru_cache(maxsize=32)

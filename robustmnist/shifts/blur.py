@@ -69,7 +69,7 @@ def motion_blur(x: torch.Tensor, g: torch.Generator, *, radius: float, sigma: fl
     MNIST-C). ``centred`` cancels that move, so the shift measures the blur alone.
     """
     n = x.shape[0]
-    t = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.float32)
+    t = torch.arange(2 * math.ceil(radius) + 1, dtype=torch.get_default_dtype())
     w = torch.exp(-0.5 * (t / max(sigma, 1e-6)) ** 2)
     keep = w >= _NEGLIGIBLE_TAP * w.max()
     t, w = t[keep], w[keep] / w[keep].sum()

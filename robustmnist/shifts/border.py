@@ -34,7 +34,7 @@ def _depth_from_edge(
     # Midpoint of each edge, on the pixel boundary (-0.5 or size - 0.5).
     mx = torch.tensor([-0.5, w - 0.5, (w - 1) / 2, (w - 1) / 2])[edge].view(-1, 1, 1)
     my = torch.tensor([(h - 1) / 2, (h - 1) / 2, -0.5, h - 0.5])[edge].view(-1, 1, 1)
-    minus = torch.as_tensor(minus, dtype=torch.float32).reshape(-1, 1, 1)
+    minus = torch.as_tensor(minus, dtype=torch.get_default_dtype()).reshape(-1, 1, 1)
     # A row term plus a column term: one full-size operation instead of five.
     return ((xs - mx) * nx - minus) + (ys - my) * ny
 

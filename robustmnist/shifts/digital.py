@@ -56,7 +56,7 @@ def _dct_matrix() -> torch.Tensor:
 
 # The 2-D DCT of a row-major 8×8 block is one 64×64 matrix (D ⊗ D): every block of the batch
 # then goes through a single GEMM, far faster than thousands of tiny 8×8 products.
-_DCT2 = torch.kron(_dct_matrix(), _dct_matrix()).float()
+_DCT2 = torch.kron(_dct_matrix(), _dct_matrix())  # float64; cast to the batch where used
 
 
 def _to_blocks(levels: torch.Tensor) -> torch.Tensor:
@@ -76,12 +76,12 @@ def _from_blocks(blocks: torch.Tensor, n: int, h: int, w: int) -> torch.Tensor:
     return img.reshape(n, 1, bh * _BLOCK, bw * _BLOCK)[:, :, :h, :w]
 
 
-def _codec_matrices(quality: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+def _codec_matrices(quality: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(encode, decode) 64×64 matrices with the quantiser folded in: a row of blocks times
     ``encode`` is DCT/table, ready to round; the rounded row times ``decode`` is the IDCT of
     the dequantised coefficients."""
-    table = jpeg_quant_table(quality).float().reshape(-1, 1)
-    return (_DCT2.T / table.T).to(device), (_DCT2 * table).to(device)
+    table = jpeg_quant_table(quality).to(torch.get_default_dtype()).reshape(-1, 1)
+    return (_DCT2.T / table.T).to(like), (_DCT2 * table).to(like)
 
 
 # libjpeg's IDCT descales by rounding halves up, and halves are common (a DC-only block
@@ -92,10 +92,12 @@ _HALF_UP = 0.5 + 1e-3
 def _codec(blocks: torch.Tensor, quality: int) -> torch.Tensor:
     """Encode and decode rows of 64 level-shifted samples (row-major 8×8 blocks of 8-bit
     levels minus 128, as JPEG codes them); returns level-shifted samples."""
-    encode, decode = _codec_matrices(quality, blocks.device)
-    # libjpeg rounds quantised coefficients half away from zero; an exact tie cannot be told
-    # from float error in the GEMM anyway, so plain rounding is as faithful and much cheaper.
-    coef = torch.round(blocks @ encode)
+    encode, decode = _codec_matrices(quality, blocks)
+    # libjpeg rounds quantised coefficients half away from zero. Exact ties are common (8-bit
+    # levels over small integer tables), so they are decided 2^-20 early: float error in the
+    # GEMM (a few units in the last place, which differ between CPUs) cannot flip them.
+    v = blocks @ encode
+    coef = v.abs().add_(0.5 + 2.0**-20).floor_().mul_(v.sign())
     bias = torch.full((1, decode.shape[1]), _HALF_UP, device=blocks.device)
     return torch.addmm(bias, coef, decode).floor_().clamp_(-128.0, 127.0)
 
@@ -185,14 +187,14 @@ def _filter_matrix(taps: tuple[float, ...], size: int, border: str) -> torch.Ten
             elif not 0 <= j < size:
                 continue
             m[i, j] += t
-    return m.float()
+    return m.to(torch.get_default_dtype())
 
 
 def _filter2d(x: torch.Tensor, taps_y: tuple[float, ...], taps_x: tuple[float, ...],
               border: str) -> torch.Tensor:
     h, w = x.shape[-2:]
-    rows = _filter_matrix(taps_y, h, border).to(x.device)
-    cols = _filter_matrix(taps_x, w, border).to(x.device)
+    rows = _filter_matrix(taps_y, h, border).to(x)  # cached: cast to the batch's dtype here
+    cols = _filter_matrix(taps_x, w, border).to(x)
     return rows @ x @ cols.T
 
 
@@ -203,7 +205,7 @@ def _resize_matrix(src: int, dst: int, antialias: bool) -> torch.Tensor:
     impulses = torch.eye(src, dtype=torch.float64).view(src, 1, 1, src)
     out = F.interpolate(impulses, size=(1, dst), mode="bilinear", antialias=antialias,
                         align_corners=False)
-    return out.view(src, dst).T.float()
+    return out.view(src, dst).T.to(torch.get_default_dtype())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,9 +214,9 @@ def _resize_matrix(src: int, dst: int, antialias: bool) -> torch.Tensor:
 
 def _cell_average_matrices(n: int, size: int, block: float, phase: torch.Tensor) -> torch.Tensor:
     """N×size×size matrices averaging each pixel with the others of its grid cell (1-D)."""
-    centres = torch.arange(size, dtype=torch.float32, device=phase.device) + 0.5
+    centres = torch.arange(size, dtype=torch.get_default_dtype(), device=phase.device) + 0.5
     cell = torch.floor((centres.view(1, -1) + phase.view(-1, 1)) / block)  # N×size
-    same = (cell.unsqueeze(2) == cell.unsqueeze(1)).float()
+    same = (cell.unsqueeze(2) == cell.unsqueeze(1)).to(torch.get_default_dtype())
     return same / same.sum(dim=2, keepdim=True)
 
 
@@ -238,8 +240,8 @@ def downsample(x: torch.Tensor, g: torch.Generator, *, size: int) -> torch.Tenso
     del g  # the resampling is fixed; only the size varies by level
     h, w = x.shape[-2:]
     # Shrink then enlarge is one h×h (w×w) matrix per axis: up @ down.
-    rows = (_resize_matrix(size, h, False) @ _resize_matrix(h, size, True)).to(x.device)
-    cols = (_resize_matrix(size, w, False) @ _resize_matrix(w, size, True)).to(x.device)
+    rows = (_resize_matrix(size, h, False) @ _resize_matrix(h, size, True)).to(x)
+    cols = (_resize_matrix(size, w, False) @ _resize_matrix(w, size, True)).to(x)
     return rows @ x @ cols.T
 
 
@@ -309,8 +311,8 @@ def _canny_gradient_matrices(sigma: float, size: int) -> tuple[torch.Tensor, tor
 
 def _canny_gradients(x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     h, w = x.shape[-2:]
-    ah, bh = (m.to(x.device) for m in _canny_gradient_matrices(float(sigma), h))
-    aw, bw = (m.to(x.device) for m in _canny_gradient_matrices(float(sigma), w))
+    ah, bh = (m.to(x) for m in _canny_gradient_matrices(float(sigma), h))
+    aw, bw = (m.to(x) for m in _canny_gradient_matrices(float(sigma), w))
     return ah @ x @ bw.T, bh @ x @ aw.T
 
 

@@ -35,8 +35,8 @@ MIN_PEN, MAX_PEN = 1.2, 4.5  # clamp for the estimated pen width, px
 
 
 def _coords(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32),
-                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.get_default_dtype()),
+                            torch.arange(w, dtype=torch.get_default_dtype()), indexing="ij")
     return xs, ys
 
 
@@ -132,15 +132,15 @@ def stem_line(x: torch.Tensor, start: float = 0.35, stop: float = 0.95):
     ``stop`` of the digit's height (below a 7's top bar). Returns (a, b, top row, height)."""
     v = x[:, 0]
     h, w = v.shape[-2:]
-    xs = torch.arange(w, dtype=torch.float32)
-    rows = torch.arange(h, dtype=torch.float32)
+    xs = torch.arange(w, dtype=torch.get_default_dtype())
+    rows = torch.arange(h, dtype=torch.get_default_dtype())
     boxes, _ = ink_boxes(x, INK)
     y0, y1 = boxes[:, 1], boxes[:, 3] - 1
     height = (y1 - y0).clamp_min(1.0)
     mass = v.sum(dim=2)  # N×H
     mid = (v * xs).sum(dim=2) / mass.clamp_min(1e-6)
     rel = (rows.view(1, -1) - y0.view(-1, 1)) / height.view(-1, 1)
-    wts = mass * ((rel >= start) & (rel <= stop)).float()
+    wts = mass * ((rel >= start) & (rel <= stop)).to(torch.get_default_dtype())
     sw = wts.sum(dim=1).clamp_min(1e-6)
     my = (wts * rows).sum(dim=1) / sw
     mx = (wts * mid).sum(dim=1) / sw
@@ -226,11 +226,12 @@ def euro(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, **params) -> torc
     return _edit(x, y, 7, add_crossbar, g, **_pick(params, _BAR))
 
 
-@register("euro_fonts", family="euro", kind="generative",
+@register("euro_fonts", family="euro", kind="generative", version=3,
           description="handwriting-font digits with flagged 1s and crossed 7s")
-def euro_fonts(n: int, g: torch.Generator, *, faces: str = "all", **params):
+def euro_fonts(n: int, g: torch.Generator, *, faces: str = "all", split: str = "eval", **params):
     """Digits 0-9 (balanced) from the handwriting fonts, clean print, with every 1 flagged
-    and every 7 crossed by the same edits as euro_one / euro_seven."""
-    x, y = generate_fonts(n, g, category="handwriting", faces=faces)
+    and every 7 crossed by the same edits as euro_one / euro_seven. v2: the evaluation faces
+    of the larger font pool (``split="train"`` for augmentation)."""
+    x, y = generate_fonts(n, g, category="handwriting", faces=faces, split=split)
     return euro(x, y, g, **params), y
 

@@ -6,3 +6,5 @@ from .registry import FAMILIES
 
 for _name in FAMILIES:
     import_module(f"{__package__}.{_name}")
+# Families spread over more than one module: their other modules.
+import_module(f"{__package__}.print_scan")  # fonts: print_scan, dot_matrix

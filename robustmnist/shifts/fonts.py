@@ -38,11 +38,15 @@ from ..data import cache_dir
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_bytes, sha256_file
 from ..framing import frame_mnist, shift_integer
-from ._ops import max3_cols, max3_rows, max3x3
+from ._ops import filter_per_image, max3_cols, max3_rows, max3x3
 from .registry import register
 
-CATEGORIES = ("sans", "serif", "mono", "ocr", "handwriting")
+CATEGORIES = ("sans", "serif", "slab", "mono", "ocr", "display", "segment", "handwriting")
 FACE_SETS = ("regular", "upright", "all")
+# Evaluation sets draw only "eval" faces and --augment only "train" faces (whole families on one
+# side, pinned in fonts/manifest.toml), so a model trained on print still meets unseen designs.
+SPLITS = ("eval", "train", "all")
+FONTS_VERSION = 3  # v2: 200+ faces, evaluation faces only; v3: nested float64 generation (as every shift)
 DIGITS = "0123456789"
 
 CANVAS = 48  # hi-res glyph canvas, px
@@ -69,6 +73,8 @@ class Face:
     package: str
     license: str
     sha256: str
+    split: str = "eval"  # "eval" or "train" (see SPLITS)
+    tags: tuple[str, ...] = ()  # condensed, rounded, stencil, typewriter, signage, ...
 
     @property
     def is_regular(self) -> bool:
@@ -83,7 +89,8 @@ def manifest_path(root: Path | None = None) -> Path:
 def _load_manifest(path: str) -> tuple[Face, ...]:
     spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     keys = Face.__dataclass_fields__
-    return tuple(Face(**{k: v for k, v in entry.items() if k in keys}) for entry in spec["font"])
+    return tuple(Face(**{k: (tuple(v) if k == "tags" else v) for k, v in entry.items()
+                         if k in keys}) for entry in spec["font"])
 
 
 def load_manifest(root: Path | None = None) -> tuple[Face, ...]:
@@ -91,16 +98,22 @@ def load_manifest(root: Path | None = None) -> tuple[Face, ...]:
     return _load_manifest(str(manifest_path(root)))
 
 
-def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "all") -> list[int]:
+def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "all",
+                 split: str = "eval") -> list[int]:
     """Indices of the faces in ``category`` (or "all") that belong to the face set ``which``:
-    "regular" (upright book/medium weight), "upright" (any weight, no italics) or "all"."""
+    "regular" (upright book/medium weight), "upright" (any weight, no italics) or "all", and to
+    the ``split`` ("eval" faces for evaluation sets, "train" faces for augmentation, or "all")."""
     if category != "all" and category not in CATEGORIES:
         raise UserError(f"unknown font category '{category}'. Use all or {', '.join(CATEGORIES)}")
     if which not in FACE_SETS:
         raise UserError(f"unknown face set '{which}'. Use {', '.join(FACE_SETS)}")
+    if split not in SPLITS:
+        raise UserError(f"unknown font split '{split}'. Use {', '.join(SPLITS)}")
     keep = []
     for i, f in enumerate(faces):
         if category != "all" and f.category != category:
+            continue
+        if split != "all" and f.split != split:
             continue
         if which == "regular" and not f.is_regular:
             continue
@@ -108,7 +121,8 @@ def select_faces(faces: tuple[Face, ...], category: str = "all", which: str = "a
             continue
         keep.append(i)
     if not keep:
-        raise UserError(f"no pinned font is in category '{category}' with face set '{which}'")
+        raise UserError(f"no pinned font is in category '{category}' with face set '{which}' "
+                        f"and split '{split}'")
     return keep
 
 
@@ -246,8 +260,8 @@ def _bank_cache_path(root: Path) -> Path:
     return cache_dir() / "glyphs" / f"{key[:32]}.npz"
 
 
-@functools.lru_cache(maxsize=2)
-def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
+@functools.lru_cache(maxsize=4)
+def _glyph_bank(root_str: str, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     root = Path(root_str)
     faces = load_manifest(root)
     shape = (len(faces), 10, CANVAS, CANVAS)
@@ -267,7 +281,7 @@ def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
             atomic_save_npz(path, bank=bank, sha256=np.array(sha256_bytes(bank.tobytes())))
         except OSError:
             pass  # a read-only cache only costs the rendering time next run
-    glyphs = torch.from_numpy(bank).float().div_(SUPERSAMPLE**2)
+    glyphs = torch.from_numpy(bank).to(dtype).div_(SUPERSAMPLE**2)
     widths = stroke_width(glyphs.view(-1, 1, CANVAS, CANVAS)).view(len(faces), 10)
     return glyphs, widths
 
@@ -275,7 +289,7 @@ def _glyph_bank(root_str: str) -> tuple[torch.Tensor, torch.Tensor]:
 def glyph_bank(root: Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(glyphs float F×10×CANVAS×CANVAS in [0, 1], stroke widths F×10 in canvas px), cached
     per process; rendering all faces takes a few seconds once."""
-    return _glyph_bank(str(root or fonts_dir()))
+    return _glyph_bank(str(root or fonts_dir()), torch.get_default_dtype())
 
 
 # --------------------------------------------------------------------------- measurements
@@ -319,16 +333,23 @@ def _dilate(x: torch.Tensor, step: int) -> torch.Tensor:
 
 def change_weight(x: torch.Tensor, radius: torch.Tensor) -> torch.Tensor:
     """Grow (radius > 0) or thin (radius < 0) each image's strokes by ``radius`` px per side,
-    fractional radii interpolating between whole steps (a hat-weighted sum of the levels)."""
+    fractional radii interpolating between whole steps (a hat-weighted sum of the levels).
+
+    Maxima, products and sums of two numbers round the same on every CPU, so this runs in
+    x's dtype even when sets are made in float64; only the weights come from ``radius``."""
     r = radius.view(-1, 1, 1, 1)
-    out = x * (1 - r.abs()).clamp_min(0)
+
+    def hat(k: int) -> torch.Tensor:
+        return (1 - (r - k).abs()).clamp_min(0).to(x.dtype)
+
+    out = x * hat(0)
     grown, thinned = x, x
     for k in range(1, int(math.ceil(float(radius.max().clamp_min(0)))) + 1):
         grown = _dilate(grown, k)
-        out = out + grown * (1 - (r - k).abs()).clamp_min(0)
+        out = out + grown * hat(k)
     for k in range(1, int(math.ceil(float(-radius.min().clamp_max(0)))) + 1):
         thinned = -_dilate(-thinned, k)
-        out = out + thinned * (1 - (r + k).abs()).clamp_min(0)
+        out = out + thinned * hat(-k)
     return out
 
 
@@ -346,16 +367,16 @@ def warp_square(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
-    """Separable Gaussian blur with one sigma per image (0 = unchanged), as one grouped conv."""
+    """Gaussian blur with one sigma per image (0 = unchanged), edges repeated: the separable
+    kernel as one 2-D kernel per image on the edge-padded batch."""
     n, _, h, w = x.shape
     t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    s = sigma.clamp_min(1e-3).view(n, 1)
+    s = sigma.to(x.dtype).clamp_min(1e-3).view(n, 1)
     k = torch.exp(-0.5 * (t.view(1, -1) / s) ** 2)
     k = k / k.sum(dim=1, keepdim=True)
-    y = F.pad(x.view(1, n, h, w), (radius, radius, radius, radius), mode="replicate")
-    y = F.conv2d(y, k.view(n, 1, 1, -1), groups=n)
-    y = F.conv2d(y, k.view(n, 1, -1, 1), groups=n)
-    return y.view(n, 1, h, w)
+    padded = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    out = filter_per_image(padded, k.unsqueeze(2) * k.unsqueeze(1))
+    return out[:, :, radius : radius + h, radius : radius + w]
 
 
 def smooth_field(coarse: torch.Tensor, size: int) -> torch.Tensor:
@@ -412,7 +433,8 @@ def render_digits(glyph_idx: torch.Tensor, labels: torch.Tensor, g: torch.Genera
         sl = slice(s, s + CHUNK)
         x = glyphs[glyph_idx[sl], labels[sl]].unsqueeze(1)
         if p.weight > 0:
-            x = change_weight(x, radius[sl]).clamp_(0, 1)
+            # float32 is exact enough here (see change_weight) and halves the memory traffic
+            x = change_weight(x.float(), radius[sl]).clamp_(0, 1).to(glyphs.dtype)
         if p.shear > 0 or p.rotate > 0:
             cos, sin = torch.cos(angle[sl]), torch.sin(angle[sl])
             rot = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)
@@ -432,7 +454,7 @@ def render_digits(glyph_idx: torch.Tensor, labels: torch.Tensor, g: torch.Genera
         # blur every digit as well, confounding offset with blur).
         out = shift_integer(out, off_r * torch.sin(off_a), off_r * torch.cos(off_a))
     if p.toner > 0:
-        specks = (speck_at < p.toner).float() * (0.3 + 0.6 * speck_level)
+        specks = (speck_at < p.toner).to(torch.get_default_dtype()) * (0.3 + 0.6 * speck_level)
         out = torch.maximum(out, specks)
     if p.blur > 0:
         out = gaussian_blur(out, sigma)
@@ -451,13 +473,15 @@ def sample_faces(n: int, eligible: list[int], g: torch.Generator) -> torch.Tenso
 
 
 def generate_fonts(n: int, g: torch.Generator, *, category: str = "all", faces: str = "regular",
-                   root: Path | None = None, **defects: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """n balanced printed digits from the faces of ``category`` in face set ``faces``."""
+                   split: str = "eval", root: Path | None = None,
+                   **defects: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """n balanced printed digits from the faces of ``category`` in face set ``faces`` and face
+    split ``split`` (training-time augmentation passes "train")."""
     unknown = set(defects) - set(PrintParams.__dataclass_fields__)
     if unknown:
         raise UserError(f"unknown fonts parameter(s) {', '.join(sorted(unknown))}; known: "
                         f"category, faces, {', '.join(PrintParams.__dataclass_fields__)}")
-    eligible = select_faces(load_manifest(root), category, faces)
+    eligible = select_faces(load_manifest(root), category, faces, split)
     y = balanced_labels(n, g)
     face = sample_faces(n, eligible, g)
     x = render_digits(face, y, g, PrintParams(**defects), root)
@@ -465,17 +489,23 @@ def generate_fonts(n: int, g: torch.Generator, *, category: str = "all", faces: 
 
 
 def _register_category(name: str, category: str, description: str) -> None:
-    def fn(n: int, g: torch.Generator, *, category: str = category, **params):
-        return generate_fonts(n, g, category=category, **params)
+    def fn(n: int, g: torch.Generator, *, category: str = category, split: str = "eval",
+           **params):
+        return generate_fonts(n, g, category=category, split=split, **params)
 
     fn.__name__ = name
     fn.__doc__ = generate_fonts.__doc__
-    register(name, family="fonts", description=description, kind="generative")(fn)
+    register(name, family="fonts", description=description, kind="generative",
+             version=FONTS_VERSION)(fn)
 
 
 _register_category("fonts", "all", "printed digits from the pinned fonts, framed as MNIST")
 _register_category("fonts_sans", "sans", "printed digits, sans-serif faces")
 _register_category("fonts_serif", "serif", "printed digits, serif faces")
 _register_category("fonts_mono", "mono", "printed digits, monospace (typewriter/code) faces")
-_register_category("fonts_ocr", "ocr", "printed digits, OCR-A and OCR-B")
+_register_category("fonts_ocr", "ocr", "printed digits, OCR and signage faces (OCR-A/B, DIN, "
+                   "road signs, cockpit, CAD)")
+_register_category("fonts_display", "display", "printed digits, display faces (condensed, "
+                   "rounded, stencil, decorative)")
+_register_category("fonts_segment", "segment", "seven- and fourteen-segment display digits")
 _register_category("fonts_handwriting", "handwriting", "digits from handwriting-like fonts")

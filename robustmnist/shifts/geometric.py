@@ -25,14 +25,14 @@ UNIFORM_STD = 1 / math.sqrt(3)
 
 def random_sign(n: int, g: torch.Generator) -> torch.Tensor:
     """n draws of ±1.0 from g: MNIST-C picks each warp's direction this way."""
-    return torch.randint(0, 2, (n,), generator=g).float() * 2 - 1
+    return torch.randint(0, 2, (n,), generator=g).to(torch.get_default_dtype()) * 2 - 1
 
 
 def _normalised_axes(h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
     """grid_sample's (align_corners=False) coordinates of the pixel centres, shaped to
     broadcast into an N×H×W×2 grid: u 1×1×W×1, v 1×H×1×1."""
-    u = (2 * torch.arange(w, dtype=torch.float32) + 1) / w - 1
-    v = (2 * torch.arange(h, dtype=torch.float32) + 1) / h - 1
+    u = (2 * torch.arange(w, dtype=torch.get_default_dtype()) + 1) / w - 1
+    v = (2 * torch.arange(h, dtype=torch.get_default_dtype()) + 1) / h - 1
     return u.view(1, 1, w, 1), v.view(1, h, 1, 1)
 
 
@@ -124,7 +124,7 @@ def move_whole_pixels(x: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> to
     """Move image i by (dx[i], dy[i]) rounded to whole pixels, zeros coming in: an exact copy
     of the source pixels (nearest sampling at whole-pixel offsets), and on CPU about 2.5× as
     fast as a gather with a 64-bit index per pixel."""
-    off = torch.stack([dx, dy], 1).float().cpu().round()
+    off = torch.stack([dx, dy], 1).to(torch.get_default_dtype()).cpu().round()
     return warp_affine(x, _linear(torch.ones(x.shape[0]), 0.0, 0.0, 1.0), off, mode="nearest")
 
 
@@ -156,7 +156,7 @@ def smoothing_basis(size: int, sigma: float, energy: float = 1 - 1e-4) -> torch.
     u_mat, svals, _ = torch.linalg.svd(valid_blur_matrix(size, sigma))
     kept = (svals**2).cumsum(0) / (svals**2).sum()
     r = int((kept < energy).sum()) + 1
-    return (u_mat[:, :r] * svals[:r]).float()
+    return (u_mat[:, :r] * svals[:r]).to(torch.get_default_dtype())
 
 
 @register("elastic", family="geometric", description="wobbly strokes: smooth random local warp")
@@ -171,6 +171,7 @@ def elastic(x: torch.Tensor, g: torch.Generator, *, alpha: float, sigma: float) 
     n, _, h, w = x.shape
     bh, bw = smoothing_basis(h, float(sigma)), smoothing_basis(w, float(sigma))
     z = torch.randn((n, bh.shape[1], bw.shape[1], 2), generator=g) * UNIFORM_STD
+    bh, bw = bh.to(z), bw.to(z)  # cached in the dtype of their first call
     disp = torch.einsum("ia,nabc,lb->nilc", bh, z, bw)  # (dx, dy) px, output -> source
     u, v = _normalised_axes(h, w)
     base = torch.cat(torch.broadcast_tensors(u, v), dim=-1)

@@ -123,7 +123,7 @@ def contrast(x: torch.Tensor, g: torch.Generator, *, factor: float,
     return mean + (x - mean) * (factor * _per_image_factor(x, g, jitter))
 
 
-@register("invert", family="photometric", version=2,
+@register("invert", family="photometric", version=3,
           description="from faintly tinted paper to dark ink on white paper (a page never re-inverted)")
 def invert(x: torch.Tensor, g: torch.Generator, *, paper: float, ink: float = 0.0,
            jitter: float = 0.0) -> torch.Tensor:

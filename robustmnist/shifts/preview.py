@@ -8,7 +8,6 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..fileio import atomic_write_bytes
-from .registry import get_shift
 from .sets import make_set
 from .suite import Suite
 
@@ -19,7 +18,7 @@ LABEL_W = 40
 def preview_rows(name: str, suite: Suite, images: np.ndarray, labels: np.ndarray,
                  n_cols: int = 12, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """[(row label, uint8 n_cols×28×28)] for severities 0..levels of one shift."""
-    shift = get_shift(name)
+    shift = suite.shift(name)
     if shift.kind == "generative":
         rows = []
         for s in range(1, suite.levels + 1):
@@ -72,7 +71,7 @@ def save_preview(names: list[str], suite: Suite, images: np.ndarray, labels: np.
     import io
 
     grids = [render_grid(preview_rows(n, suite, images, labels, n_cols, seed),
-                         title=f"{n} ({get_shift(n).family})") for n in names]
+                         title=f"{n} ({suite.shift(n).family})") for n in names]
     w = max(g.width for g in grids)
     h = sum(g.height + 6 for g in grids)
     sheet = Image.new("RGB", (w, h), (255, 255, 255))

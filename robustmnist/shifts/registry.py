@@ -10,6 +10,8 @@ A shift function is pure and batched. Three kinds exist:
 specs in ``shifts/*.toml`` (see ``suite.py``), never from constants inside the function,
 so the same ``rotate`` serves our 5-level ladder and MNIST-C's single fixed level.
 All randomness comes from ``g`` (a CPU ``torch.Generator``) so a set is reproducible.
+Sets are generated in float64 (``sets.generation_precision``): a function computes in its
+input's dtype, and tensors it makes itself follow ``torch.get_default_dtype()``.
 """
 
 from __future__ import annotations
@@ -69,7 +71,13 @@ class Shift:
 _REGISTRY: dict[str, Shift] = {}
 
 
-def register(name: str, *, family: str, description: str, version: int = 1, kind: Kind = "transform"):
+# Every shift is at least version 2: nested, CPU-independent sets (shifts/sets.py) changed the
+# bytes of every set at once. A shift whose own bytes change later passes version=3 and so on.
+BASE_VERSION = 2
+
+
+def register(name: str, *, family: str, description: str, version: int = BASE_VERSION,
+             kind: Kind = "transform"):
     """Decorator: ``@register("gaussian_noise", family="noise", description="...")``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}")

@@ -47,7 +47,7 @@ def _ink_points(x: torch.Tensor, k: int, g: torch.Generator) -> torch.Tensor:
     cdf = weight.cumsum(dim=1)
     u = torch.rand((n, k), generator=g) * cdf[:, -1:]
     idx = torch.searchsorted(cdf, u).clamp_(max=h * w - 1)
-    return torch.stack([(idx % w).float(), (idx // w).float()], dim=-1).to(x.device)
+    return torch.stack([idx % w, idx // w], dim=-1).to(device=x.device, dtype=torch.get_default_dtype())
 
 
 def _gaussian_matrix(size: int, sigma: float, truncate: float = 4.0) -> torch.Tensor:
@@ -132,7 +132,7 @@ def _drag_matrix(size: int, length: float) -> torch.Tensor:
 def _random_rows(n: int, rows: Sequence[int], g: torch.Generator, k: int, device) -> torch.Tensor:
     """n×k row indices from [rows[0], rows[1]) (half-open, as MNIST-C's np.random.randint)."""
     lo, hi = int(rows[0]), int(rows[1])
-    return torch.randint(lo, hi, (n, k), generator=g).float().to(device)
+    return torch.randint(lo, hi, (n, k), generator=g).to(torch.get_default_dtype()).to(device)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +287,7 @@ def spatter(
     n, _, h, w = x.shape
     noise = torch.randn((n, 1, h, w), generator=g).to(x.device)
     liquid = _gaussian_filter(loc + scale * noise, sigma)
-    wet = (liquid > threshold).float()
+    wet = (liquid > threshold).to(torch.get_default_dtype())
     mask = _gaussian_filter(wet, mask_sigma)
     mask = torch.where(mask < cutoff, torch.zeros_like(mask), mask)
     return x * (1 - mask) + colour * mask
@@ -311,7 +311,7 @@ def dotted_line(
     n, _, h, w = x.shape
     dev = x.device
     r0, r1 = _random_rows(n, rows, g, lines, dev), _random_rows(n, rows, g, lines, dev)
-    xs = torch.arange(w, dtype=torch.float32, device=dev).view(1, w)
+    xs = torch.arange(w, dtype=torch.get_default_dtype(), device=dev).view(1, w)
     ink = torch.zeros(n, h, w, device=dev)
     for k in range(lines):
         # An edge-to-edge line crosses every column once, so it is drawn column by column, on
@@ -320,39 +320,62 @@ def dotted_line(
         slope = ((r1[:, k] - r0[:, k]) / (w - 1)).view(n, 1)
         cos = torch.rsqrt(1 + slope * slope)
         centre = r0[:, k].view(n, 1) + slope * xs
-        on = (torch.remainder(xs / cos, dash + gap) >= gap).float()
+        on = (torch.remainder(xs / cos, dash + gap) >= gap).to(torch.get_default_dtype())
         band = draw.column_band(centre, draw.log_falloff_reach(radius) / cos.min().item())
         dist = (band - centre.unsqueeze(1)).abs_().mul_(cos.unsqueeze(1))  # perpendicular
         draw.splat_rows(ink, band, draw.log_falloff(dist, radius).mul_(on.unsqueeze(1)))
     return _add_ink(x, intensity * ink)
 
 
-def _zigzag_distance(u: torch.Tensor, v: torch.Tensor, period: float, amplitude: float,
-                     length: torch.Tensor) -> torch.Tensor:
-    """Distance from points (u along the baseline, v across it) to a zigzag that starts at
-    u = 0 on the baseline, peaks at +amplitude at u = period/4, and stops at u = length.
+def _zigzag_vertices(n: int, a: float, b: float, d: torch.Tensor) -> torch.Tensor:
+    """MNIST-C's zigzag polyline before rotation: N×K×2 points (column, row offset).
 
-    The zigzag is mirror-symmetric about the vertical through every vertex, so folding u into
-    one rising flank gives the exact distance from a single segment, whatever the image's
-    number of teeth: O(1) work per pixel instead of one distance field per segment. (In-place
-    arithmetic: this runs on every pixel of every image.)
+    From (0, 0), vertices at columns (2i + 1)·a alternating +b, -b, ..., then an end point at
+    column d (the line's length) whose row is the last vertex's divided by 2·(d - max_c),
+    max_c = 2a·floor(d / 2a), exactly as corruptions.py builds it. Images whose line has fewer
+    vertices repeat the end point: a zero-length segment draws nothing, as in MNIST-C.
     """
-    q = period / 4
-    # Past either end, measure from the end of the wave (exact up to a fraction of a pixel
-    # inside MNIST-C's 1.45 px profile).
-    u_on = torch.clamp(u, min=torch.zeros_like(length), max=length)
-    past = u - u_on
-    # Fold u into [-q, q], the rising flank through the origin: reflect about the vertex
-    # lines u = q, 3q, ... where the falling flanks mirror the rising ones.
-    s = torch.remainder(u_on.add_(q), period).sub_(2 * q).abs_().neg_().add_(q)
-    flank_sq = q * q + amplitude * amplitude
-    t = torch.add(s * (q / flank_sq), v, alpha=amplitude / flank_sq).clamp_(-1, 1)
-    ds = torch.add(s, t, alpha=-q)
-    dv = torch.add(v, t, alpha=-amplitude)
-    return ds.mul_(ds).addcmul_(dv, dv).addcmul_(past, past).sqrt_()
+    n_v = torch.floor((d - a) / (2 * a)).long() + 1
+    k_max = int(n_v.max())
+    i = torch.arange(k_max)
+    vc = ((2 * i + 1) * a).float().expand(n, k_max)
+    vr = (b * (1 - 2 * (i % 2))).float().expand(n, k_max)
+    last_r = b * (1 - 2 * ((n_v - 1) % 2)).float()
+    max_c = 2 * a * torch.floor(d / (2 * a))
+    end_r = torch.where(d != max_c, last_r / (2 * (d - max_c)).clamp_min(1e-12), last_r)
+    end_c = torch.where(d != max_c, d, (2 * n_v - 1).float() * a)
+    valid = i.view(1, -1) < n_v.view(-1, 1)
+    vc = torch.where(valid, vc, end_c.view(-1, 1))
+    vr = torch.where(valid, vr, end_r.view(-1, 1))
+    cols = torch.cat([torch.zeros(n, 1), vc, end_c.view(-1, 1)], dim=1)
+    rows = torch.cat([torch.zeros(n, 1), vr, end_r.view(-1, 1)], dim=1)
+    return torch.stack([cols, rows], dim=2)
 
 
-@register("zigzag", family="smear", description="zigzag pen scribbles across the image")
+def _mnistc_segments(points: torch.Tensor, h: int, w: int, radius: float) -> torch.Tensor:
+    """Sum of MNIST-C ``line_from_points`` strokes along N×K×2 (column, row) polylines.
+
+    Each segment is drawn as MNIST-C draws it: the profile of the *vertical* distance from the
+    pixel to the segment's line (not the perpendicular one: a 45° flank is √2 thinner than its
+    profile radius), only in columns floor(c_start) to ceil(c_end) - 1, nothing for a vertical
+    or zero-length segment.
+    """
+    n = points.shape[0]
+    cc = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
+    rr = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
+    c0, r0 = points[:, :-1, 0, None, None], points[:, :-1, 1, None, None]
+    c1, r1 = points[:, 1:, 0, None, None], points[:, 1:, 1, None, None]
+    run = c1 - c0
+    flat = run == 0
+    slope = (r1 - r0) / torch.where(flat, torch.ones_like(run), run)
+    dist = (rr - (slope * (cc - c0) + r0)).abs_()
+    ink = draw.log_falloff(dist, radius)
+    inside = (cc >= torch.floor(c0)) & (cc < torch.ceil(c1)) & ~flat
+    return (ink * inside).sum(dim=1).view(n, h, w)
+
+
+@register("zigzag", family="smear", version=3,
+          description="zigzag pen scribbles across the image")
 def zigzag(
     x: torch.Tensor,
     g: torch.Generator,
@@ -368,29 +391,28 @@ def zigzag(
 ) -> torch.Tensor:
     """MNIST-C's zigzag: from column cols[0] to cols[1], vertices every ``spacing`` px
     alternating ±``amplitude`` px, starting on a row drawn from ``rows`` and ending up to
-    ``tilt`` rows higher or lower; MNIST-C's log-falloff profile."""
+    ``tilt`` rows higher or lower; MNIST-C's log-falloff profile of the vertical distance,
+    added to the image (not laid over it) and clipped, as corruptions.py does.
+
+    v2 matches MNIST-C's own code: v1 measured the perpendicular distance to the polyline, so
+    its 45° flanks were √2 thicker and the set 5.2 points harder than MNIST-C's on an outside
+    CNN (76.8% vs 82.0%).
+    """
     n, _, h, w = x.shape
-    dev = x.device
     c0, c1 = float(cols[0]), float(cols[1])
-    xs = torch.arange(w, dtype=torch.float32, device=dev).view(1, 1, w)
-    ink = torch.zeros(n, h, w, device=dev)
-    r0 = _random_rows(n, rows, g, lines, dev)
+    r0 = _random_rows(n, rows, g, lines, "cpu")
     # randint(-tilt, tilt) is half-open like MNIST-C's np.random.randint(-5, 5).
-    rise = (torch.randint(-tilt, tilt, (n, lines), generator=g).float() if tilt > 0
-            else torch.zeros(n, lines)).to(dev)
-    # Ink only lies within amplitude + the profile's reach of the baseline: draw on that band.
-    reach = (amplitude + draw.log_falloff_reach(radius)) * math.hypot(1, tilt / (c1 - c0))
+    rise = (torch.randint(-tilt, tilt, (n, lines), generator=g).to(torch.get_default_dtype()) if tilt > 0
+            else torch.zeros(n, lines))
+    ink = torch.zeros(n, h, w)
     for k in range(lines):
-        theta = torch.atan(rise[:, k] / (c1 - c0)).view(n, 1, 1)
-        cos, sin = torch.cos(theta), torch.sin(theta)
-        baseline = r0[:, k].view(n, 1, 1) + (xs - c0) * (sin / cos)
-        band = draw.column_band(baseline[:, 0], reach)
-        ex, ey = xs - c0, band - r0[:, k].view(n, 1, 1)
-        u = ex * cos + ey * sin
-        v = ey * cos - ex * sin
-        dist = _zigzag_distance(u, v, 2 * spacing, amplitude, (c1 - c0) / cos)
-        draw.splat_rows(ink, band, draw.log_falloff(dist, radius))
-    return _add_ink(x, intensity * ink)
+        theta = torch.atan(rise[:, k] / (c1 - c0))
+        cos, sin = torch.cos(theta).view(n, 1), torch.sin(theta).view(n, 1)
+        pts = _zigzag_vertices(n, spacing / 2, amplitude, (c1 - c0) / cos[:, 0])
+        pc = cos * pts[..., 0] - sin * pts[..., 1] + c0
+        pr = sin * pts[..., 0] + cos * pts[..., 1] + r0[:, k].view(n, 1)
+        ink += _mnistc_segments(torch.stack([pc, pr], dim=2), h, w, radius)
+    return (x + intensity * ink.to(x.device).unsqueeze(1)).clamp_(0, 1)
 
 
 @register("stripe", family="smear",

@@ -16,6 +16,8 @@ A spec is a TOML file in ``shifts/`` (default.toml, quick.toml, mnist-c.toml) or
 
 Every key directly under ``[shifts.NAME]`` must be a list with one entry per level, so a
 reader sees the whole ladder in one line; values that do not change live under ``.const``.
+A table with ``type = "albumentations"`` or ``"torchvision"`` declares a new shift from a
+library transform (see custom.py); ``Suite.shift(name)`` finds both kinds.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from typing import Any
 
 from ..assets import shifts_dir
 from ..errors import UserError
-from .registry import all_shifts, resolve_names
+from .custom import custom_shift, finish_levels, is_custom
+from .registry import Shift, all_shifts, get_shift, resolve_names
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Suite:
     severities: tuple[int, ...]
     shift_params: dict[str, list[dict[str, Any]]] = field(repr=False)  # name -> one dict per level
     source: str = ""
+    custom: dict[str, Shift] = field(default_factory=dict, repr=False)  # declared in the spec
+
+    def shift(self, name: str) -> Shift:
+        return self.custom[name] if name in self.custom else get_shift(name)
 
     @property
     def shift_names(self) -> list[str]:
@@ -68,7 +75,7 @@ class Suite:
             for s in severities:
                 check_severity(s, self.levels)
             sev = tuple(severities)
-        return Suite(self.name, self.description, self.levels, sev, params, self.source)
+        return Suite(self.name, self.description, self.levels, sev, params, self.source, self.custom)
 
 
 def check_severity(severity: int, levels: int = 5) -> None:
@@ -136,20 +143,32 @@ def load_suite(name_or_path: str = "default") -> Suite:
         raise UserError(f"suite spec {path} is not valid TOML: {exc}") from None
     levels = int(spec.get("levels", 5))
     tables = spec.get("shifts", {})
+    custom: dict[str, Shift] = {}
     if "inherit" in spec:
         parent = load_suite(spec["inherit"])
         params = dict(parent.shift_params)
         levels = parent.levels
+        custom = dict(parent.custom)
     else:
         params = {}
     known = all_shifts()
     for name, table in tables.items():
+        if isinstance(table, dict) and is_custom(table):
+            if name in known:
+                raise UserError(f"{path}: [shifts.{name}] declares a {table['type']} shift under the name of "
+                                "a built-in shift; choose another name")
+            custom[name], levels_table = custom_shift(name, table, str(path))
+            params[name] = _parse_levels(name, levels_table, levels, str(path))
+            finish_levels(custom[name], params[name], table, str(path))
+            continue
         if name not in known:
-            raise UserError(f"{path}: unknown shift '{name}'. Known: {', '.join(known)}")
+            raise UserError(f"{path}: unknown shift '{name}'. Known: {', '.join(known)} "
+                            "(or declare one with type = \"albumentations\" or \"torchvision\")")
         params[name] = _parse_levels(name, table, levels, str(path))
         _check_keys(known[name], params[name][0], path)
     if isinstance(spec.get("select"), list):
-        wanted = resolve_names(spec["select"])
+        select = [s for s in spec["select"] if s not in custom]
+        wanted = resolve_names(select) + [s for s in spec["select"] if s in custom]
         params = {n: params[n] for n in wanted if n in params}
     severities = tuple(spec.get("severities", range(1, levels + 1)))
     for s in severities:
@@ -161,4 +180,5 @@ def load_suite(name_or_path: str = "default") -> Suite:
         severities=severities,
         shift_params=params,
         source=str(path),
+        custom=custom,
     )
