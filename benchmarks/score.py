@@ -2,6 +2,7 @@
 
     python benchmarks/score.py [--device cpu|cuda] [--batches 256,512,1024,2048,4096]
                                [--repeats 3] [--no-variants] [--compile] [--out PATH]
+    python benchmarks/score.py --paths [--models DIR] [--default-run]   (score_paths.py)
 
 Times ``score(model, images, batch)`` on the 10,000 MNIST test images for the tapering MLP
 (784-256-128-64-10) and lenet5, with untrained zoo weights loaded through ``load_model`` (the
@@ -209,7 +210,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to set up)")
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--paths", action="store_true", help="forward paths vs the plain eager loop "
+                    "(benchmarks/score_paths.py) instead of the batch-size table")
+    ap.add_argument("--models", default=None, help="--paths: folder of trained checkpoints")
+    ap.add_argument("--n-timing", type=int, default=4096, help="--paths: images per timed pass")
+    ap.add_argument("--default-run", action="store_true", help="--paths: also time `robustmnist eval "
+                    "MODEL` with no flags on the TorchScript cnn-small")
+    ap.add_argument("--default-run-only", action="store_true", help="--paths: redo only the default run, "
+                    "keeping the per-path table of an earlier --out file")
     args = ap.parse_args(argv)
+    if args.paths:
+        import score_paths  # beside this file
+
+        return score_paths.main(args)
     out_path = Path(args.out) if args.out else HERE / ("score.json" if args.device == "cpu" else "score.cuda.json")
     batches = [int(b) for b in args.batches.split(",")]
 

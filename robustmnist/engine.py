@@ -21,6 +21,8 @@ from . import __version__
 from .data import DigitSet, load_mnist
 from .errors import UserError
 from .metrics import classification_metrics, edited_digit_metrics, flip_rate
+from .models.fastpath import accelerate, as_loaded
+from .models.fastpath import forward as fast_forward
 from .models.load import LoadedModel
 from .ood import evaluate_ood
 from .report.images import png_b64
@@ -40,6 +42,8 @@ GALLERY_MISCLASSIFIED = 8
 
 # progress(kind, advance_images, status_text); kind is "score" or "set"
 ProgressFn = Callable[[str, int, str], None]
+# on_update(outputs so far, every one marked partial): called after clean and after each set
+UpdateFn = Callable[[list["RunOutput"]], None]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -60,11 +64,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def _forward(model: LoadedModel, xb_u8: torch.Tensor) -> torch.Tensor:
-    x = xb_u8.to(torch.float32).div_(255.0).unsqueeze(1)
-    out = model.module(model.preprocess.apply_input(x))
-    if isinstance(out, tuple | list):
-        out = out[0]
-    return model.preprocess.to_logits(out)
+    return fast_forward(model.module, model.preprocess, xb_u8)
 
 
 def score(
@@ -220,8 +220,12 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
-    def __init__(self, model: LoadedModel, trained_on: str | list[str] | None = None):
+    def __init__(self, model: LoadedModel, shared: bool = False,
+                 trained_on: str | list[str] | None = None):
         self.model = model
+        self.shared = shared  # one of several models scored on the same sets
+        self.prior_total = 0.0  # seconds an interrupted run spent before --resume
+        self.resumed = 0  # sets taken from that run
         # families seen in training: the checkpoint's record plus --trained-on (seen.py)
         self.seen = seen_in_training(model.metadata, trained_on)
         self.records: list[ShiftRecord] = []
@@ -296,6 +300,10 @@ def evaluate_many(
     real: list[str] | None = None,
     real_sets: list | None = None,
     ray: str | None = None,
+    fast: bool = True,
+    execution: dict | None = None,
+    on_update: UpdateFn | None = None,
+    resume: list[RunOutput | None] | None = None,
     trained_on: str | list[str] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
@@ -305,6 +313,12 @@ def evaluate_many(
     every model before the next one, so a leaderboard of k models costs one generation pass.
     ``attacks`` (an ``attacks.evaluate.AttackPlan``, or one per model) adds the adversarial section.
     ``ray="auto"`` (or "local", "HOST:PORT") runs the same plan as tasks on a Ray cluster.
+    ``fast`` runs each model on its fastest exact forward path (models/fastpath.py; attacks,
+    which need gradients, get the model as loaded); ``execution`` (n, budget, reason: see
+    budget.py) goes into every result as it is; ``on_update`` sees partial results as sets
+    finish (to save them as the run goes) and ``resume`` (one earlier partial output per
+    model) skips the sets it already holds. (The Ray path takes none of these four yet.)
+
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
     shift/family names for every model) are marked ``seen`` and left out of the headline.
     """
@@ -327,16 +341,33 @@ def evaluate_many(
     source_sha = set_sha256(source.images, source.labels)
     load_s = time.perf_counter() - t
     indices = sample_indices(clean.labels)
-    runs = [_ModelRun(m, trained_on) for m in models]  # unknown --trained-on fails before any work
+    loaded = [as_loaded(m) for m in models]  # gradient-based attacks need the torch module itself
+    if fast:
+        models = [accelerate(m, clean.images, batch_size) for m in models]
+    # unknown --trained-on fails before any work
+    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=trained_on) for m in models]
+    priors = _resumed(runs, resume)
+
+    def update() -> None:
+        if on_update:
+            on_update([_output(run, i, names, suite, n_clean, seed, [], t_start, execution, True)
+                       for i, run in enumerate(runs)])
+
     for run in runs:
         run.timings["load_data"] = load_s
         run.add_clean(score_set(run.model, clean.images, clean.labels, indices, batch_size, progress,
                                 keep_logits=True, key="clean"), clean.labels)
+    update()
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     for shift_name, sev in plan:
         shift = suite.shift(shift_name)
         params = suite.params(shift_name, sev)
+        held = [_prior_record(p, shift, sev, params) for p in priors]
+        if priors and all(h is not None for h in held):
+            for run, prior, record in zip(runs, priors, held, strict=True):
+                _take_prior(run, prior, record)
+            continue
         if progress:
             progress("set", 0, f"{shift_name} s{sev}")
         t = time.perf_counter()
@@ -353,6 +384,7 @@ def evaluate_many(
                           shift, sev, params, sset.sha256, sset.cached, sset.labels, chunks)
         if progress:
             progress("set", 1, f"{shift_name} s{sev}")
+        update()
 
     real_records: list[list] = [[] for _ in runs]
     if real or real_sets:
@@ -382,12 +414,65 @@ def evaluate_many(
             from .attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
 
             t = time.perf_counter()
-            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            adversarial = evaluate_attacks(loaded[i], clean.images, clean.labels, plan, progress)
             run.timings["attack"] = time.perf_counter() - t
-        run.timings["total"] = sum(run.timings.values()) if len(runs) > 1 else time.perf_counter() - t_start
-        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
-                                  real_records=real_records[i], adversarial=adversarial))
+        outputs.append(_output(run, i, names, suite, n_clean, seed, ood_records, t_start, execution, False,
+                               real_records[i], adversarial))
     return outputs
+
+
+def _output(run: _ModelRun, i: int, names, suite, n_clean: int, seed: int, ood_records: list,
+            t_start: float, execution: dict | None, partial: bool, real_records: list | None = None,
+            adversarial=None) -> RunOutput:
+    timings = dict(run.timings)
+    # several models share the wall clock, so each one's total is the sum of its own stages
+    # (which already hold a resumed run's earlier stages); one model's is the wall clock
+    timings["total"] = sum(timings.values()) if run.shared else \
+        run.prior_total + time.perf_counter() - t_start
+    out = run.finish(names[i] if names else None, suite, n_clean, seed, ood_records,
+                     real_records=real_records, adversarial=adversarial)
+    info = dict(execution or {})
+    if run.model.forward_path is not None:
+        info["forward_path"] = run.model.forward_path.to_dict()
+    if run.resumed:
+        info["resumed_sets"] = run.resumed
+    out.result.timings = {k: round(v, 4) for k, v in timings.items()}
+    out.result.shifts = list(run.records)  # a snapshot: a partial output must not grow later
+    out.result.execution = info
+    out.result.partial = partial
+    return RunOutput(out.result, dict(run.predictions))
+
+
+def _resumed(runs: list[_ModelRun], resume: list[RunOutput | None] | None) -> list[RunOutput]:
+    """The earlier outputs to take finished sets from (all models need one, or none is used)."""
+    if not resume or any(p is None for p in resume):
+        return []
+    if len(resume) != len(runs):
+        raise ValueError("resume needs one earlier output per model")
+    for run, prior in zip(runs, resume, strict=True):
+        run.prior_total = float(prior.result.timings.get("total", 0.0))
+        for k, v in prior.result.timings.items():
+            if k != "total" and isinstance(v, int | float):
+                run.timings[k] = run.timings.get(k, 0.0) + v
+    return list(resume)
+
+
+def _prior_record(prior: RunOutput, shift, severity: int, params: dict) -> ShiftRecord | None:
+    """The earlier record of this very set (same shift version and level parameters), if any."""
+    for r in prior.result.shifts:
+        if (r.name, r.severity) == (shift.name, severity) and r.version == shift.version \
+                and r.params == params and set_id(r.name, r.severity) in prior.predictions:
+            return r
+    return None
+
+
+def _take_prior(run: _ModelRun, prior: RunOutput, record: ShiftRecord) -> None:
+    sid = set_id(record.name, record.severity)
+    run.records.append(record)
+    run.predictions[sid] = prior.predictions[sid]
+    if sid + ":labels" in prior.predictions:
+        run.predictions[sid + ":labels"] = prior.predictions[sid + ":labels"]
+    run.resumed += 1
 
 
 CONVENTIONS = {

@@ -156,6 +156,9 @@ class Result:
     adversarial: AdversarialSection | None = None
     conventions: dict = field(default_factory=dict)
     created: str = ""
+    # forward path, n and why, time budget and estimate (engine.py, budget.py)
+    execution: dict = field(default_factory=dict)
+    partial: bool = False  # an interrupted run: some sets (or OOD) missing; eval --resume finishes it
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,6 +193,8 @@ class Result:
                 adversarial=_adversarial(d.get("adversarial")),
                 conventions=d.get("conventions", {}),
                 created=d.get("created", ""),
+                execution=d.get("execution", {}),
+                partial=bool(d.get("partial", False)),
                 schema_version=version,
             )
         except (KeyError, TypeError) as exc:

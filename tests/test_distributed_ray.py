@@ -114,6 +114,11 @@ def _same(local_runs, ray_runs) -> None:
 
 
 def _bench(paths, suite, clean, **kw):
+    # Ray workers score on the model as loaded; the local side does the same here (fast=False).
+    # Local bench's fast path (models/fastpath.py) gives the same predictions but calibration
+    # floats that differ in the 6th decimal, so byte-identity holds eager to eager.
+    if kw.get("ray") is None:
+        kw.setdefault("fast", False)
     models = [load_model(p) for p in paths]
     return evaluate_many(models, suite, clean=clean, names=[p.stem for p in paths], **kw)
 
@@ -226,9 +231,22 @@ def test_cli_bench_on_ray_writes_the_local_leaderboard(local_ray, three_models, 
         for d in (a, b):
             for key in ("timings", "environment", "created", "predictions"):  # npz bytes hold a timestamp
                 d.pop(key)
+            # local bench runs the fastest exact forward path (execution says which), Ray workers
+            # the model as loaded: same predictions, calibration floats equal to ~1e-6
+            d.pop("execution", None)
             for rec in d["shifts"]:
                 rec.pop("cached")
-        assert a == b
+        assert _rounded(a) == _rounded(b)
+
+
+def _rounded(x):
+    if isinstance(x, float):
+        return round(x, 5)
+    if isinstance(x, dict):
+        return {k: _rounded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_rounded(v) for v in x]
+    return x
 
 
 def test_ray_in_memory_models_and_worker_errors(local_ray):
@@ -251,7 +269,7 @@ def test_ray_in_memory_models_and_worker_errors(local_ray):
     plan = AttackPlan(("fgsm",), "linf", ((1, 0.1),), n=20, n_available=50)  # runs on the driver
     with deadline(120):
         ms = models()
-        _same(evaluate_many(ms, suite, clean=clean, attacks=plan),
+        _same(evaluate_many(ms, suite, clean=clean, attacks=plan, fast=False),
               evaluate_many(ms, suite, clean=clean, attacks=plan, ray="auto"))
         broken = models()[1]
         with torch.no_grad():

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import check_counts, console, out, parse_name_list, progress, warn
+from .common import STARTED, check_counts, console, out, parse_name_list, progress, warn
 
 
 def register(app: typer.Typer) -> None:
@@ -56,7 +57,10 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
         severity: str = typer.Option(None, "--severity"),
-        n: int = typer.Option(None, "--n"),
+        n: int = typer.Option(None, "--n", help="images per set (default: as many as fit --budget on a "
+                              "CPU, all 10,000 on a GPU)"),
+        budget: str = typer.Option(None, "--budget", help="time for the whole run, e.g. 5m or none "
+                                   "(default: 2m on a CPU, none on a GPU); --n overrides it"),
         ood: str = typer.Option(None, "--ood"),
         real: str = typer.Option(None, "--real", help="real digit sets (as eval --real); the leaderboard "
                                  "ranks which shift families predict them"),
@@ -86,6 +90,7 @@ def register(app: typer.Typer) -> None:
         """Evaluate several models on the same sets (each generated once) and rank them."""
         check_counts(n, batch_size)
         from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
+        from ..budget import parse_budget, plan_run
         from ..data import load_mnist
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
@@ -116,14 +121,22 @@ def register(app: typer.Typer) -> None:
         checks = [None if spec else guard(m, data_root=data_root, force=force, warn=warn)
                   for m, (_, spec) in zip(loaded, specs, strict=True)]
         real_sets = _load_real_sets(real_names, data_root, n)
-        n_img = min(n, len(clean.images)) if n else len(clean.images)
+        loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                                budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
+                                use_cache=not no_cache, batch_size=batch_size,
+                                spent_s=time.monotonic() - STARTED)
+        console.print(plan.line(), markup=False, highlight=False)
+        n = plan.n
+        n_img = min(n, len(clean.images))
         n_sets = len(the_suite.shift_names) * len(the_suite.severities)
         plans = None
         if attack:
+            from ..models.fastpath import as_loaded
             from .attack_opts import AttackOptions, same_prefix
 
-            plans = same_prefix(loaded, AttackOptions(attack, norm, attack_severity, restarts, attack_n,
-                                                      attack_budget), n_img, seed)
+            # attacks need gradients: the models as loaded, not their fast paths
+            plans = same_prefix([as_loaded(m) for m in loaded], AttackOptions(
+                attack, norm, attack_severity, restarts, attack_n, attack_budget), n_img, seed)
         with progress() as bar:
             task = bar.add_task("scoring", status="",
                                 total=len(loaded) * (n_img * (1 + n_sets) + _ood_image_count(ood_names or [], n)))
@@ -131,13 +144,15 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            run_many, extra = evaluate_many, {}
+            run_many, extra, targets = evaluate_many, {"execution": plan.to_dict()}, loaded
             if ray_address:  # the same plan and results, as Ray tasks
                 from ..distributed import ray as on_ray
+                from ..models.fastpath import as_loaded
 
                 run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
                                                          "stats": on_ray.Stats()}
-            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                targets = [as_loaded(m) for m in loaded]  # workers load their own; fast paths stay here
+            runs = run_many(targets, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
                             progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
         # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
@@ -196,6 +211,9 @@ def register(app: typer.Typer) -> None:
 
         pol = load_policy(policy)
         res = Result.load(results)
+        if res.partial:  # a gate that passes on the sets an interrupted run happened to finish
+            raise UserError(f"{results} holds partial results (the run was interrupted); finish it "
+                            "with robustmnist eval ... --resume before gating")
         rules = check(res, pol)
         t = Table(title=f"gate: {res.model.name} vs {policy.name}")
         for col in ("", "rule", "measured", "threshold", "detail"):

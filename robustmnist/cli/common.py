@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,6 +16,7 @@ from rich.progress import (
 
 from ..errors import UserError
 
+STARTED = time.monotonic()  # about when the command started: the time budget counts from here
 # Results and diagnoses go to stdout (so `robustmnist doctor m.pt > diag.txt` keeps them);
 # progress bars, file lists and warnings go to stderr.
 console = Console(stderr=True)

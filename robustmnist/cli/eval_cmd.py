@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -9,7 +10,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from .attack_opts import AttackOptions, print_adversarial
-from .common import check_counts, console, out, parse_int_list, parse_name_list, progress, warn
+from .common import STARTED, check_counts, console, out, parse_int_list, parse_name_list, progress, warn
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -33,12 +34,21 @@ def run_eval(
     model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
     batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
     use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    attack=None, model_code=None, model_kwargs=None, predictions=None, trained_on=None,
+    attack=None, budget=None, resume=False, spent_s=0.0, model_code=None, model_kwargs=None,
+    predictions=None, trained_on=None,
 ):
-    """Load, (doctor pre-check), evaluate, write results.json + predictions.npz (+ reports)."""
+    """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
+
+    ``budget``: seconds (inf = none) or None for the default (budget.py); ``resume`` finishes
+    the partial results an interrupted run left in ``out``; ``spent_s``: seconds the command
+    used before this call, taken off the budget.
+    """
+    from ..budget import plan_run
+    from ..convention import record
     from ..data import load_mnist
     from ..engine import evaluate, resolve_device
     from ..models.load import load_model
+    from ..resume import PartialSaver, check_resumable, load_partial
 
     dev = resolve_device(device)
     if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
@@ -51,39 +61,67 @@ def run_eval(
     model.to(dev)
     clean = load_mnist("test", data_root)  # fail on missing data before any progress output
     real_sets = _load_real_sets(real, data_root, n)
+    prior = load_partial(out) if resume else None
+    prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
     check = None if preprocess else _precheck(model, data_root, force=force, quiet=quiet)
+    models, run_plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                                budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
+                                batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
+    if not quiet:
+        console.print(run_plan.line(), markup=False, highlight=False)
     plan = None
     if attack is not None and attack.wanted:
         from .attack_opts import make_plan
 
-        plan = make_plan(model, attack, min(n, len(clean.images)) if n else len(clean.images), seed)
+        # attacks take their own budget, on the clean digits this run scores; with the model as
+        # loaded (gradients), never its fast path
+        plan = make_plan(model, attack, min(run_plan.n, len(clean.images)), seed)
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
-    with progress(quiet=quiet) as bar:
-        task = bar.add_task("scoring", total=None, status="")
+    n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
 
-        def on_progress(kind: str, k: int, status: str) -> None:
-            if kind in ("score", "attack"):
-                bar.update(task, advance=k, **({"status": status} if status else {}))
-            elif status:
-                bar.update(task, status=status)
+    def finish(result) -> None:
+        record(result, check)
+        if result.shifts:
+            from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
 
-        n_img = min(n, len(clean.images)) if n else len(clean.images)
-        n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
-        bar.update(task, total=n_img * (1 + n_sets) + _ood_image_count(ood or [], n) + n_attacked)
-        run = evaluate(model, suite, n=n, seed=seed, ood=ood, data_root=data_root,
-                       batch_size=batch_size, use_cache=use_cache, name=name,
-                       progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
-                       trained_on=trained_on)
-    result = run.result
-    from ..convention import record
+            if reference or DEFAULT_REFERENCE.is_file():
+                apply_reference(result, reference)
 
-    record(result, check)
-    if result.shifts:
-        from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
+    saver = PartialSaver(lambda o: save_run(o, out), finish=finish)
+    out_existed = out.exists()
+    created = [p for p in (out / "results.json", out / "predictions.npz") if not p.exists()]
+    try:
+        with progress(quiet=quiet) as bar:
+            task = bar.add_task("scoring", total=None, status="")
 
-        if reference or DEFAULT_REFERENCE.is_file():
-            apply_reference(result, reference)
-    return result, save_run(run, out, formats)
+            def on_progress(kind: str, k: int, status: str) -> None:
+                if kind in ("score", "attack"):
+                    bar.update(task, advance=k, **({"status": status} if status else {}))
+                elif status:
+                    bar.update(task, status=status)
+
+            n_img = min(run_plan.n, len(clean.images))
+            n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
+            bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], run_plan.n) + n_attacked)
+            run = evaluate(models[0], suite, n=run_plan.n, seed=seed, ood=ood, data_root=data_root,
+                           batch_size=batch_size, use_cache=use_cache, name=name,
+                           progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
+                           on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood or [])},
+                           resume=[prior] if prior else None, trained_on=trained_on)
+    except KeyboardInterrupt:
+        if saver.saves:
+            console.print(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "
+                          f"{out / 'results.json'}; finish them with the same command plus --resume",
+                          markup=False, highlight=False)
+        raise
+    except BaseException:
+        for p in created:  # a failed run leaves nothing behind that it made
+            p.unlink(missing_ok=True)
+        if not out_existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+    finish(run.result)
+    return run.result, save_run(run, out, formats)
 
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
@@ -178,7 +216,12 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
                                   "path to a .toml spec; default: 'default'"),
         severity: str = typer.Option(None, "--severity", help="comma list of levels, e.g. 1,3,5"),
-        n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
+        n: int = typer.Option(None, "--n", help="images per set (default: as many as fit --budget on a "
+                              "CPU, all 10,000 on a GPU)"),
+        budget: str = typer.Option(None, "--budget", help="time for the whole run, e.g. 90s, 2m, 1h, or "
+                                   "none (default: 2m on a CPU, none on a GPU); --n overrides it"),
+        resume: bool = typer.Option(False, "--resume", help="finish the partial results an "
+                                    "interrupted run left in --out"),
         ood: str = typer.Option(None, "--ood", help="OOD sets: fashion,cifar10,noise,blank,"
                                 "folder:PATH"),
         real: str = typer.Option(None, "--real", help="real digit sets: digits,usps,svhn,emnist,qmnist,"
@@ -224,6 +267,8 @@ def register(app: typer.Typer) -> None:
                                        "record this themselves"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
+        from ..budget import parse_budget
+
         check_counts(n, batch_size)
         formats = parse_formats(fmt)
         if (model is None) == (predictions is None):
@@ -253,6 +298,7 @@ def register(app: typer.Typer) -> None:
             formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
             reference=reference, quiet=quiet, real=real_names,
             attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
+            budget=parse_budget(budget), resume=resume, spent_s=time.monotonic() - STARTED,
             model_code=model_code, model_kwargs=model_kwargs, predictions=predictions,
             trained_on=trained_on,
         )

@@ -59,6 +59,7 @@ class LoadedModel:
     n_params: int | None = None
     metadata: dict = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    forward_path: Any = None  # fastpath.PathChoice once the fastest exact path was chosen
 
     @property
     def name(self) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import view
+from . import run_info, view
 from .real_section import real_markdown
 
 TOP_SHIFTS = 10
@@ -38,6 +38,13 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         lines += [f"> **Warning ({_cell(m.name)}):** {_cell(w)}" for w in m.result.summary.get("warnings", [])]
     if any(m.result.summary.get("warnings") for m in models):
         lines.append("")
+    for m in models:
+        note = run_info.partial_note(m.result)
+        if note:
+            lines += [f"**{_cell(note)}**", ""]
+    if r.execution:
+        lines += [f"Images per set: {_cell(run_info.images_per_set(r))}; forward path: "
+                  f"{_cell(run_info.forward_path(r))}.", ""]
     rows = []
     for row in view.compare_rows(models, layout):
         rows.append([row.model] + [c.text for c in row.cells])

@@ -15,7 +15,7 @@ import jinja2
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..results import Result
-from . import adversarial, view
+from . import adversarial, run_info, view
 from .markdown import render_markdown
 from .real_section import real_blocks
 from .tidy import render_csv
@@ -116,6 +116,8 @@ def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
         "adv_curves": adversarial.curves(models),
         "adv_panels": adversarial.panels(models),
         "model_rows": view.model_rows(models),
+        "partial_notes": [f"{m.name}: {note}" if compare else note for m in models
+                          if (note := run_info.partial_note(m.result))],
         "timing_rows": view.timing_rows(models),
         "set_hashes": view.set_hashes(models, layout),
         "conventions": _conventions(models),
@@ -131,6 +133,8 @@ def _subtitle(models: Sequence[view.Model]) -> str:
     if suite:
         parts.append(f"suite {suite}")
     parts.append(f"seed {r.seed}")
+    if (r.suite or {}).get("n") and r.execution:
+        parts.append(f"{r.suite['n']:,} images per set ({r.execution.get('n_reason', '?')})")
     if r.environment.robustmnist:
         parts.append(f"robustmnist {r.environment.robustmnist}")
     if r.created and len(models) == 1:

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import UserError
 from ..results import Result, SetMetrics, ShiftRecord
-from . import plots
+from . import plots, run_info
 
 N_CLASSES = 10
 
@@ -967,6 +967,8 @@ def model_rows(models: Sequence[Model]) -> list[KV]:
         row("parameters", params),
         row("preprocess", lambda r: r.model.preprocess, True),
         row("suite", suite),
+        row("images per set", run_info.images_per_set),
+        row("forward path", run_info.forward_path),
         row("seed", lambda r: r.seed),
         row("created", lambda r: r.created or "—"),
         row("device", lambda r: " ".join(x for x in (r.environment.device,

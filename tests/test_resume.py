@@ -1,0 +1,176 @@
+"""Write as you go: a killed run leaves valid partial results; --resume finishes them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from robustmnist.engine import evaluate
+from robustmnist.errors import UserError
+from robustmnist.models.load import LoadedModel
+from robustmnist.models.preprocess import Preprocess
+from robustmnist.models.zoo import build
+from robustmnist.results import Result
+from robustmnist.shifts.registry import resolve_names
+from robustmnist.shifts.suite import load_suite
+
+
+class Stop(Exception):
+    pass
+
+
+def _model() -> LoadedModel:
+    torch.manual_seed(0)
+    return LoadedModel(build("lenet5").eval(), Preprocess(), "m.pt", "abc", "test")
+
+
+def test_resuming_an_interrupted_run_gives_the_uninterrupted_result(tiny_data_root):
+    suite = load_suite("default").restrict(["gaussian_noise", "rotate", "fonts"], [1, 3])
+    seen = []
+
+    def stop_after_three(outputs):
+        seen.append(outputs[0])
+        assert all(o.result.partial for o in outputs)
+        if len(outputs[0].result.shifts) == 3:
+            raise Stop
+
+    kw = dict(n=120, data_root=tiny_data_root, use_cache=False)
+    with pytest.raises(Stop):
+        evaluate(_model(), suite, on_update=stop_after_three, **kw)
+    assert [len(o.result.shifts) for o in seen] == [0, 1, 2, 3]  # clean first, then each set
+    prior = seen[-1]
+    scored = []
+    resumed = evaluate(_model(), suite, resume=[prior], progress=lambda k, a, s: scored.append(a) if k == "score"
+                       else None, **kw)
+    straight = evaluate(_model(), suite, **kw)
+    assert not resumed.result.partial and resumed.result.execution["resumed_sets"] == 3
+    assert sum(scored) == 120 * (1 + 3)  # clean again, then only the three missing sets
+    assert [(r.name, r.severity) for r in resumed.result.shifts] == \
+        [(r.name, r.severity) for r in straight.result.shifts]
+    for a, b in zip(resumed.result.shifts, straight.result.shifts, strict=True):
+        assert (a.accuracy, a.sha256, a.flip_rate) == (b.accuracy, b.sha256, b.flip_rate)
+    assert resumed.predictions.keys() == straight.predictions.keys()
+    for k in straight.predictions:
+        assert (resumed.predictions[k] == straight.predictions[k]).all()
+
+
+def test_a_record_from_other_level_parameters_is_scored_again(tiny_data_root):
+    suite = load_suite("quick").restrict(["gaussian_noise"], [3])
+    first = evaluate(_model(), suite, n=60, data_root=tiny_data_root, use_cache=False)
+    first.result.shifts[0].params = {"sigma": 0.5}  # as if the suite had changed since
+    again = evaluate(_model(), suite, n=60, data_root=tiny_data_root, use_cache=False, resume=[first])
+    assert "resumed_sets" not in again.result.execution
+
+
+def _slow_torchscript(path):
+    # wide enough that each set takes a visible moment on a CPU, so the kill lands mid-run
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(784, 2048), nn.ReLU(), nn.Linear(2048, 2048), nn.ReLU(),
+                        nn.Linear(2048, 10)).eval()
+    torch.jit.save(torch.jit.trace(net, torch.zeros(2, 1, 28, 28)), str(path))
+
+
+def _cli(*args, env, **kw):
+    return subprocess.run([sys.executable, "-m", "robustmnist", *args], capture_output=True, text=True,
+                          env=env, timeout=300, **kw)
+
+
+@pytest.mark.slow
+def test_a_killed_eval_leaves_partial_results_that_report_renders_and_resume_finishes(tmp_path, tiny_data_root):
+    model = tmp_path / "wide.ts.pt"
+    _slow_torchscript(model)
+    out = tmp_path / "run"
+    env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root), "ROBUSTMNIST_OFFLINE": "1",
+           "ROBUSTMNIST_SAVE_EVERY_S": "0", "MPLBACKEND": "Agg"}
+    args = ["eval", str(model), "--shift", "noise,blur", "--severity", "1,3,5", "--n", "200", "--format",
+            "json", "--force", "--out", str(out)]
+    n_sets = 3 * len(resolve_names("noise,blur"))
+    proc = subprocess.Popen([sys.executable, "-m", "robustmnist", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    results = out / "results.json"
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.is_file() and len(json.loads(results.read_text())["shifts"]) >= 3:
+                proc.send_signal(signal.SIGKILL)  # no handler, no clean-up: the hardest stop
+                break
+            time.sleep(0.02)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.read().decode()[-2000:]
+    partial = Result.load(results)
+    assert partial.partial and 3 <= len(partial.shifts) < n_sets
+    assert not list(out.glob(".*.tmp"))  # atomic rewrites: no half-written files
+
+    r = _cli("report", str(results), "--format", "html,md", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "Partial results" in (out / "report.html").read_text()
+    assert "Partial results" in (out / "report.md").read_text()
+
+    r = _cli(*args, "--resume", env=env)
+    assert r.returncode == 0, r.stderr
+    done = Result.load(results)
+    assert not done.partial and len(done.shifts) == n_sets
+    assert done.execution["resumed_sets"] >= len(partial.shifts) - 1
+    with np.load(out / "predictions.npz") as z:
+        assert len(z.files) == 2 + n_sets and all(len(z[k]) == 200 for k in z.files)
+    before = {(s.name, s.severity): s.accuracy for s in partial.shifts}
+    after = {(s.name, s.severity): s.accuracy for s in done.shifts}
+    assert all(after[k] == v for k, v in before.items())
+
+    r = _cli(*args, "--resume", env=env)  # nothing left to do: a clear one-line error
+    assert r.returncode == 2 and "already complete" in r.stderr and "Traceback" not in r.stderr
+    r = _cli(*[a if a != "200" else "100" for a in args], "--resume", env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_a_failing_run_leaves_nothing_behind(tmp_path, tiny_data_root, monkeypatch):
+    from robustmnist import engine
+    from robustmnist.cli.eval_cmd import run_eval
+    from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
+
+    model = tmp_path / "m.pt"
+    save_checkpoint(model, make_checkpoint("lenet5", build("lenet5")))
+    real_get_set = engine.get_set
+    calls = []
+
+    def breaks_on_the_second_set(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise UserError("simulated failure")
+        return real_get_set(*a, **k)
+
+    monkeypatch.setenv("ROBUSTMNIST_SAVE_EVERY_S", "0")
+    monkeypatch.setattr(engine, "get_set", breaks_on_the_second_set)
+    out = tmp_path / "out"
+    suite = load_suite("quick").restrict(["gaussian_noise", "rotate"], [3])
+    with pytest.raises(UserError, match="simulated"):
+        run_eval(model, out, suite=suite, n=50, data_root=tiny_data_root, force=True, quiet=True)
+    assert not out.exists()
+
+
+def test_gate_refuses_partial_results(tmp_path):
+    from typer.testing import CliRunner
+
+    from robustmnist.cli import app
+
+    from .test_bench import POLICY, make_result
+
+    pol = tmp_path / "gate.toml"
+    pol.write_text(POLICY)
+    res = make_result("good", 0.97, {("rotate", 1): 0.9, ("gaussian_noise", 1): 0.8}, ood_auroc=0.95)
+    res.partial = True
+    res.save(tmp_path / "partial.json")
+    r = CliRunner().invoke(app, ["gate", str(tmp_path / "partial.json"), "--policy", str(pol)])
+    assert isinstance(r.exception, UserError) and "--resume" in str(r.exception)
