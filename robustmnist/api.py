@@ -154,11 +154,6 @@ def build_suite(suite: Any = None, shift: str | Sequence[str] | None = None,
     return the_suite.restrict(names, levels)
 
 
-def _not_yet(what: str, value: Any) -> None:
-    if value is not None:
-        raise UserError(f"{what} is not available in this robustmnist version; leave it out")
-
-
 def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None = None,
              severity: int | Sequence[int] | None = None, n: int | None = None,
              ood: str | Sequence[str] | None = None, real: Any = None, preprocess: str | None = None,
@@ -179,7 +174,6 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     from .engine import evaluate as run_suite
     from .engine import resolve_device
 
-    _not_yet("budget (time budgets)", budget)
     dev = resolve_device(device)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs, name=name).to(dev)
@@ -202,8 +196,23 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
         message = quick_check(loaded, data_root=data_root)
         if message:
             raise UserError(message + " (pass force=True to evaluate anyway)")
+    execution = None
+    if the_suite is not None:  # n from the time budget unless given, as the CLI does (budget.py)
+        import sys
+
+        from .budget import parse_budget, plan_run
+        from .data import load_mnist
+
+        clean = load_mnist("test", data_root)
+        seconds = parse_budget(budget) if isinstance(budget, str) else budget
+        models, plan = plan_run([loaded], the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
+                                budget=seconds, seed=seed, ood_sets=len(ood_names or []), use_cache=use_cache,
+                                batch_size=batch_size)
+        loaded, n, execution = models[0], plan.n, {**plan.to_dict(), "ood": list(ood_names or [])}
+        print(plan.line(), file=sys.stderr)
     run = run_suite(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=real_sets)
+                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=real_sets,
+                    execution=execution)
     if run.result.shifts:
         from .bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE, as the CLI does
 

@@ -156,13 +156,11 @@ def set_costs(suite, n: int, seed: int, source_images=None, source_labels=None,
     """Each (shift, severity) set's generation cost at n, and whether the cache already holds it."""
     if suite is None:
         return []
-    from .shifts.registry import get_shift
-
     if source_sha is None:
         source_sha = _source_sha(source_images, source_labels, n) if use_cache else ""
     out = []
     for name in suite.shift_names:
-        shift = get_shift(name)
+        shift = suite.shift(name)  # a spec's own library shifts are not in the registry
         for sev in suite.severities:
             cached = use_cache and _is_cached(shift, sev, suite.params(name, sev), seed, n, source_sha)
             out.append(SetCost(name, GENERATE_S_PER_10K.get(name, GENERATE_DEFAULT_S_PER_10K), cached))

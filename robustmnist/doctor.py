@@ -510,7 +510,7 @@ def shifted_effect(model: LoadedModel, declared: Preprocess, fixed: Preprocess, 
     for the default suite's levels of EFFECT_SHIFTS: what a clean-only look cannot show."""
     from .data import to_uint8
     from .shifts.registry import get_shift
-    from .shifts.sets import generator_for
+    from .shifts.sets import chunk_generator
     from .shifts.suite import load_suite
 
     suite = load_suite("default")
@@ -519,7 +519,8 @@ def shifted_effect(model: LoadedModel, declared: Preprocess, fixed: Preprocess, 
         if name not in suite.shift_params:
             continue
         shift = get_shift(name)
-        x = shift.apply(_as_unit(images), generator_for(shift, sev, 0), **suite.params(name, sev))
+        params = suite.params(name, sev)  # an estimate on the doctor's sample: one chunk's draws
+        x = shift.apply(_as_unit(images), chunk_generator(shift, sev, params, 0, 0), **params)
         shifted = _as_unit(to_uint8(x))  # through uint8, as every scored set is
         accs = []
         for spec in (declared, fixed):

@@ -142,7 +142,8 @@ def test_real_sets_through_the_api(net, tiny_root_module):
 def test_unbuilt_options_and_bad_models_are_one_clear_error(tiny_root_module):
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 10))
     with pytest.raises(UserError, match="budget"):
-        robustmnist.evaluate(net, budget="10m", data_root=tiny_root_module)
+        robustmnist.evaluate(net, shift="gaussian_noise", severity=1, budget="ten minutes", device="cpu",
+                             data_root=tiny_root_module, force=True)
     with pytest.raises(UserError, match="cannot score a int"):
         robustmnist.evaluate(3, data_root=tiny_root_module)
     with pytest.raises(UserError, match="in-memory model is already built"):
@@ -160,3 +161,10 @@ def test_doctor_reads_an_in_memory_callable(net, tiny_root_module):
 
     d = diagnose(robustmnist.load_model(inverted), sample=(test.images, test.labels), check_dead_units=False)
     assert "polarity=inverted" in (d.fix_preprocess or "")
+
+
+def test_budget_plans_n_and_is_recorded(net, tiny_root_module):
+    r = robustmnist.evaluate(net, shift="gaussian_noise", severity=1, budget="10m", device="cpu",
+                             data_root=tiny_root_module, force=True)
+    assert r.execution["budget_s"] == 600 and r.execution["n_reason"] in ("fits the budget", "budget")
+    assert r.shifts[0].n == r.execution["n"] == r.clean.n

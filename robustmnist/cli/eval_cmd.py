@@ -63,10 +63,14 @@ def run_eval(
     real_sets = _load_real_sets(real, data_root, n)
     prior = load_partial(out) if resume else None
     prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
-    check = None if preprocess else _precheck(model, data_root, force=force, quiet=quiet)
+    check = None if preprocess or predictions is not None else _precheck(model, data_root, force=force, quiet=quiet)
+    # precomputed scores (--predictions) have no forward path to speed up, and their n is the
+    # exported sets' n: no probe and no budget for them
+    scored_elsewhere = predictions is not None
     models, run_plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
-                                budget=budget, seed=seed, ood_sets=len(ood or []), use_cache=use_cache,
-                                batch_size=batch_size, resume_n=prior_n, spent_s=spent_s)
+                                budget=float("inf") if scored_elsewhere else budget, seed=seed,
+                                ood_sets=len(ood or []), use_cache=use_cache, batch_size=batch_size,
+                                resume_n=prior_n, spent_s=spent_s, fast=not scored_elsewhere)
     if not quiet:
         console.print(run_plan.line(), markup=False, highlight=False)
     plan = None
@@ -107,7 +111,8 @@ def run_eval(
                            batch_size=batch_size, use_cache=use_cache, name=name,
                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
                            on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood or [])},
-                           resume=[prior] if prior else None, trained_on=trained_on)
+                           resume=[prior] if prior else None, trained_on=trained_on,
+                           fast=not scored_elsewhere)
     except KeyboardInterrupt:
         if saver.saves:
             console.print(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "

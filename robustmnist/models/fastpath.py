@@ -268,8 +268,8 @@ def choose(
 
 def accelerate(model, images: np.ndarray, batch_size: int = 512, only: list[str] | None = None):
     """A copy of the LoadedModel running its fastest exact path (idempotent)."""
-    if getattr(model, "forward_path", None) is not None:
-        return model
+    if getattr(model, "forward_path", None) is not None or model.format == "predictions":
+        return model  # already chosen; or scores made elsewhere (eval --predictions): nothing to run
     module, choice = choose(model.module, model.preprocess, images, model.device, batch_size, only)
     return replace(model, module=module, forward_path=replace(choice, eager_module=model.module))
 
