@@ -187,7 +187,7 @@ def _filter_matrix(taps: tuple[float, ...], size: int, border: str) -> torch.Ten
             elif not 0 <= j < size:
                 continue
             m[i, j] += t
-    return m.to(torch.get_default_dtype())
+    return m  # float64 always: it is cached, so it must not depend on the first caller's dtype
 
 
 def _filter2d(x: torch.Tensor, taps_y: tuple[float, ...], taps_x: tuple[float, ...],
@@ -302,9 +302,11 @@ def _canny_gradient_matrices(sigma: float, size: int) -> tuple[torch.Tensor, tor
     Sobel ('reflect' border, the same as edge repetition for a one-pixel reach) is also
     separable, so smoothing and Sobel together are one matrix per axis and direction.
     """
-    gauss = _filter_matrix(_gaussian_taps(sigma), size, "zeros")
+    # float64 whatever the caller's default dtype: the cached filter matrices may have been
+    # built inside generation (float64) or outside it (float32); callers cast to their input
+    gauss = _filter_matrix(_gaussian_taps(sigma), size, "zeros").double()
     gn = gauss / gauss.sum(dim=1, keepdim=True)
-    diff, smooth = (F.pad(_filter_matrix(t, size, "nearest") @ gn, (0, 0, 1, 1))
+    diff, smooth = (F.pad(_filter_matrix(t, size, "nearest").double() @ gn, (0, 0, 1, 1))
                     for t in (_DIFF, _SMOOTH))
     return diff, smooth
 
