@@ -24,10 +24,12 @@ fail, shrink or bleed. Seven- and fourteen-segment digits are the DSEG faces of
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
-from ..framing import frame_mnist, shift_integer
+from ..framing import frame_mnist
 from .fonts import (
     CANVAS,
     GLYPH_BOX,
@@ -56,12 +58,32 @@ def _ink_widths(glyphs: torch.Tensor) -> torch.Tensor:
     return (right - left + 1).clamp_min(1).float()
 
 
-def _place(glyph: torch.Tensor, dx: torch.Tensor) -> torch.Tensor:
-    """N×1×CANVAS×CANVAS glyphs placed in the strip, centred at column STRIP_W/2 + dx."""
-    pad_y = (STRIP_H - CANVAS) // 2
+def _place(glyph: torch.Tensor, dx: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
+    """Columns [c0, c1) of the strip (glyph rows only, CANVAS high) holding N×1×CANVAS×CANVAS
+    glyphs centred at column STRIP_W/2 + dx (dx rounded as ``shift_integer`` rounds it)."""
     pad_x = (STRIP_W - CANVAS) // 2
-    x = F.pad(glyph, (pad_x, pad_x, pad_y, pad_y))
-    return shift_integer(x, torch.zeros_like(dx), dx)
+    dxi = torch.floor(dx + (0.5 + 2.0**-20)).long()
+    src = torch.arange(c0, c1).view(1, -1) - pad_x - dxi.view(-1, 1)  # N×(c1-c0)
+    valid = (src >= 0) & (src < CANVAS)
+    idx = src.clamp(0, CANVAS - 1).view(-1, 1, 1, c1 - c0).expand(-1, 1, CANVAS, -1)
+    return glyph.gather(3, idx) * valid.view(-1, 1, 1, c1 - c0).to(glyph.dtype)
+
+
+def _window(lw: int, side: int, s: float, miscrop: float, steps: int) -> tuple[int, int]:
+    """Strip columns [c0, c1) that decide every pixel a crop can see.
+
+    Only the cell window matters: the crop (``side`` scan px, off by up to ``miscrop``), the
+    scanner blur's reach (2 scan px), the area bins under them and the dilation's reach
+    (``steps`` hi-res px) on either side. The window is widened to whole periods of the area
+    resampling (STRIP_W/gcd(STRIP_W, lw) hi-res px), so every scan pixel in it averages the
+    same hi-res pixels in the same order as on the whole strip: the bytes do not change."""
+    cx = STRIP_W / 2 * s
+    first = min(max(round(cx - side / 2 - miscrop) - 1, 0), lw - side) - 2
+    last = max(min(round(cx - side / 2 + miscrop) + 1, lw - side), 0) + side + 2  # past the end
+    period = STRIP_W // math.gcd(STRIP_W, lw)
+    c0 = max(0, first * STRIP_W // lw - steps - 1) // period * period
+    c1 = min(STRIP_W, -(-(-(-last * STRIP_W // lw) + steps + 1) // period) * period)
+    return c0, c1
 
 
 def _line_mask(coord: torch.Tensor, at: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
@@ -110,22 +132,19 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
     half = GLYPH_BOX / 2 + m
     line_w = max(1.0 / s, 1.0) * 0.9  # a rule about one scan pixel wide
     cy, cx = STRIP_H / 2, STRIP_W / 2
-    yy = torch.arange(STRIP_H, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
-    xx = torch.arange(STRIP_W, dtype=torch.float32).view(1, 1, 1, -1) + 0.5
     lh, lw = max(1, round(STRIP_H * s)), max(1, round(STRIP_W * s))
     side = max(4, round(2 * half * s))
+    steps = math.ceil(float(radius.max())) if spread > 0 else 0
+    c0, c1 = _window(lw, side, s, miscrop, steps)
+    s0, s1 = c0 * lw // STRIP_W, c1 * lw // STRIP_W  # the window's scan columns (exact)
+    yy = torch.arange(STRIP_H, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
+    xx = torch.arange(c0, c1, dtype=torch.float32).view(1, 1, 1, -1) + 0.5
+    pad_y = (STRIP_H - CANVAS) // 2
     out = torch.empty(n, 1, 28, 28)
     for a in range(0, n, CHUNK):
         sl = slice(a, a + CHUNK)
         k = len(y[sl])
         f, d = face[sl], y[sl]
-        strip = _place(glyphs[f, d].unsqueeze(1), torch.zeros(k))
-        w_main = widths[f, d]
-        for side_i, sign in ((0, -1.0), (1, 1.0)):
-            nd = nb_digit[sl, side_i]
-            adv = (w_main + widths[f, nd]) / 2 + gap[sl, side_i]
-            nb = _place(glyphs[f, nd].unsqueeze(1), sign * adv)
-            strip = torch.maximum(strip, nb * nb_on[sl, side_i].view(-1, 1, 1, 1))
         v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
         lines = _line_mask(yy, v(cy + GLYPH_BOX / 2 + ul_gap[sl]), line_w) * v(ul_on[sl].float())
         inset = 0.5 / s  # half a scan pixel inside the crop, so the rule survives the crop
@@ -133,19 +152,28 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
                                          (xx, cx - half + inset), (xx, cx + half - inset))):
             band = _line_mask(coord, at + v(box_jit[sl, j]), line_w)
             lines = torch.maximum(lines, band * v(box_on[sl, j].float()))
-        strip = torch.maximum(strip, lines.expand_as(strip))
+        strip = lines.to(glyphs.dtype).expand(k, 1, STRIP_H, c1 - c0).contiguous()  # written below
+        ink = strip[:, :, pad_y : pad_y + CANVAS]  # the glyph rows
+        w_main = widths[f, d]
+        torch.maximum(ink, _place(glyphs[f, d].unsqueeze(1), torch.zeros(k), c0, c1), out=ink)
+        for side_i, sign in ((0, -1.0), (1, 1.0)):
+            nd = nb_digit[sl, side_i]
+            adv = (w_main + widths[f, nd]) / 2 + gap[sl, side_i]
+            nb = _place(glyphs[f, nd].unsqueeze(1), sign * adv, c0, c1)
+            torch.maximum(ink, nb.mul_(nb_on[sl, side_i].view(-1, 1, 1, 1)), out=ink)
         if spread > 0:
             strip = change_weight(strip, radius[sl]).clamp_(0, 1)
         if toner > 0:
-            strip = strip * (1 - toner * _smooth(toner_coarse[sl], STRIP_H, STRIP_W))
-        scan = F.interpolate(strip, size=(lh, lw), mode="area")
+            strip = strip * (1 - toner * _smooth(toner_coarse[sl], STRIP_H, STRIP_W)[..., c0:c1])
+        # area resampling of the window: the same bins (and sums) as of the whole strip
+        scan = F.interpolate(strip, size=(lh, s1 - s0), mode="area")
         scan = scan * v(level[sl])
         if glare > 0:
-            scan = scan * (1 - v(glare_amt[sl]) * _smooth(glare_coarse[sl], lh, lw))
+            scan = scan * (1 - v(glare_amt[sl]) * _smooth(glare_coarse[sl], lh, lw)[..., s0:s1])
         if blur > 0:
             scan = gaussian_blur(scan, torch.full((k,), float(blur)), radius=2)
         top = (cy * s - side / 2 + crop_dy[sl]).round().long().clamp(0, lh - side)
-        left = (cx * s - side / 2 + crop_dx[sl]).round().long().clamp(0, lw - side)
+        left = (cx * s - side / 2 + crop_dx[sl]).round().long().clamp(0, lw - side) - s0
         rows = (top.view(-1, 1) + torch.arange(side)).view(k, side, 1).expand(k, side, side)
         cols = (left.view(-1, 1) + torch.arange(side)).view(k, 1, side).expand(k, side, side)
         crop = scan[torch.arange(k).view(-1, 1, 1), 0, rows, cols].unsqueeze(1)
