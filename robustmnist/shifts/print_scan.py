@@ -96,6 +96,20 @@ def _smooth(coarse: torch.Tensor, h: int, w: int) -> torch.Tensor:
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
+def _toner_field(coarse: torch.Tensor, c0: int, c1: int) -> torch.Tensor:
+    """Columns [c0, c1) of the smooth STRIP_H×STRIP_W toner field from its coarse grid.
+
+    The grid is STRIP_W/16 columns, so bicubic resampling of a run of its columns to 16
+    columns each computes the same source positions and taps (the scale stays 1/16, exact)
+    as of the whole grid: the part around the window gives the window's values bit for bit."""
+    f = STRIP_W // coarse.shape[-1]
+    assert f * coarse.shape[-1] == STRIP_W and STRIP_H == f * coarse.shape[-2]
+    first = max(0, math.floor((c0 + 0.5) / f - 0.5) - 1)  # bicubic taps: floor(src) - 1 .. + 2
+    last = min(coarse.shape[-1], math.floor((c1 - 0.5) / f - 0.5) + 3)
+    part = _smooth(coarse[..., first:last], STRIP_H, (last - first) * f)
+    return part[..., c0 - first * f : c1 - first * f]
+
+
 def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.2,
                neighbours: float = 0.0, underline: float = 0.0, box: float = 0.0,
                spread: float = 0.0, toner: float = 0.0, contrast: float = 1.0, glare: float = 0.0,
@@ -146,13 +160,18 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
         k = len(y[sl])
         f, d = face[sl], y[sl]
         v = lambda t: t.view(-1, 1, 1, 1)  # noqa: E731
-        lines = _line_mask(yy, v(cy + GLYPH_BOX / 2 + ul_gap[sl]), line_w) * v(ul_on[sl].float())
+        # rows (underline, top, bottom) and columns (left, right) apart, then one full-size
+        # maximum: maxima are exact, so the order does not change a bit
+        rules = _line_mask(yy, v(cy + GLYPH_BOX / 2 + ul_gap[sl]), line_w) * v(ul_on[sl].float())
         inset = 0.5 / s  # half a scan pixel inside the crop, so the rule survives the crop
+        by_axis = [rules, None]
         for j, (coord, at) in enumerate(((yy, cy - half + inset), (yy, cy + half - inset),
                                          (xx, cx - half + inset), (xx, cx + half - inset))):
-            band = _line_mask(coord, at + v(box_jit[sl, j]), line_w)
-            lines = torch.maximum(lines, band * v(box_on[sl, j].float()))
-        strip = lines.to(glyphs.dtype).expand(k, 1, STRIP_H, c1 - c0).contiguous()  # written below
+            band = _line_mask(coord, at + v(box_jit[sl, j]), line_w) * v(box_on[sl, j].float())
+            i = j // 2
+            by_axis[i] = band if by_axis[i] is None else torch.maximum(by_axis[i], band)
+        rows_, cols_ = (t.to(glyphs.dtype) for t in by_axis)
+        strip = torch.maximum(rows_.expand(k, 1, STRIP_H, c1 - c0), cols_)  # written below
         ink = strip[:, :, pad_y : pad_y + CANVAS]  # the glyph rows
         w_main = widths[f, d]
         torch.maximum(ink, _place(glyphs[f, d].unsqueeze(1), torch.zeros(k), c0, c1), out=ink)
@@ -164,7 +183,7 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
         if spread > 0:
             strip = change_weight(strip, radius[sl]).clamp_(0, 1)
         if toner > 0:
-            strip = strip * (1 - toner * _smooth(toner_coarse[sl], STRIP_H, STRIP_W)[..., c0:c1])
+            strip = strip * (1 - toner * _toner_field(toner_coarse[sl], c0, c1))
         # area resampling of the window: the same bins (and sums) as of the whole strip
         scan = F.interpolate(strip, size=(lh, s1 - s0), mode="area")
         scan = scan * v(level[sl])
