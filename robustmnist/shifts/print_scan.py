@@ -69,21 +69,23 @@ def _place(glyph: torch.Tensor, dx: torch.Tensor, c0: int, c1: int) -> torch.Ten
     return glyph.gather(3, idx) * valid.view(-1, 1, 1, c1 - c0).to(glyph.dtype)
 
 
-def _window(lw: int, side: int, s: float, miscrop: float, steps: int) -> tuple[int, int]:
-    """Strip columns [c0, c1) that decide every pixel a crop can see.
+def _window(lw: int, side: int, s: float, miscrop: float, steps: int) -> tuple[int, int, int, int]:
+    """Strip columns [t0, t1) that decide every pixel a crop can see, and [c0, c1) around them
+    at whole periods of the area resampling.
 
     Only the cell window matters: the crop (``side`` scan px, off by up to ``miscrop``), the
     scanner blur's reach (2 scan px), the area bins under them and the dilation's reach
-    (``steps`` hi-res px) on either side. The window is widened to whole periods of the area
-    resampling (STRIP_W/gcd(STRIP_W, lw) hi-res px), so every scan pixel in it averages the
-    same hi-res pixels in the same order as on the whole strip: the bytes do not change."""
+    (``steps`` hi-res px) on either side. A period is STRIP_W/gcd(STRIP_W, lw) hi-res px:
+    resampling [c0, c1) (the tight window padded with black) averages, for every scan pixel
+    the crop can see, the same hi-res pixels in the same order as the whole strip does, so
+    the bytes do not change."""
     cx = STRIP_W / 2 * s
     first = min(max(round(cx - side / 2 - miscrop) - 1, 0), lw - side) - 2
     last = max(min(round(cx - side / 2 + miscrop) + 1, lw - side), 0) + side + 2  # past the end
+    t0 = max(0, first * STRIP_W // lw - steps - 1)
+    t1 = min(STRIP_W, -(-last * STRIP_W // lw) + steps + 1)
     period = STRIP_W // math.gcd(STRIP_W, lw)
-    c0 = max(0, first * STRIP_W // lw - steps - 1) // period * period
-    c1 = min(STRIP_W, -(-(-(-last * STRIP_W // lw) + steps + 1) // period) * period)
-    return c0, c1
+    return t0, t1, t0 // period * period, min(STRIP_W, -(-t1 // period) * period)
 
 
 def _line_mask(coord: torch.Tensor, at: torch.Tensor, width: torch.Tensor) -> torch.Tensor:
@@ -149,10 +151,10 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
     lh, lw = max(1, round(STRIP_H * s)), max(1, round(STRIP_W * s))
     side = max(4, round(2 * half * s))
     steps = math.ceil(float(radius.max())) if spread > 0 else 0
-    c0, c1 = _window(lw, side, s, miscrop, steps)
+    t0, t1, c0, c1 = _window(lw, side, s, miscrop, steps)
     s0, s1 = c0 * lw // STRIP_W, c1 * lw // STRIP_W  # the window's scan columns (exact)
     yy = torch.arange(STRIP_H, dtype=torch.float32).view(1, 1, -1, 1) + 0.5
-    xx = torch.arange(c0, c1, dtype=torch.float32).view(1, 1, 1, -1) + 0.5
+    xx = torch.arange(t0, t1, dtype=torch.float32).view(1, 1, 1, -1) + 0.5
     pad_y = (STRIP_H - CANVAS) // 2
     out = torch.empty(n, 1, 28, 28)
     for a in range(0, n, CHUNK):
@@ -171,20 +173,21 @@ def print_scan(n: int, g: torch.Generator, *, px: float = 14, margin: float = 0.
             i = j // 2
             by_axis[i] = band if by_axis[i] is None else torch.maximum(by_axis[i], band)
         rows_, cols_ = (t.to(glyphs.dtype) for t in by_axis)
-        strip = torch.maximum(rows_.expand(k, 1, STRIP_H, c1 - c0), cols_)  # written below
+        strip = torch.maximum(rows_.expand(k, 1, STRIP_H, t1 - t0), cols_)  # written below
         ink = strip[:, :, pad_y : pad_y + CANVAS]  # the glyph rows
         w_main = widths[f, d]
-        torch.maximum(ink, _place(glyphs[f, d].unsqueeze(1), torch.zeros(k), c0, c1), out=ink)
+        torch.maximum(ink, _place(glyphs[f, d].unsqueeze(1), torch.zeros(k), t0, t1), out=ink)
         for side_i, sign in ((0, -1.0), (1, 1.0)):
             nd = nb_digit[sl, side_i]
             adv = (w_main + widths[f, nd]) / 2 + gap[sl, side_i]
-            nb = _place(glyphs[f, nd].unsqueeze(1), sign * adv, c0, c1)
+            nb = _place(glyphs[f, nd].unsqueeze(1), sign * adv, t0, t1)
             torch.maximum(ink, nb.mul_(nb_on[sl, side_i].view(-1, 1, 1, 1)), out=ink)
         if spread > 0:
             strip = change_weight(strip, radius[sl]).clamp_(0, 1)
         if toner > 0:
-            strip = strip * (1 - toner * _toner_field(toner_coarse[sl], c0, c1))
-        # area resampling of the window: the same bins (and sums) as of the whole strip
+            strip = strip * (1 - toner * _toner_field(toner_coarse[sl], t0, t1))
+        # area resampling of whole periods: the same bins (and sums) as of the whole strip
+        strip = F.pad(strip, (t0 - c0, c1 - t1))
         scan = F.interpolate(strip, size=(lh, s1 - s0), mode="area")
         scan = scan * v(level[sl])
         if glare > 0:
