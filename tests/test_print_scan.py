@@ -84,3 +84,48 @@ def test_severity_ladders_move_away_from_clean():
         dist = [(_gen(name, 100, seed=2, **PART.params(name, s))[0] - clean).abs().mean().item()
                 for s in range(2, 6)]
         assert dist[-1] > dist[0] > 0.005, (name, dist)
+
+
+def test_the_cell_window_gives_the_bytes_of_the_whole_strip(monkeypatch):
+    # print_scan works on the columns a crop can see; widened to the whole strip it must give
+    # the same set (float64, as sets are made), at px with short and long resampling periods.
+    # Only the scanner blur's FFT sees another width: its rounding differs by ~1e-16.
+    from robustmnist.shifts.sets import generation_precision, quantise
+
+    cases = [dict(px=px, margin=0.25, neighbours=0.7, underline=0.5, box=0.6, spread=0.9,
+                  toner=0.4, glare=0.3, blur=0.65, miscrop=1.5, faces="all") for px in (10, 11, 16)]
+    with generation_precision():
+        windowed = [_gen("print_scan", 30, seed=3, **c)[0] for c in cases]
+        monkeypatch.setattr(P, "_window", lambda *a: (0, P.STRIP_W, 0, P.STRIP_W))
+        whole = [_gen("print_scan", 30, seed=3, **c)[0] for c in cases]
+    for c, a, b in zip(cases, windowed, whole, strict=True):
+        assert (a - b).abs().max() < 1e-12, c["px"]
+        assert np.array_equal(quantise(a), quantise(b)), c["px"]
+
+
+def test_dot_canvas_runs_match_a_test_at_every_sample():
+    from robustmnist.shifts.sets import generation_precision
+
+    with generation_precision():  # float64, as sets are made
+        _dot_canvas_matches_a_test_at_every_sample()
+
+
+def _dot_canvas_matches_a_test_at_every_sample():
+    g = torch.Generator().manual_seed(5)
+    n, p, ss = 40, P._PITCH, 2
+    bits = (torch.rand(n, 7, 5, generator=g) < 0.7).float()
+    r = p * (0.2 + 0.4 * torch.rand(n, 7, 5, generator=g))
+    square = (torch.rand(n, generator=g) < 0.5).view(-1, 1, 1)
+    slant = 0.3 * torch.rand(n, generator=g)
+    ys = (torch.arange(9 * p * ss) + 0.5) / ss - p
+    xs = (torch.arange(7 * p * ss) + 0.5) / ss - p
+    xsl = xs.view(1, 1, -1) + slant.view(-1, 1, 1) * (7 * p / 2 - ys.view(1, -1, 1))
+    row = (ys / p).floor().long().view(1, -1, 1).expand_as(xsl)
+    col = (xsl / p).floor().long()
+    inside = (row >= 0) & (row < 7) & (col >= 0) & (col < 5)
+    ri, ci, k = row.clamp(0, 6), col.clamp(0, 4), torch.arange(n).view(-1, 1, 1)
+    dy, dx = ys.view(1, -1, 1) - (ri + 0.5) * p, xsl - (ci + 0.5) * p
+    dist = torch.where(square, torch.maximum(dy.abs(), dx.abs()), torch.sqrt(dy * dy + dx * dx))
+    ink = ((dist < r[k, ri, ci]) & inside & (bits[k, ri, ci] > 0)).float()
+    expected = torch.nn.functional.avg_pool2d(ink.unsqueeze(1), ss)
+    assert torch.equal(P.dot_canvas(bits, r, square, slant), expected.float())
