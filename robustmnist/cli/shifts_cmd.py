@@ -28,14 +28,14 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("default", "--suite", help="suite whose severity ladders to show"),
     ):
         """Table of every registered shift: family, version, description and severity ladder."""
-        from ..shifts.registry import all_shifts
+        from ..shifts.registry import shift_infos  # the catalogue's metadata: no torch to import
         from ..shifts.suite import load_suite
 
         s = load_suite(suite)
         t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
         for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
             t.add_column(col, overflow="fold")
-        for name, sh in {**all_shifts(), **s.custom}.items():  # with the spec's own library shifts
+        for name, sh in {**shift_infos(), **s.custom}.items():  # with the spec's own library shifts
             t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
         out.print(t)
 
