@@ -1,4 +1,5 @@
-"""Start-up time of the CLI: `robustmnist --help`, `gate` and `shifts list`, each in a fresh
+"""Start-up time of the CLI: `robustmnist --help`, `gate`, `shifts list`, `compare` and
+`report --format md`, each in a fresh
 interpreter, and whether torch got imported. Writes benchmarks/startup.json.
 
     python benchmarks/startup.py [--baseline PATH_OF_ANOTHER_CHECKOUT]
@@ -20,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = Path(__file__).with_suffix(".json")
 REPEATS = 3
@@ -33,29 +36,30 @@ RESULT = {
     "clean": {"n": 100, "accuracy": 0.99, "accuracy_ci": [0.95, 1.0], "error": 0.01, "ece": 0.01,
               "per_class_accuracy": [], "per_class_n": [], "confusion": [], "nll": 0.05, "brier": 0.02,
               "mean_confidence": 0.99},
-    "shifts": [], "ood": [], "summary": {},
+    "shifts": [], "ood": [], "summary": {}, "predictions": {"file": "predictions.npz"},
 }
 POLICY = "min_clean_accuracy = 0.98\n"
 
-PROBE = ("import runpy, sys; sys.argv = ['robustmnist'] + sys.argv[1:]\n"
+PROBE = ("import runpy, sys; sys.argv = ['robustmnist'] + sys.argv[1:]; rc = 0\n"
          "try:\n    runpy.run_module('robustmnist', run_name='__main__')\n"
-         "except SystemExit:\n    pass\n"
-         "print('TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr)\n")
+         "except SystemExit as e:\n    rc = e.code\n"
+         "print(rc, 'TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr)\n")
 
 
 def time_command(args: list[str], path: Path, cwd: str) -> dict:
     env = dict(os.environ, PYTHONPATH=str(path))
-    walls, torch_loaded = [], None
+    walls, torch_loaded, codes = [], None, set()
     for _ in range(REPEATS):
         t = time.perf_counter()
         # cwd outside both checkouts: `python -c` puts the cwd first on sys.path
         proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True,
                               cwd=cwd)
         walls.append(time.perf_counter() - t)
-        lines = proc.stderr.strip().splitlines()
-        torch_loaded = bool(lines) and lines[-1] == "TORCH"
+        last = (proc.stderr.strip().splitlines() or ["? ?"])[-1].split()
+        codes.add(last[0])
+        torch_loaded = last[-1] == "TORCH"
     return {"median_s": round(statistics.median(walls), 3), "min_s": round(min(walls), 3),
-            "torch_imported": torch_loaded}
+            "torch_imported": torch_loaded, "exit_codes": sorted(codes)}
 
 
 def main() -> None:
@@ -65,9 +69,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         res, pol = Path(tmp) / "results.json", Path(tmp) / "gate.toml"
         res.write_text(json.dumps(RESULT))
+        labels = np.arange(100) % 10  # compare reads the per-image predictions
+        np.savez(Path(tmp) / "predictions.npz", clean=labels, labels=labels)
         pol.write_text(POLICY)
         commands = {"--help": ["--help"], "gate": ["gate", str(res), "--policy", str(pol)],
-                    "shifts list": ["shifts", "list"]}
+                    "shifts list": ["shifts", "list"], "compare": ["compare", str(res), str(res)],
+                    "report --format md": ["report", str(res), "--format", "md", "--out", str(Path(tmp) / "rep")]}
         report = {
             "what": "wall seconds from interpreter start to exit, median of 3 fresh processes",
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
@@ -84,6 +91,7 @@ def main() -> None:
         report["machine"]["load_average_after"] = os.getloadavg()
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
+
 
 
 if __name__ == "__main__":
