@@ -88,3 +88,29 @@ def test_light_commands_start_without_torch(tmp_path):
     assert verdicts == [f"rc {c[0]} 0 False" for c in commands], proc.stderr
     assert "gaussian_noise" in proc.stdout and "1 passed, 0 failed" in proc.stdout
     assert (tmp_path / "rep" / "report.md").is_file()
+
+
+def test_a_catalogue_behind_the_code_costs_time_never_a_wrong_error(monkeypatch):
+    from dataclasses import replace
+
+    from robustmnist.shifts import registry
+    from robustmnist.shifts.suite import load_suite
+
+    live = dict(registry._REGISTRY) or registry.all_shifts()
+    stale = dict(registry.load_catalog())
+    stale["gaussian_noise"] = replace(stale["gaussian_noise"], params={})  # a parameter added since
+    del stale["rotate"]  # a shift added since
+
+    def load_families():  # what importing the family modules does in a fresh process
+        monkeypatch.setattr(registry, "_REGISTRY", live)
+        monkeypatch.setattr(registry, "_LOADED", True)
+
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_LOADED", False)
+    monkeypatch.setattr(registry, "load_catalog", lambda: stale)
+    monkeypatch.setattr(registry, "_load_all", load_families)
+    assert registry.resolve_names("rotate") == ["rotate"] and registry._LOADED
+    monkeypatch.setattr(registry, "_REGISTRY", {})
+    monkeypatch.setattr(registry, "_LOADED", False)
+    suite = load_suite("default")
+    assert "gaussian_noise" in suite.shift_names and "rotate" in suite.shift_names and registry._LOADED

@@ -111,9 +111,12 @@ def all_shifts() -> dict[str, Shift]:
     return _registry_order(_REGISTRY)
 
 
-def shift_infos() -> dict[str, ShiftInfo]:
+def shift_infos(live: bool = False) -> dict[str, ShiftInfo]:
     """Every shift's metadata (registry order) without loading the family modules (torch) when
-    they have not run yet: the committed catalogue plus any shift registered since."""
+    they have not run yet: the committed catalogue plus any shift registered since. ``live``:
+    from the registry itself, for a name or key the catalogue does not know (it may lag the code)."""
+    if live:
+        _load_all()
     if _LOADED:
         return {name: info_of(s) for name, s in all_shifts().items()}
     return _registry_order(load_catalog() | {name: info_of(s) for name, s in _REGISTRY.items()})
@@ -130,6 +133,8 @@ def resolve_names(spec: str | list[str]) -> list[str]:
     """Expand a comma list of shift and family names into shift names (registry order)."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
     shifts = shift_infos()
+    if any(item not in shifts and item not in FAMILIES for item in items):
+        shifts = shift_infos(live=True)
     out: list[str] = []
     for item in items:
         if item in shifts:

@@ -127,6 +127,21 @@ def _check_keys(shift: ShiftInfo, level: dict[str, Any], path: Path) -> None:
                             f"it takes: {', '.join(shift.params) or 'none'}")
 
 
+def _shift_metadata(tables: dict[str, Any]) -> dict[str, ShiftInfo]:
+    """The catalogue (a suite loads without importing torch), or the live registry when the spec
+    names a shift or key the catalogue lacks: a catalogue behind the code costs start-up time,
+    never a wrong error."""
+    known = shift_infos()
+    for name, table in tables.items():
+        if not isinstance(table, dict) or "type" in table:
+            continue
+        const = table.get("const", {})
+        keys = [k for k in table if k != "const"] + (list(const) if isinstance(const, dict) else [])
+        if name not in known or not all(known[name].accepts(k) for k in keys):
+            return shift_infos(live=True)
+    return known
+
+
 def load_suite(name_or_path: str = "default") -> Suite:
     path = _spec_path(name_or_path)
     try:
@@ -143,7 +158,7 @@ def load_suite(name_or_path: str = "default") -> Suite:
         custom = dict(parent.custom)
     else:
         params = {}
-    known = shift_infos()  # metadata only: a suite loads without importing torch
+    known = _shift_metadata(tables)
     for name, table in tables.items():
         if isinstance(table, dict) and "type" in table:  # a library transform (custom.py)
             from .custom import custom_shift, finish_levels
