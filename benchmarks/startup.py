@@ -46,20 +46,29 @@ PROBE = ("import runpy, sys; sys.argv = ['robustmnist'] + sys.argv[1:]; rc = 0\n
          "print(rc, 'TORCH' if 'torch' in sys.modules else 'NOTORCH', file=sys.stderr)\n")
 
 
-def time_command(args: list[str], path: Path, cwd: str) -> dict:
+def run_once(args: list[str], path: Path, cwd: str) -> tuple[float, str, bool]:
     env = dict(os.environ, PYTHONPATH=str(path))
-    walls, torch_loaded, codes = [], None, set()
+    t = time.perf_counter()
+    # cwd outside both checkouts: `python -c` puts the cwd first on sys.path
+    proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, cwd=cwd)
+    wall = time.perf_counter() - t
+    last = (proc.stderr.strip().splitlines() or ["? ?"])[-1].split()
+    return wall, last[0], last[-1] == "TORCH"
+
+
+def time_commands(commands: dict[str, list[str]], checkouts: dict[str, Path], cwd: str) -> dict:
+    """Per checkout and command: median and min wall time, whether torch loaded, exit codes.
+    The checkouts take turns on every repeat, so a change in the machine's load hits both alike."""
+    runs: dict = {label: {name: [] for name in commands} for label in checkouts}
     for _ in range(REPEATS):
-        t = time.perf_counter()
-        # cwd outside both checkouts: `python -c` puts the cwd first on sys.path
-        proc = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True,
-                              cwd=cwd)
-        walls.append(time.perf_counter() - t)
-        last = (proc.stderr.strip().splitlines() or ["? ?"])[-1].split()
-        codes.add(last[0])
-        torch_loaded = last[-1] == "TORCH"
-    return {"median_s": round(statistics.median(walls), 3), "min_s": round(min(walls), 3),
-            "torch_imported": torch_loaded, "exit_codes": sorted(codes)}
+        for name, args in commands.items():
+            for label, path in checkouts.items():
+                runs[label][name].append(run_once(args, path, cwd))
+    return {label: {name: {"median_s": round(statistics.median(w for w, _, _ in rs), 3),
+                           "min_s": round(min(w for w, _, _ in rs), 3), "torch_imported": rs[-1][2],
+                           "exit_codes": sorted({c for _, c, _ in rs})}
+                    for name, rs in per.items()}
+            for label, per in runs.items()}
 
 
 def main() -> None:
@@ -80,18 +89,17 @@ def main() -> None:
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
                         "python": platform.python_version(), "load_average_before": os.getloadavg()},
             "note": "shared 2-core box with other jobs: wall times are inflated; compare columns "
-                    "measured in the same run",
+                    "measured in the same run (the checkouts take turns on every repeat)",
         }
         checkouts = {"this": ROOT} | ({"baseline": args.baseline.resolve()} if args.baseline else {})
+        timed = time_commands(commands, checkouts, tmp)
         for label, path in checkouts.items():
             commit = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
                                     capture_output=True, text=True).stdout.strip()
-            report[label] = {"checkout": path.name, "commit": commit,
-                             "commands": {k: time_command(v, path, tmp) for k, v in commands.items()}}
+            report[label] = {"checkout": path.name, "commit": commit, "commands": timed[label]}
         report["machine"]["load_average_after"] = os.getloadavg()
     OUT.write_text(json.dumps(report, indent=1) + "\n")
     print(json.dumps(report, indent=1))
-
 
 
 if __name__ == "__main__":
