@@ -89,18 +89,16 @@ def register(app: typer.Typer) -> None:
                                             "300 on CPU)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
-        from ..prepare import check_request
-
-        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
-        check_request(n, batch_size, ood_names, real_names)
         from ..bench import leaderboard, load_reference, reference_from_result
         from ..budget import parse_budget
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
-        from ..prepare import finish, prepare
+        from ..prepare import check_request, finish, prepare
         from ..report.leaderboard import write_leaderboard
         from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
 
+        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
+        check_request(n, batch_size, ood_names, real_names)
         formats = parse_formats(fmt)
         specs, ray_address = _models_and_address(models, ray_address, preprocess)
         the_suite = build_suite(suite, shift, severity)
