@@ -11,8 +11,9 @@ the workers follow that choice: a path chosen per worker could differ from the d
 two exact paths differ in the last float bits. Real digit sets are read on the driver and
 scored as tasks too; adversarial attacks, one gradient-based job per model, run on the driver.
 
-What moves over the network: the first n clean MNIST digits and each model file, once into
-the object store (with up to 1,024 clean digits to build and check the forward path on);
+What moves over the network: the clean MNIST digits (the whole test set when n is smaller:
+nested sets are generated from it) and each model file, once into the object store (with up
+to 1,024 clean digits that workers build and check the forward path on);
 each generated set, from the node that made it to each node that scores it (Ray keeps one
 copy per node); each real set once; back to the driver, per (model, set), the metrics record
 with its gallery thumbnails and one int8 prediction per image (plus 10 logits per image of
