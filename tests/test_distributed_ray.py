@@ -62,6 +62,14 @@ def test_ray_unreachable_address_is_a_one_line_error():
         connect("not an address")
 
 
+@ray.remote(num_cpus=1)
+def _warm_worker() -> None:
+    import sklearn.metrics  # noqa: F401 - OOD scores
+
+    import robustmnist.distributed.ray  # noqa: F401 - what every task unpickles first
+    import robustmnist.shifts  # noqa: F401 - the shift registry generation tasks read
+
+
 @pytest.fixture(scope="module")
 def local_ray(tmp_path_factory):
     # Workers inherit the environment of the process that starts Ray: point their set cache
@@ -69,6 +77,9 @@ def local_ray(tmp_path_factory):
     old = os.environ.get("ROBUSTMNIST_CACHE")
     os.environ["ROBUSTMNIST_CACHE"] = str(tmp_path_factory.getbasetemp() / "set-cache")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    # Both workers import what tasks need while the first test runs its local half: the
+    # imports (torch, torchvision, scikit-learn) are most of a fresh worker's first task.
+    _warming = [_warm_worker.remote() for _ in range(2)]  # held: results kept, never awaited
     try:
         yield
     finally:
