@@ -130,15 +130,13 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            run_many, extra, targets = evaluate_many, {"execution": plan.to_dict()}, loaded
-            if ray_address:  # the same plan and results, as Ray tasks
+            run_many, extra = evaluate_many, {"execution": plan.to_dict()}
+            if ray_address:  # the same plan and results, as Ray tasks (workers follow the probed paths)
                 from ..distributed import ray as on_ray
-                from ..models.fastpath import as_loaded
 
-                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
-                                                         "stats": on_ray.Stats()}
-                targets = [as_loaded(m) for m in loaded]  # workers load their own; fast paths stay here
-            runs = run_many(targets, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                run_many = on_ray.evaluate_many
+                extra.update(address=ray_address, device=device, stats=on_ray.Stats())
+            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
                             progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
         # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
@@ -182,8 +180,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {kind:5s} {p}")
         if "stats" in extra:
             st = extra["stats"]
-            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score} scoring tasks on "
-                          f"{st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})")
+            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score + st.tasks_real} scoring "
+                          f"tasks on {st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})"
+                          + ("; attacks ran here, on the driver" if plans else ""))
 
     @app.command("gate")
     def gate_cmd(
