@@ -32,13 +32,8 @@ def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
     return exc.value.code or 0, got.out, got.err
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Oversubscribed CI boxes: two OpenMP threads per tiny forward pass spin-wait (test_doctor.py).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Oversubscribed CI boxes: two OpenMP threads per tiny forward pass spin-wait (tests/helpers.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _script(net, path: Path) -> Path:
@@ -59,9 +54,12 @@ def mnist_train(mirror_root):
 
 @pytest.fixture(scope="session")
 def example_cnn(mnist_train, tmp_path_factory) -> Path:
-    """PyTorch's examples/mnist Net (Normalize, log_softmax), 300 Adam steps: ~97%."""
+    """PyTorch's examples/mnist Net (Normalize, log_softmax), 150 Adam steps: ~95% (the guard needs
+    the convention's signal and a clear margin over 93%, not the example's 99%; it is the suite's
+    costliest model to train)."""
     torch.set_num_threads(1)
-    net = train(ExampleNet(), mnist_train.images, mnist_train.labels, normalize=True, steps=300)
+    torch.manual_seed(0)  # the initial weights too, not only the batches
+    net = train(ExampleNet(), mnist_train.images, mnist_train.labels, normalize=True, steps=150)
     return _script(net, tmp_path_factory.mktemp("models") / "example.ts.pt")
 
 
