@@ -35,6 +35,15 @@ def mnist_test(mirror_root):
     return load_mnist("test", mirror_root)
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test (files of many tiny forward passes use it for every test)."""
+    from .helpers import single_thread
+
+    with single_thread():
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     # Never write generated sets into the user's real cache from tests.

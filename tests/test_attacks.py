@@ -29,15 +29,9 @@ from robustmnist.results import AdversarialRecord, Result
 
 from .conftest import synthetic_digits
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # hundreds of tiny gradient steps: with several threads the OpenMP hand-offs cost more than
-    # the maths (40x slower on a busy 2-core box)
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# hundreds of tiny gradient steps: with several threads the OpenMP hand-offs cost more than
+# the maths (40x slower on a busy 2-core box)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def band_weights() -> torch.Tensor:

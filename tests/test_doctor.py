@@ -8,7 +8,6 @@ and so on. The doctor must find the convention under which the wrapper undoes it
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import sys
@@ -34,23 +33,9 @@ from robustmnist.errors import UserError
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
 
+from .helpers import single_thread
 
-@contextlib.contextmanager
-def single_thread():
-    # CI boxes and shared dev machines are oversubscribed; with two OpenMP threads per process
-    # tiny forward passes spin-wait and run ~30× slower. One thread keeps this file fast.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    with single_thread():
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,8 @@ import torch
 from robustmnist.errors import UserError
 from robustmnist.shifts.suite import load_suite
 
+from .helpers import run_cli
+
 SUITE = """
 name = "libs"
 levels = 2
@@ -90,7 +92,7 @@ def _cli(*args, env):
                           env=env, timeout=600)
 
 
-def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root, tmp_path):
+def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root, tmp_path, monkeypatch, capsys):
     import robustmnist
     from robustmnist.export import export_sets
     from robustmnist.models.zoo import build
@@ -122,9 +124,12 @@ def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root
             preds[s["name"]] = net(torch.from_numpy(z["images"]).float().div(255)).softmax(1).numpy()
     np.savez(tmp_path / "preds.npz", **preds)
     a = robustmnist.evaluate(net, suite=picked, n=30, data_root=tiny_data_root, device="cpu", force=True)
-    r2 = _cli("eval", "--predictions", str(tmp_path / "preds.npz"), "--out", str(tmp_path / "e2"), "--suite",
-              str(suite_file), "--shift", "rotate,albu_noise", "--n", "30", "--format", "json", "-q", env=env)
-    assert r2.returncode == 0, r2.stderr
+    # export ran in a fresh process (its sets must be the bytes this one makes); scoring runs in-process
+    monkeypatch.setenv("ROBUSTMNIST_DATA", str(tiny_data_root))
+    code, _, err = run_cli(monkeypatch, capsys, "eval", "--predictions", str(tmp_path / "preds.npz"), "--out",
+                           str(tmp_path / "e2"), "--suite", str(suite_file), "--shift", "rotate,albu_noise",
+                           "--n", "30", "--format", "json", "-q")
+    assert code == 0, err
     b = json.loads((tmp_path / "e2" / "results.json").read_text())
     assert b["model"]["format"] == "predictions" and "output=probs" in b["model"]["preprocess"]
     for x, y in zip([a.clean, *a.shifts], [b["clean"], *b["shifts"]], strict=True):
@@ -133,7 +138,7 @@ def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root
     assert [s["sha256"] for s in manifest["sets"][1:]] == [s.sha256 for s in a.shifts]
     with pytest.raises(UserError, match="already exists"):
         export_sets(picked, tmp_path / "npz", "npz", n=30, data_root=tiny_data_root)
-    r4 = _cli("eval", "--predictions", str(tmp_path / "preds.npz"), "--suite", str(suite_file), "--n", "30",
-              "--out", str(tmp_path / "e3"), env=env)
-    assert r4.returncode == 2 and "no scores for set 'albu_flip@1'" in r4.stderr
+    code, _, err = run_cli(monkeypatch, capsys, "eval", "--predictions", str(tmp_path / "preds.npz"), "--suite",
+                           str(suite_file), "--n", "30", "--out", str(tmp_path / "e3"))
+    assert code == 2 and "no scores for set 'albu_flip@1'" in err
     assert not (tmp_path / "e3").exists()

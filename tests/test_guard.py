@@ -17,28 +17,14 @@ import torch
 from robustmnist.errors import UserError
 
 from .example_models import MLP, ExampleNet, train
+from .helpers import run_cli as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 NORM_FIX = "range=norm:0.1307:0.3081,polarity=normal,layout=1x28x28"
 
 
-def cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    from robustmnist.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["robustmnist", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    got = capsys.readouterr()
-    return exc.value.code or 0, got.out, got.err
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Oversubscribed CI boxes: two OpenMP threads per tiny forward pass spin-wait (test_doctor.py).
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+# Oversubscribed CI boxes: two OpenMP threads per tiny forward pass spin-wait (tests/helpers.py).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _script(net, path: Path) -> Path:

@@ -19,6 +19,7 @@ from robustmnist.errors import UserError
 from robustmnist.models.load import load_model
 
 from .conftest import synthetic_digits
+from .helpers import run_cli
 
 MYNET = textwrap.dedent("""
     import torch
@@ -129,21 +130,22 @@ def test_pickle_of_a_module_class_takes_its_directory(tmp_path):
         assert load_model(tmp_path / "w.pt", trust_pickle=True, model_code=pkg).format == "pickle"
 
 
-def test_cli_model_code_flags_and_one_line_warning(code_dir, tmp_path, tiny_data_root):
+def test_cli_model_code_flags_and_one_line_warning(code_dir, tmp_path, tiny_data_root, monkeypatch, capsys):
     torch.manual_seed(0)
     net = _mynet(code_dir, hidden=8)
     torch.save(net.state_dict(), tmp_path / "sd.pt")
     env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root)}
-    r = subprocess.run([sys.executable, "-m", "robustmnist", "eval", str(tmp_path / "sd.pt"), "--clean-only",
-                        "--model-code", f"{code_dir / 'mynet.py'}:MyNet", "--model-kwargs", '{"hidden": 8}',
-                        "--out", str(tmp_path / "o"), "--format", "json", "--force", "-q"],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 0, r.stderr
+    monkeypatch.setenv("ROBUSTMNIST_DATA", str(tiny_data_root))
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(tmp_path / "sd.pt"), "--clean-only", "--model-code",
+                           f"{code_dir / 'mynet.py'}:MyNet", "--model-kwargs", '{"hidden": 8}', "--out",
+                           str(tmp_path / "o"), "--format", "json", "--force", "-q")
+    assert code == 0, err
     res = json.loads((tmp_path / "o" / "results.json").read_text())
     assert res["model"]["format"] == "state_dict" and res["clean"]["n"] == 200
     from robustmnist.models.zoo import build
 
     torch.save(build("mlp-784-50-50-10"), tmp_path / "whole.pt")  # a pickle of torch's own classes
+    # a fresh process for the warning: pytest records warnings in-process instead of showing them
     r = subprocess.run([sys.executable, "-m", "robustmnist", "eval", str(tmp_path / "whole.pt"), "--trust-pickle",
                         "--clean-only", "--out", str(tmp_path / "p"), "--format", "json", "--force", "-q"],
                        capture_output=True, text=True, env=env, timeout=300)

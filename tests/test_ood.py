@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -15,6 +11,8 @@ from robustmnist.engine import evaluate, score
 from robustmnist.errors import UserError
 from robustmnist.models.load import load_model
 from robustmnist.ood import check_ood_names, load_ood
+
+from .helpers import run_cli, untrained_checkpoint
 
 
 def test_ood_records_on_full_mirror_sets_agree_with_sklearn(mirror_root, mirror_lenet, mnist_test):
@@ -94,17 +92,14 @@ def test_empty_and_unreadable_folders(tmp_path):
         load_ood(f"folder:{broken}")
 
 
-def test_missing_dataset_offline_cli(tmp_path, tiny_data_root):
-    from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
-    from robustmnist.models.zoo import build
-
-    model = tmp_path / "m.pt"
-    save_checkpoint(model, make_checkpoint("lenet5", build("lenet5")))
-    env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root), "ROBUSTMNIST_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-m", "robustmnist", "eval", str(model), "--clean-only", "--force",
-                        "--ood", "cifar10", "--out", str(tmp_path / "out")],
-                       capture_output=True, text=True, env=env, timeout=300)
-    assert r.returncode == 2, r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith("robustmnist: error: CIFAR-10 not found") and "Traceback" not in r.stderr
+def test_missing_dataset_offline_cli(tmp_path, tiny_data_root, monkeypatch, capsys):
+    # through main() in-process (test_real.py runs the same failure in a fresh process)
+    model = untrained_checkpoint(tmp_path / "m.pt")
+    monkeypatch.setenv("ROBUSTMNIST_DATA", str(tiny_data_root))
+    monkeypatch.setenv("ROBUSTMNIST_OFFLINE", "1")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", str(model), "--clean-only", "--force", "--ood", "cifar10",
+                           "--out", str(tmp_path / "out"))
+    assert code == 2, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("robustmnist: error: CIFAR-10 not found") and "Traceback" not in err
     assert not (tmp_path / "out" / "results.json").exists()

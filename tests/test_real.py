@@ -4,8 +4,6 @@ ranking, gate rules, the report section and bench's rank correlation."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,6 +32,8 @@ from robustmnist.real_metrics import (  # noqa: E402
     spearman,
 )
 from robustmnist.results import RealRecord, Result, ShiftRecord  # noqa: E402
+
+from .helpers import offline_clean_eval  # noqa: E402
 
 
 @pytest.fixture
@@ -135,15 +135,7 @@ def test_offline_missing_source_names_the_expected_files(tmp_path, offline, name
 
 
 def test_offline_cli_failure_is_one_line(tmp_path, tiny_data_root):
-    from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
-    from robustmnist.models.zoo import build
-
-    model = tmp_path / "m.pt"
-    save_checkpoint(model, make_checkpoint("lenet5", build("lenet5")))
-    env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root), "ROBUSTMNIST_OFFLINE": "1"}
-    r = subprocess.run([sys.executable, "-m", "robustmnist", "eval", str(model), "--clean-only", "--force",
-                        "--real", "svhn", "--out", str(tmp_path / "out")],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = offline_clean_eval(tmp_path, tiny_data_root, "--real", "svhn")
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("robustmnist: error: real set 'svhn' not found")

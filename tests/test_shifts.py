@@ -142,16 +142,14 @@ def test_cache_hit_and_corruption_detection(digits, tmp_path):
         assert get_set(shift, 2, params, images, labels, len(images), 0, **kw).sha256 == first.sha256
 
 
-def test_preview_cli_writes_png(mirror_root, tmp_path):
-    import subprocess
-    import sys
-
+def test_preview_cli_writes_png(mirror_root, tmp_path, monkeypatch, capsys):
     from PIL import Image
 
+    from .helpers import run_cli
+
     out = tmp_path / "grid.png"
-    r = subprocess.run([sys.executable, "-m", "robustmnist", "shifts", "preview", "rotate,euro_one",
-                        "--out", str(out), "--data-root", str(mirror_root)],
-                       capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
+    code, _, err = run_cli(monkeypatch, capsys, "shifts", "preview", "rotate,euro_one", "--out", str(out),
+                           "--data-root", str(mirror_root))
+    assert code == 0, err
     im = Image.open(out)
     assert im.width > 12 * 56 and im.height > 2 * 6 * 56  # two grids of 6 rows
