@@ -55,7 +55,13 @@ def example_cnn(mnist_train, tmp_path_factory) -> Path:
 def normalize_mlp(mnist_train, tmp_path_factory) -> Path:
     """An MLP trained on Normalize((0.1307,), (0.3081,)) inputs, declared 0-1 (TorchScript)."""
     torch.set_num_threads(1)
-    net = train(MLP(), mnist_train.images, mnist_train.labels, normalize=True, steps=1500, batch=128)
+    # Most inits of this MLP lose 2-3 points of clean accuracy when fed 0-1 pixels (the guard
+    # stops them: tests above); the one this test needs loses under one point, the "almost
+    # nothing on clean" case of the issue. Seed 4 is such an init (declared 96.6%, fixed 97.2%,
+    # p = 0.31 on the guard's sample, measured here); seeded explicitly so the test does not
+    # depend on what earlier fixtures left in the global generator.
+    torch.manual_seed(4)
+    net = train(MLP(), mnist_train.images, mnist_train.labels, normalize=True, steps=1500, batch=128, seed=4)
     return _script(net, tmp_path_factory.mktemp("models") / "norm-mlp.ts.pt")
 
 
