@@ -67,14 +67,16 @@ def render(d, model_path: Path, con=console) -> None:
 
     if not d.findings:
         con.print("[bold green]✓ healthy:[/] the model looks right under its declared convention")
+    shown_fix = None
     for f in d.findings:
         mark, style = _MARK[f.severity]
         con.print(Text.assemble((f"{mark} {f.severity}: ", style), (f.title, "bold")))
         # wrapped here rather than by rich, which pads every line to the console width
         con.print(Text(textwrap.fill(f.detail, width=max(40, con.width - 2), initial_indent="  ",
                                          subsequent_indent="  ")), soft_wrap=True)
-        if f.fix:
+        if f.fix and f.fix != shown_fix:  # two findings with one cure (range and log_softmax): say it once
             con.print(Text.assemble(("  fix: ", "bold"), f.fix), soft_wrap=True)
+            shown_fix = f.fix
     for note in d.notes:
         con.print(Text(f"note: {note}", style="dim"))
     if d.fix_preprocess:
