@@ -161,7 +161,8 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
              trust_pickle: bool = False, model_code: str | os.PathLike | None = None,
              model_kwargs: dict | str | None = None, name: str | None = None, clean_only: bool = False,
              batch_size: int = 512, reference: str | os.PathLike | None = None, force: bool = False,
-             data_root: str | os.PathLike | None = None, use_cache: bool = True) -> Result:
+             data_root: str | os.PathLike | None = None, use_cache: bool = True,
+             trained_on: str | Sequence[str] | None = None) -> Result:
     """Evaluate ``model`` on clean MNIST test, a suite of shifts and OOD sets.
 
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
@@ -170,10 +171,16 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
     ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
     Unless ``force``, a clearly wrong input convention stops the run with the fix (as the CLI).
+    ``trained_on`` (shift or family names, as ``--trained-on``) marks what the model saw in
+    training: those records are ``seen`` and left out of the headline numbers.
     """
     from .engine import evaluate as run_suite
     from .engine import resolve_device
 
+    if trained_on:
+        from .seen import resolve
+
+        resolve(None, list(_as_list(trained_on)))  # unknown names fail before the model is loaded
     dev = resolve_device(device)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs, name=name).to(dev)
@@ -212,7 +219,7 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
         print(plan.line(), file=sys.stderr)
     run = run_suite(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                     batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=real_sets,
-                    execution=execution)
+                    execution=execution, trained_on=_as_list(trained_on))
     if run.result.shifts:
         from .bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE, as the CLI does
 

@@ -301,6 +301,7 @@ def evaluate_many(
     real: list[str] | None = None,
     real_sets: list | None = None,
     attacks=None,
+    trained_on_each: list | None = None,
 ) -> list[RunOutput]:
     """``engine.evaluate_many`` on a Ray cluster; same arguments plus the cluster's ``address``.
 
@@ -320,7 +321,7 @@ def evaluate_many(
     session = connect(address)
     try:
         return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
-                    device, stats, t_start, real, real_sets, attacks, source)
+                    device, stats, t_start, real, real_sets, attacks, source, trained_on_each)
     finally:
         if session.owned:
             ray.shutdown()
@@ -328,7 +329,7 @@ def evaluate_many(
 
 def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
          stats: Stats, t_start: float, real=None, real_sets=None, attacks=None,
-         source: DigitSet | None = None) -> list[RunOutput]:
+         source: DigitSet | None = None, trained_on_each: list | None = None) -> list[RunOutput]:
     from ray import exceptions as rex
 
     opts = _resources(device, stats)
@@ -343,7 +344,8 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
     stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
     shipped = [_ship(m) for m in models]
     stats.bytes_to_object_store += sum(size for _, _, size in shipped)
-    runs = [_ModelRun(m) for m in models]
+    runs = [_ModelRun(m, trained_on=t) for m, t in zip(models, trained_on_each or [None] * len(models),
+                                                        strict=True)]
     root = str(data_root) if data_root is not None else None
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
