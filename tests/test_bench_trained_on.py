@@ -81,3 +81,16 @@ def test_bench_marks_what_each_model_was_trained_on(tiny_data_root, tmp_path, mo
         rows = {r["model"]: r for r in csv.DictReader(f)}
     assert rows["plain"]["seen_in_training"] == "noise" and rows["rotated"]["seen_in_training"] == "geometric"
     assert "noise" in (out / "leaderboard.md").read_text()
+
+
+def test_api_evaluate_takes_trained_on(tiny_data_root):
+    import robustmnist
+    from robustmnist.models.zoo import build
+
+    torch.manual_seed(0)
+    r = robustmnist.evaluate(build("lenet5"), shift="contrast,rotate", severity=1, n=40, force=True,
+                             data_root=tiny_data_root, trained_on="geometric", device="cpu").as_result()
+    assert {x.name: x.seen for x in r.shifts} == {"contrast": False, "rotate": True}
+    assert r.summary["mean_shifted_accuracy"] == pytest.approx(r.shifts[0].accuracy)
+    with pytest.raises(UserError, match="unknown shift or family"):
+        robustmnist.evaluate(build("lenet5"), shift="rotate", n=40, trained_on="fontz")
