@@ -39,6 +39,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+COSTS = ROOT / "robustmnist" / "reference" / "generation_costs.json"
 MNIST_C_REFERENCE_S = 290.0  # MNIST-C's reference code, 15 corruptions × 10,000 images, this machine
 ALBU_FAMILIES = ("noise", "blur", "smear", "border", "geometric", "photometric", "digital", "stroke")
 
@@ -66,16 +67,42 @@ def generate_suite(suite_name: str, images: np.ndarray, labels: np.ndarray, n: i
     for name in suite.shift_names:
         shift = get_shift(name)
         t = clock()
+        levels = []
         for sev in suite.severities:
+            t_level = time.perf_counter()
             make_set(shift, sev, suite.params(name, sev), images, labels, n, seed=0)
+            levels.append(round(time.perf_counter() - t_level, 3))
         wall, cpu = since(t)
-        per_shift[name] = {"family": shift.family, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3)}
+        per_shift[name] = {"family": shift.family, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                           "levels_s": levels}
         print(f"  {suite_name:8s} {name:20s} {wall:7.2f} s ({len(suite.severities)} sets)", flush=True)
     wall, cpu = since(t_all)
     slowest = sorted(per_shift.items(), key=lambda kv: -kv[1]["wall_s"])[:5]
     return {"suite": suite_name, "n": n, "sets": len(suite.shift_names) * len(suite.severities),
             "total_wall_s": round(wall, 2), "total_cpu_s": round(cpu, 2),
             "slowest": [k for k, _ in slowest], "per_shift": per_shift, "peak_rss_mb": peak_rss_mb()}
+
+
+def write_generation_costs(result: dict) -> None:
+    """The budget's table (robustmnist/budget.py): seconds per 10,000 images of each level.
+
+    One line per shift so a re-measure reads as a diff of numbers.
+    """
+    default = result["default"]
+    scale = 10_000 / default["n"]
+    rows = []
+    for name, row in default["per_shift"].items():
+        levels = ", ".join(f"{s * scale:.3f}" for s in row["levels_s"])
+        rows.append(f'  "{name}": [{levels}]')
+    head = {"what": "seconds to generate 10,000 images of each level of each default-suite shift, no cache "
+                    "(benchmarks/shifts.py part 1); robustmnist.budget scales them to the machine it runs on",
+            "machine": result["machine"]["platform"], "torch": result["machine"]["torch"],
+            "load_average_before": [round(x, 2) for x in result["machine"]["load_average_before"]],
+            "total_wall_s": default["total_wall_s"]}
+    text = json.dumps(head, indent=1)[:-2] + ',\n "seconds_per_10k": {\n' + ",\n".join(rows) + "\n }\n}\n"
+    json.loads(text)  # well-formed before it replaces the table
+    COSTS.write_text(text)
+    print(f"wrote {COSTS}")
 
 
 def _albu_module(family: str):
@@ -172,6 +199,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--eval-n", type=int, default=10_000)
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE / "shifts.json")
+    ap.add_argument("--no-costs", dest="costs", action="store_false",
+                    help=f"do not rewrite {COSTS.relative_to(ROOT)} (the budget's generation costs)")
     args = ap.parse_args(argv)
     os.environ.setdefault("ROBUSTMNIST_DATA", str(ROOT.parent / "shared" / "data"))
 
@@ -210,6 +239,8 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_rss_under_2_gb": peak_rss_mb() < 2048,
     }
     args.out.write_text(json.dumps(result, indent=1) + "\n")
+    if args.n == 10_000 and args.costs:
+        write_generation_costs(result)
     print(json.dumps(result["passes"], indent=1))
     print(f"wrote {args.out}")
     return result

@@ -1,6 +1,6 @@
 """How many images per set a run can afford: a time budget and an honest estimate.
 
-The full default suite is 241 sets of 10,000 images (2.41M). A GPU scores that in seconds;
+The full default suite is 261 sets of 10,000 images (2.61M). A GPU scores that in seconds;
 a laptop CPU running a 32/64-channel CNN eagerly needs the better part of an hour, which a
 new user only learns from a progress bar. So when neither ``--n`` nor a GPU is given, the
 model's throughput is measured on a probe batch (the forward-path probe, models/fastpath.py)
@@ -14,31 +14,39 @@ CPU by benchmarks/shifts.py, or a cache read when the set is cached), metrics an
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 import re
+import statistics
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import UserError
 
 DEFAULT_CPU_BUDGET_S = 120.0
 MIN_GAIN_NOTE = 1.5  # say "Nx eager" in the line only when the path gains at least this
 
-# Seconds to generate 10,000 images of one level (benchmarks/shifts.json, default suite, 2-core
-# x86, torch 2.14). A shift not listed costs the median; a cached set costs a read.
-GENERATE_S_PER_10K = {
-    "gaussian_noise": 0.042, "shot_noise": 0.099, "impulse_noise": 0.050, "speckle_noise": 0.058,
-    "gaussian_blur": 0.021, "defocus_blur": 0.017, "motion_blur": 0.029, "glass_blur": 0.232,
-    "ink_blot": 0.092, "smudge": 0.058, "coffee_stain": 0.064, "strike_through": 0.085,
-    "spatter": 0.067, "dotted_line": 0.036, "zigzag": 0.046, "stripe": 0.013, "scan_border": 0.037,
-    "crop_shift": 0.049, "box_lines": 0.034, "neighbor_fragment": 0.043, "shadow": 0.039,
-    "rotate": 0.023, "shear": 0.023, "scale": 0.022, "translate": 0.018, "elastic": 0.041,
-    "brightness": 0.009, "contrast": 0.012, "invert": 0.010, "gamma": 0.019, "fog": 0.072,
-    "jpeg": 0.167, "pixelate": 0.034, "downsample": 0.013, "binarize": 0.045, "canny_edges": 0.169,
-    "thick_stroke": 0.036, "thin_stroke": 0.069, "fonts": 0.973, "fonts_sans": 0.842,
-    "fonts_serif": 0.875, "fonts_mono": 0.859, "fonts_ocr": 0.879, "fonts_handwriting": 0.921,
-    "euro_one": 0.076, "euro_seven": 0.076, "euro": 0.140, "euro_fonts": 0.594,
-}
-GENERATE_DEFAULT_S_PER_10K = 0.048
+# Seconds to generate 10,000 images of each level, measured on a 2-core x86 CPU by
+# benchmarks/shifts.py, which rewrites the table (reference/generation_costs.json). A shift not
+# listed (a spec's library shift) costs the median level; a cached set costs a read.
+COSTS_FILE = Path(__file__).resolve().parent / "reference" / "generation_costs.json"
+
+
+@functools.cache
+def generation_costs() -> dict[str, tuple[float, ...]]:
+    table = json.loads(COSTS_FILE.read_text())["seconds_per_10k"]
+    return {name: tuple(float(s) for s in levels) for name, levels in table.items()}
+
+
+def generate_s_per_10k(name: str, severity: int) -> float:
+    table = generation_costs()
+    levels = table.get(name)
+    if levels is None:
+        return statistics.median(s for row in table.values() for s in row)
+    return levels[min(max(severity, 1), len(levels)) - 1]
+
+
 # Writing a new set to the cache, reading a cached one, and per-set metrics + gallery PNGs:
 # the default suite's cold/warm evaluation (benchmarks/shifts.json "evaluation") split per set.
 CACHE_WRITE_S_PER_10K = 0.19
@@ -58,9 +66,9 @@ PYTHON_EXPONENT = 0.6
 
 def nest_chunk() -> int:
     """Images per nested chunk: any multiple of it is a prefix of the full set."""
-    from .shifts import sets
+    from .shifts.sets import NEST_CHUNK
 
-    return int(getattr(sets, "NEST_CHUNK", 500))
+    return NEST_CHUNK
 
 
 def parse_budget(text: str | None) -> float | None:
@@ -157,13 +165,13 @@ def set_costs(suite, n: int, seed: int, source_images=None, source_labels=None,
     if suite is None:
         return []
     if source_sha is None:
-        source_sha = _source_sha(source_images, source_labels, n) if use_cache else ""
+        source_sha = _source_sha(source_images, source_labels) if use_cache else ""
     out = []
     for name in suite.shift_names:
         shift = suite.shift(name)  # a spec's own library shifts are not in the registry
         for sev in suite.severities:
             cached = use_cache and _is_cached(shift, sev, suite.params(name, sev), seed, n, source_sha)
-            out.append(SetCost(name, GENERATE_S_PER_10K.get(name, GENERATE_DEFAULT_S_PER_10K), cached))
+            out.append(SetCost(name, generate_s_per_10k(name, sev), cached))
     return out
 
 
@@ -171,7 +179,7 @@ def machine_factor(suite, images, labels, seed: int = 0) -> float:
     """This machine's generation time over the table's, now (a busy CPU can be 10x slower).
 
     Generates the first ``CALIBRATION_IMAGES`` digits of up to three of the suite's transform
-    shifts (best of two tries each) and compares with ``GENERATE_S_PER_10K``.
+    shifts (best of two tries each) and compares with the tabled ``generation_costs``.
     """
     import time
 
@@ -183,7 +191,7 @@ def machine_factor(suite, images, labels, seed: int = 0) -> float:
     k = min(CALIBRATION_IMAGES, len(images))
     measured = expected = 0.0
     picked = [nm for nm in suite.shift_names
-              if nm in GENERATE_S_PER_10K and get_shift(nm).kind != "generative"][:3]
+              if nm in generation_costs() and get_shift(nm).kind != "generative"][:3]
     for name in picked:
         shift, sev = get_shift(name), suite.severities[len(suite.severities) // 2]
         best = float("inf")
@@ -193,7 +201,7 @@ def machine_factor(suite, images, labels, seed: int = 0) -> float:
             make_set(shift, sev, suite.params(name, sev), images[:k], labels[:k], k, seed)
             best = min(best, time.perf_counter() - t)
         measured += best
-        expected += GENERATE_S_PER_10K[name] * k / 10_000
+        expected += generate_s_per_10k(name, sev) * k / 10_000
     if not expected:
         return 1.0
     return min(50.0, max(0.25, measured / expected))
@@ -250,13 +258,12 @@ def plan_run(
     n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
     factor = machine_factor(suite, clean_images, clean_labels, seed) if n_sets else 1.0
 
-    shas: dict[int, str] = {}  # hashing 10,000 digits once, not once per candidate n
+    shas: dict[int, str] = {}  # hashing the source digits once, not once per candidate n
 
     def cost(k: int) -> float:
-        key = len(clean_images) if _nested() else k
-        if use_cache and key not in shas:
-            shas[key] = _source_sha(clean_images, clean_labels, k)
-        costs = set_costs(suite, k, seed, clean_images, clean_labels, use_cache, shas.get(key, ""))
+        if use_cache and not shas:
+            shas[0] = _source_sha(clean_images, clean_labels)
+        costs = set_costs(suite, k, seed, clean_images, clean_labels, use_cache, shas.get(0, ""))
         return estimate_seconds(k, rates, costs, ood_sets, factor)
 
     full_s = cost(n_full)
@@ -295,22 +302,14 @@ def _rate(model) -> float:
     return 10_000.0  # not probed (fast=False): a middling CPU conv net
 
 
-def _source_sha(images, labels, n: int) -> str:
+def _source_sha(images, labels) -> str:
+    """The source digits' hash in the cache key: the whole source, since nested chunk k reads
+    its digits by position."""
     if images is None or labels is None:
         return ""
     from .shifts import sets
 
-    # nested sets key on the whole source (chunk k reads its digits by position); before them
-    # the engine hashed the first n digits
-    if _nested():
-        return sets.set_sha256(images, labels)
-    return sets.set_sha256(images[:n], labels[:n])
-
-
-def _nested() -> bool:
-    from .shifts import sets
-
-    return hasattr(sets, "NEST_CHUNK")
+    return sets.set_sha256(images, labels)
 
 
 def _is_cached(shift, severity: int, params: dict, seed: int, n: int, source_sha: str) -> bool:

@@ -127,3 +127,17 @@ def test_a_set_already_in_the_cache_counts_as_cached():
             source_sha=set_sha256(images, labels))
     after = budget.set_costs(suite, 500, 0, images, labels)
     assert [(c.name, c.cached) for c in after] == [("gaussian_noise", False), ("rotate", True)]
+
+
+def test_every_shipped_shift_has_a_measured_generation_cost():
+    # a shift missing from the table would be costed at the median: print_scan (65 s per
+    # ladder at 10,000) once was, and the no-flags run overshot its budget
+    from robustmnist.shifts.suite import available_suites
+
+    table = budget.generation_costs()
+    for name in available_suites():
+        suite = load_suite(name)
+        missing = [s for s in suite.shift_names if s not in table]
+        assert not missing, f"{name}: no generation cost for {missing}: re-run benchmarks/shifts.py"
+    assert all(len(levels) == 5 and all(s > 0 for s in levels) for levels in table.values())
+    assert budget.generate_s_per_10k("print_scan", 5) > 10 * budget.generate_s_per_10k("invert", 5)
