@@ -5,11 +5,14 @@
 Six zoo architectures, each trained briefly (``--steps`` Adam steps of 128 MNIST digits, not
 the zoo's schedules: the timing needs real weights, not good ones), are benchmarked on the
 quick and the default suite, first locally, then as Ray tasks on a private local Ray instance
-(``--cpus`` CPUs). Both read the same warm set cache (sets are generated before timing) and
-Ray's workers are started by a tiny first run (timed on its own), so the ratio is Ray's
+(``--cpus`` CPUs). As bench does, each model's fastest exact forward path is probed once
+(models/fastpath.py) and both runs use it (the Ray workers follow the driver's choice). Both
+read the same warm set cache (sets are generated before timing, as the engine asks for them)
+and Ray's workers are started by a tiny first run (timed on its own), so the ratio is Ray's
 steady overhead (object store, task scheduling) against parallelism over tasks. The JSON
-records how the work split (tasks, bytes moved), whether the results were identical, and the
-load average, because on a shared CPU the wall clock also measures the neighbours.
+records how the work split (tasks, bytes moved), whether the results were identical (whole
+results.json apart from timings, environment, ``cached`` flags and where the work ran), and
+the load average, because on a shared CPU the wall clock also measures the neighbours.
 """
 
 from __future__ import annotations
@@ -64,25 +67,39 @@ def warm_cache(suite, n: int) -> float:
     from robustmnist.shifts.registry import get_shift
     from robustmnist.shifts.sets import get_set, set_sha256
 
-    clean = load_mnist("test")
-    images, labels = clean.images[:n], clean.labels[:n]
-    sha = set_sha256(images, labels)
+    clean = load_mnist("test")  # whole, as the engine passes it: nested sets read it by position
+    sha = set_sha256(clean.images, clean.labels)
     t = time.perf_counter()
     for name in suite.shift_names:
         for sev in suite.severities:
-            get_set(get_shift(name), sev, suite.params(name, sev), images, labels, n, 0, source_sha=sha)
+            get_set(get_shift(name), sev, suite.params(name, sev), clean.images, clean.labels, n, 0,
+                    source_sha=sha)
     return time.perf_counter() - t
 
 
-def warm_up_workers(paths: list[Path]) -> float:
-    """A first tiny run: Ray's worker processes import torch and robustmnist once per process, a
-    one-off cost of a session (timed here) that would otherwise land on the first suite."""
-    from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
+def probe_paths(paths: list[Path]) -> tuple[list, dict]:
+    """The models on their fastest exact forward paths, probed once as bench probes them."""
+    from robustmnist.data import load_mnist
+    from robustmnist.models.fastpath import accelerate
     from robustmnist.models.load import load_model
+
+    images = load_mnist("test").images
+    t = time.perf_counter()
+    models = [accelerate(load_model(p), images) for p in paths]
+    info = {"seconds": round(time.perf_counter() - t, 2),
+            "chosen": {p.stem: m.forward_path.describe() for p, m in zip(paths, models, strict=True)}}
+    return models, info
+
+
+def warm_up_workers(models: list) -> float:
+    """A first tiny run: Ray's worker processes import torch and robustmnist once per process
+    (and build each model's forward path once), a one-off cost of a session (timed here) that
+    would otherwise land on the first suite."""
+    from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
     from robustmnist.shifts.suite import load_suite
 
     t = time.perf_counter()
-    evaluate_on_ray([load_model(p) for p in paths], load_suite("quick").restrict(["rotate"], [1]), n=10)
+    evaluate_on_ray(models, load_suite("quick").restrict(["rotate"], [1]), n=10)
     return time.perf_counter() - t
 
 
@@ -90,6 +107,7 @@ def comparable(run) -> dict:
     d = run.result.to_dict()
     for key in ("timings", "environment", "created"):
         d.pop(key)
+    d["execution"].pop("ray", None)  # where the work ran
     for rec in d["shifts"]:
         rec.pop("cached")
     return d
@@ -108,11 +126,10 @@ def load() -> list[float]:
     return [round(v, 2) for v in os.getloadavg()]
 
 
-def bench_suite(paths: list[Path], suite_name: str, n: int, repeats: int) -> dict:
+def bench_suite(paths: list[Path], models: list, suite_name: str, n: int, repeats: int) -> dict:
     from robustmnist.distributed.ray import Stats
     from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
     from robustmnist.engine import evaluate_many
-    from robustmnist.models.load import load_model
     from robustmnist.shifts.suite import load_suite
 
     suite = load_suite(suite_name)
@@ -120,7 +137,6 @@ def bench_suite(paths: list[Path], suite_name: str, n: int, repeats: int) -> dic
     record = {"suite": suite_name, "n": n, "sets": n_sets, "models": len(paths),
               "images_scored": len(paths) * n * (1 + n_sets), "load_average_before": load()}
     record["warm_cache_seconds"] = round(warm_cache(suite, n), 2)
-    models = [load_model(p) for p in paths]
     names = [p.stem for p in paths]
 
     # Alternating local and Ray runs, best of each: the neighbours' load swings by minutes.
@@ -141,7 +157,8 @@ def bench_suite(paths: list[Path], suite_name: str, n: int, repeats: int) -> dic
                   identical_results=all(same))
     record["work"] = {
         "tasks_generate": stats.tasks_generate, "tasks_score": stats.tasks_score, "tasks_ood": stats.tasks_ood,
-        "bytes_put_by_driver": stats.bytes_to_object_store, "bytes_sets_generated": stats.bytes_sets,
+        "tasks_real": stats.tasks_real, "bytes_put_by_driver": stats.bytes_to_object_store,
+        "bytes_sets_generated": stats.bytes_sets,
         "bytes_returned_to_driver": stats.bytes_returned, "nodes": stats.nodes, "cpus": stats.cpus,
         "gpus": stats.gpus, "device": stats.device,
     }
@@ -170,9 +187,10 @@ def main() -> None:
     ray.init(num_cpus=args.cpus, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     init_s = time.perf_counter() - t
     try:
-        warmup_s = warm_up_workers(paths)
-        suites = [bench_suite(paths, "quick", args.quick_n, args.repeats),
-                  bench_suite(paths, "default", args.default_n, args.repeats)]
+        models, probe = probe_paths(paths)
+        warmup_s = warm_up_workers(models)
+        suites = [bench_suite(paths, models, "quick", args.quick_n, args.repeats),
+                  bench_suite(paths, models, "default", args.default_n, args.repeats)]
     finally:
         ray.shutdown()
     out = {
@@ -180,10 +198,12 @@ def main() -> None:
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
                     "torch_threads_driver": torch.get_num_threads(), "ray_cpus": args.cpus,
                     "ray": ray.__version__, "torch": torch.__version__},
-        "note": ("shared 2-core box (about 8 engineers): wall times measure the neighbours too, see the "
-                 "load averages; the default suite runs at --default-n images per set, not 10,000, to fit"),
+        "note": ("shared 2-core box (about 5 engineers running tests and benchmarks): wall times measure "
+                 "the neighbours too, see the load averages; the default suite runs at --default-n images "
+                 "per set, not 10,000, to fit"),
         "models": {"archs": ARCHS, "training": f"{args.steps} Adam steps (lr 2e-3, batch 128), seed 0",
                    "train_seconds": round(train_s, 1)},
+        "forward_paths": probe,
         "ray_init_seconds": round(init_s, 2),
         "ray_worker_warmup_seconds": round(warmup_s, 2),
         "suites": suites,

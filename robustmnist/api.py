@@ -170,61 +170,39 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     ``severity``, ``n``, ``ood``, ``real``, ``preprocess`` and ``device`` mean what the CLI flags mean;
     with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
     ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
-    Unless ``force``, a clearly wrong input convention stops the run with the fix (as the CLI).
-    ``trained_on`` (shift or family names, as ``--trained-on``) marks what the model saw in
-    training: those records are ``seen`` and left out of the headline numbers.
+    Unless ``force`` or an explicit ``preprocess``, a clearly wrong input convention stops the run
+    with the fix, and a doubtful one warns (as the CLI). ``trained_on`` (shift or family names, as
+    ``--trained-on``) marks what the model saw in training: those records are ``seen`` and left
+    out of the headline numbers.
     """
+    import sys
+
+    from .budget import parse_budget
     from .engine import evaluate as run_suite
     from .engine import resolve_device
+    from .prepare import check_request, finish, prepare
 
+    ood_names, real_names = _as_list(ood), _as_list(real)
+    check_request(n, batch_size, ood_names, real_names, flags=False)
     if trained_on:
         from .seen import resolve
 
-        resolve(None, list(_as_list(trained_on)))  # unknown names fail before the model is loaded
+        resolve(None, _as_list(trained_on))  # unknown names fail before the model is loaded
     dev = resolve_device(device)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs, name=name).to(dev)
     the_suite = None if clean_only else build_suite(suite, shift, severity)
-    ood_names = _as_list(ood)
-    if ood_names:
-        from .ood import check_ood_names
-
-        check_ood_names(ood_names)
-    real_names = _as_list(real)
-    real_sets = None
-    if real_names:  # read and framed up front, as the CLI does, so a missing set fails first
-        from .real import check_real_names, load_real
-
-        check_real_names(real_names)
-        real_sets = [load_real(name, data_root, n) for name in real_names]
-    if not force:
-        from .doctor import quick_check
-
-        message = quick_check(loaded, data_root=data_root)
-        if message:
-            raise UserError(message + " (pass force=True to evaluate anyway)")
-    execution = None
-    if the_suite is not None:  # n from the time budget unless given, as the CLI does (budget.py)
-        import sys
-
-        from .budget import parse_budget, plan_run
-        from .data import load_mnist
-
-        clean = load_mnist("test", data_root)
-        seconds = parse_budget(budget) if isinstance(budget, str) else budget
-        models, plan = plan_run([loaded], the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
-                                budget=seconds, seed=seed, ood_sets=len(ood_names or []), use_cache=use_cache,
-                                batch_size=batch_size)
-        loaded, n, execution = models[0], plan.n, {**plan.to_dict(), "ood": list(ood_names or [])}
-        print(plan.line(), file=sys.stderr)
-    run = run_suite(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=real_sets,
-                    execution=execution, trained_on=_as_list(trained_on))
-    if run.result.shifts:
-        from .bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE, as the CLI does
-
-        if reference or DEFAULT_REFERENCE.is_file():
-            apply_reference(run.result, reference)
+    # the same reads, convention guard and plan of n (time budget) as the CLI's eval
+    ready = prepare([loaded], the_suite, explicit=[bool(preprocess)], data_root=data_root, n=n, real=real_names,
+                    ood_sets=len(ood_names or []), budget=parse_budget(budget) if isinstance(budget, str) else budget,
+                    seed=seed, use_cache=use_cache, batch_size=batch_size, force=force,
+                    warn=lambda text: print(f"robustmnist: warning: {text}", file=sys.stderr), api=True)
+    print(ready.plan.line(), file=sys.stderr)
+    run = run_suite(ready.models[0], the_suite, n=ready.plan.n, seed=seed, ood=ood_names, data_root=data_root,
+                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=ready.real_sets,
+                    clean=ready.clean, execution={**ready.plan.to_dict(), "ood": list(ood_names or [])},
+                    trained_on=_as_list(trained_on))
+    finish(run.result, ready.checks[0], reference)
     return Result.from_run(run)
 
 

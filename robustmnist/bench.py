@@ -149,7 +149,7 @@ def reference_from_result(result: Result, source: str = "",
 def match_reference_set(r, seed: int, ref: Reference) -> tuple[bool, str]:
     """(usable, why) for one shift record against the reference: the recipe first (shift,
     version, params, severity, seed), then the bytes on the common prefix."""
-    from .shifts.fingerprint import compare_prefix  # here: robustmnist.shifts loads torch
+    from .shifts.fingerprint import compare_prefix
 
     rs = ref.sets.get((r.name, r.severity))
     if rs is None:
@@ -304,7 +304,7 @@ def pair_sets(a: Result, b: Result) -> tuple[list[tuple[str, int]], list[dict]]:
     Records are matched by recipe (shift, version, parameters, severity, set seed), then
     their bytes are compared on the common prefix (nested sets: the first min(n_a, n_b)
     images). Returns ([(set id, images compared)], [sets listed: left out or caveated])."""
-    from .shifts.fingerprint import compare_prefix  # here: robustmnist.shifts loads torch
+    from .shifts.fingerprint import compare_prefix
 
     pairs = [("clean", min(a.clean.n, b.clean.n))]
     listed: list[dict] = []

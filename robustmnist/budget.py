@@ -66,7 +66,7 @@ PYTHON_EXPONENT = 0.6
 
 def nest_chunk() -> int:
     """Images per nested chunk: any multiple of it is a prefix of the full set."""
-    from .shifts.sets import NEST_CHUNK
+    from .shifts.fingerprint import NEST_CHUNK
 
     return NEST_CHUNK
 

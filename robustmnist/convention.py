@@ -41,19 +41,25 @@ class ConventionCheck:
     reason: str = ""  # one sentence; the message shown to the user builds on it
     data: dict[str, Any] = field(default_factory=dict)
 
-    def message(self, model_path: str) -> str:
+    def message(self, model_path: str, api: bool = False) -> str:
+        """The verdict in words; ``api``: the fix as the Python API's arguments, not the CLI's flags."""
         name = Path(model_path).name
         if self.status == "ok":
             return ""
-        tail = (f"pass --preprocess {self.fix}" if self.fix else "check the model's convention")
+        fix = f'preprocess="{self.fix}"' if api else f"--preprocess {self.fix}"
+        advice = f"{name}: {self.reason}; " + (f"pass {fix}" if self.fix else "check the model's convention")
         if self.status == "stop":
-            return f"{name}: {self.reason}; {tail} (or --force to evaluate as declared)"
-        return f"{name}: {self.reason}; {tail}"
+            return f"{advice} (or {_force_word(api)} to evaluate as declared)"
+        return advice
 
     def to_dict(self) -> dict[str, Any]:
         return {"status": self.status, "declared": self.declared, "fix": self.fix,
                 "declared_accuracy": self.declared_accuracy, "fix_accuracy": self.fix_accuracy,
                 "p_value": self.p_value, "output_kind": self.output_kind, "reason": self.reason}
+
+
+def _force_word(api: bool) -> str:
+    return "force=True" if api else "--force"
 
 
 def _paired(a, b) -> tuple[int, int, float]:
@@ -150,18 +156,17 @@ def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
     return base
 
 
-def guard(model, data_root=None, force: bool = False, warn=None) -> ConventionCheck | None:
-    """eval's and bench's one call: stop (UserError) or warn, return the check for the report.
+def guard(model, data_root=None, force: bool = False, warn=None, api: bool = False) -> ConventionCheck | None:
+    """eval's, bench's and the API's one call: stop (UserError) or warn, return the check for the report.
 
     ``warn(text)`` prints a warning; with ``force`` a stop becomes a warning.
     """
     check = check_convention(model, data_root=data_root)
-    msg = check.message(model.path)
     if check.status == "stop" and not force:
-        raise UserError(msg)
+        raise UserError(check.message(model.path, api))
     if check.status != "ok" and warn is not None:
-        forced = f"{msg.split(' (or --force')[0]} [--force given: evaluated as declared]"
-        warn(msg if check.status == "warn" else forced)
+        advice = replace(check, status="warn").message(model.path, api)  # without the stop's "or force"
+        warn(advice if check.status == "warn" else f"{advice} [{_force_word(api)} given: evaluated as declared]")
     return check
 
 
@@ -171,5 +176,5 @@ def record(result, check: ConventionCheck | None) -> None:
         return
     result.summary["convention_check"] = check.to_dict()
     if check.status != "ok":
-        msg = check.message(result.model.path)
-        result.summary.setdefault("warnings", []).append(msg.split(" (or --force")[0])
+        advice = replace(check, status="warn").message(result.model.path)
+        result.summary.setdefault("warnings", []).append(advice)

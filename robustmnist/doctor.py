@@ -19,8 +19,8 @@ leaves a fingerprint that a few forward passes can read:
 4. Look for what no convention fixes: chance level everywhere, one predicted class, a class
    order permuted consistently (Hungarian assignment on the confusion matrix), dead ReLUs.
 
-``diagnose`` returns a ``Diagnosis`` dataclass (JSON via ``to_dict``); ``quick_check`` is the
-cheap version ``robustmnist eval`` runs before a long evaluation.
+``diagnose`` returns a ``Diagnosis`` dataclass (JSON via ``to_dict``); convention.py's guard is
+the cheap version eval, bench and the API run before a long evaluation.
 """
 
 from __future__ import annotations
@@ -53,7 +53,6 @@ ONE_CLASS_SHARE = 0.50  # one class predicted for half the images (its true shar
 # nets do have some: a LeNet-5 at 98% has ~20% of its fc units silent on MNIST.
 DEAD_LAYER_BAR = 0.50
 NLL_CAP = 27.6  # −log(1e-12), the floor Preprocess.to_logits puts under probabilities
-QUICK_LOW, QUICK_HIGH = 0.50, 0.90  # quick_check: declared below 50% while another beats 90%
 
 # The input ranges people actually train with. ``norm:0:255`` is x/255/255: pixels scaled
 # twice (ToTensor already divides by 255 and the training code divided again).
@@ -902,33 +901,3 @@ def load_for_diagnosis(
             other = next(lay for lay in LAYOUTS if lay != layout)
             return model, replace(model.preprocess, layout=other)
         raise first from None
-
-
-def quick_check(model: LoadedModel, data_root: str | Path | None = None) -> str | None:
-    """Eval's pre-check: a message naming the fix when the declared convention is clearly wrong.
-
-    Returns one or two sentences (with the exact --preprocess value) when the declared
-    convention scores under 50% on the 1,000-image sample while another scores over 90%; else
-    None. One forward pass when the declared convention is fine, a grid only when it is not.
-    """
-    images, labels = load_sample(data_root)
-    declared = model.preprocess
-    try:
-        raw = _raw_outputs(model, declared, _as_unit(images))
-    except _Refused:
-        return None  # load_model validated this convention; let the evaluation report the failure
-    decl = _score(declared, raw, labels)
-    if decl.accuracy >= QUICK_LOW or decl.non_finite:
-        return None  # fine, or NaN, which the scorer reports with its own message
-    grid = _score_grid(model, declared, images, labels)
-    kind = detect_output_kind(list(grid.raws.values()))
-    want = replace(declared, output=kind) if kind in OUTPUTS else declared
-    cands = [s for s in grid.scores if s.error is None and s.preprocess.output == want.output]
-    if not cands:
-        return None
-    best = max(cands, key=lambda s: (s.accuracy, -_distance(s.preprocess, want)))
-    if best.accuracy <= QUICK_HIGH:
-        return None
-    return (f"The model scores {decl.accuracy:.1%} on {len(labels):,} MNIST test images under its declared "
-            f"convention ({declared.to_string()}) but {best.accuracy:.1%} with --preprocess {best.spec}; "
-            f"re-run with that value (robustmnist doctor explains the difference).")

@@ -292,6 +292,18 @@ class _ModelRun:
         return RunOutput(result, self.predictions)
 
 
+def clean_and_source(clean: DigitSet | None, n: int | None, data_root) -> tuple[DigitSet, DigitSet]:
+    """(the first ``n`` clean digits, scored; the whole clean set, the source of shifted sets).
+
+    Whole, because nested sets read chunk k's digits by position, whatever n is."""
+    source = clean or load_mnist("test", data_root)
+    if n is None:
+        return source, source
+    if n < 1:
+        raise UserError(f"--n must be at least 1, got {n}")
+    return DigitSet(source.images[:n], source.labels[:n], source.name), source
+
+
 def evaluate_many(
     models: list[LoadedModel],
     suite: Suite | None,
@@ -327,7 +339,7 @@ def evaluate_many(
     which need gradients, get the model as loaded); ``execution`` (n, budget, reason: see
     budget.py) goes into every result as it is; ``on_update`` sees partial results as sets
     finish (to save them as the run goes) and ``resume`` (one earlier partial output per
-    model) skips the sets it already holds. (The Ray path takes none of these four yet.)
+    model) skips the sets it already holds. (The Ray path takes neither of these two yet.)
 
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
     shift/family names for every model, or ``trained_on_each``: one entry per model) are marked
@@ -339,16 +351,11 @@ def evaluate_many(
         return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
                                     batch_size=batch_size, use_cache=use_cache, names=names,
                                     progress=progress, clean=clean, real=real, real_sets=real_sets,
-                                    attacks=attacks, trained_on_each=_declared(models, trained_on,
-                                                                               trained_on_each))
+                                    attacks=attacks, fast=fast, execution=execution, trained_on=trained_on,
+                                    trained_on_each=trained_on_each)
     t_start = time.perf_counter()
     t = time.perf_counter()
-    clean = clean or load_mnist("test", data_root)
-    source = clean  # whole: nested sets read chunk k's digits by position, whatever n is
-    if n is not None:
-        if n < 1:
-            raise UserError(f"--n must be at least 1, got {n}")
-        clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
+    clean, source = clean_and_source(clean, n, data_root)
     n_clean = len(clean.images)
     source_sha = set_sha256(source.images, source.labels)
     load_s = time.perf_counter() - t

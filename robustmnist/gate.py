@@ -77,43 +77,52 @@ def load_policy(path: str | Path) -> dict:
         if key in policy and not isinstance(policy[key], bool):
             raise UserError(f"policy {p}: {key} must be true or false, got {policy[key]!r}")
     for key in TOP_KEYS - {"shift", "real", "attack"} - FLAG_KEYS:
-        if key in policy and (not isinstance(policy[key], int | float) or isinstance(policy[key], bool)):
-            raise UserError(f"policy {p}: {key} must be a number, got {policy[key]!r}")
         if key in policy:
-            _check_threshold(p, key, policy[key])
-    rules = policy.get("shift", [])
-    if not isinstance(rules, list):
-        raise UserError(f"policy {p}: write shift rules as [[shift]] tables")
-    for i, rule in enumerate(rules, 1):
-        bad = set(rule) - SHIFT_KEYS
-        if bad:
-            raise UserError(f"policy {p}: [[shift]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
-                            f"known: {', '.join(sorted(SHIFT_KEYS))}")
+            _check_number(p, key, policy[key])
+    for i, rule in enumerate(_rule_tables(p, policy, "shift", SHIFT_KEYS), 1):
         if "name" not in rule or not ({"min_accuracy", "max_ece"} & set(rule)):
             raise UserError(f"policy {p}: [[shift]] #{i} needs a name and min_accuracy or max_ece")
         if not isinstance(rule.get("include_seen", False), bool):
             raise UserError(f"policy {p}: [[shift]] #{i} include_seen must be true or false")
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
-        for key in ("min_accuracy", "max_ece"):
-            if key in rule:
-                if not isinstance(rule[key], int | float) or isinstance(rule[key], bool):
-                    raise UserError(f"policy {p}: [[shift]] #{i} {key} must be a number, got {rule[key]!r}")
-                _check_threshold(p, f"[[shift]] #{i} {key}", rule[key])
-    _check_real_rules(p, policy.get("real", []))
-    attack_rules = policy.get("attack", [])
-    if not isinstance(attack_rules, list):
-        raise UserError(f"policy {p}: write attack rules as [[attack]] tables")
-    for i, rule in enumerate(attack_rules, 1):
-        bad = set(rule) - ATTACK_KEYS
-        if bad:
-            raise UserError(f"policy {p}: [[attack]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
-                            f"known: {', '.join(sorted(ATTACK_KEYS))}")
-        if not isinstance(rule.get("min_accuracy"), int | float):
+        _check_numbers(p, f"[[shift]] #{i}", rule, ("min_accuracy", "max_ece"))
+    for i, rule in enumerate(_rule_tables(p, policy, "real", REAL_KEYS), 1):
+        if not (REAL_KEYS - {"name"}) & set(rule):
+            raise UserError(f"policy {p}: [[real]] #{i} needs min_accuracy, max_accuracy_drop or max_ece")
+        _check_numbers(p, f"[[real]] #{i}", rule, sorted(REAL_KEYS - {"name"}))
+    for i, rule in enumerate(_rule_tables(p, policy, "attack", ATTACK_KEYS), 1):
+        if "min_accuracy" not in rule:
             raise UserError(f"policy {p}: [[attack]] #{i} needs min_accuracy (a number)")
+        _check_numbers(p, f"[[attack]] #{i}", rule, ("min_accuracy",))
     if not (set(policy) & (TOP_KEYS - FLAG_KEYS)):
         raise UserError(f"policy {p} sets no thresholds")
     return policy
+
+
+def _rule_tables(p: Path, policy: dict, kind: str, known: set[str]) -> list[dict]:
+    """The [[kind]] tables of a policy, each holding only keys the rule knows."""
+    rules = policy.get(kind, [])
+    if not isinstance(rules, list) or not all(isinstance(r, dict) for r in rules):
+        raise UserError(f"policy {p}: write {kind} rules as [[{kind}]] tables")
+    for i, rule in enumerate(rules, 1):
+        bad = set(rule) - known
+        if bad:
+            raise UserError(f"policy {p}: [[{kind}]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
+                            f"known: {', '.join(sorted(known))}")
+    return rules
+
+
+def _check_numbers(p: Path, where: str, rule: dict, keys) -> None:
+    for key in keys:
+        if key in rule:
+            _check_number(p, f"{where} {key}", rule[key])
+
+
+def _check_number(p: Path, key: str, value) -> None:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise UserError(f"policy {p}: {key} must be a number, got {value!r}")
+    _check_threshold(p, key, value)
 
 
 def _check_threshold(p: Path, key: str, value: float) -> None:
@@ -162,21 +171,6 @@ def check(result: Result, policy: dict) -> list[RuleResult]:
     for rule in policy.get("attack", []):
         out.extend(_attack_rule(result, rule))
     return out
-
-
-def _check_real_rules(p: Path, rules) -> None:
-    if not isinstance(rules, list):
-        raise UserError(f"policy {p}: write real-set rules as [[real]] tables")
-    for i, rule in enumerate(rules, 1):
-        bad = set(rule) - REAL_KEYS
-        if bad:
-            raise UserError(f"policy {p}: [[real]] #{i} has unknown key(s) {', '.join(sorted(bad))}; "
-                            f"known: {', '.join(sorted(REAL_KEYS))}")
-        if not (REAL_KEYS - {"name"}) & set(rule):
-            raise UserError(f"policy {p}: [[real]] #{i} needs min_accuracy, max_accuracy_drop or max_ece")
-        for key in REAL_KEYS - {"name"}:
-            if key in rule and not isinstance(rule[key], int | float):
-                raise UserError(f"policy {p}: [[real]] #{i} {key} must be a number, got {rule[key]!r}")
 
 
 def _real_rule(result: Result, rule: dict) -> list[RuleResult]:

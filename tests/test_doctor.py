@@ -28,7 +28,6 @@ from robustmnist.doctor import (
     diagnose,
     load_for_diagnosis,
     load_sample,
-    quick_check,
     sample_indices,
 )
 from robustmnist.errors import UserError
@@ -411,24 +410,25 @@ def test_dead_relus(trained_mlp, sample, functional):
     assert ("pre-activations" in d.dead_units.method) == functional
 
 
-# -- quick_check (eval's pre-check) -------------------------------------------------------------
+# -- the convention guard (the pre-check of eval, bench and the API) -----------------------------
 
 @pytest.mark.mirror
-def test_quick_check(trained_mlp, mirror_root):
-    assert quick_check(loaded(trained_mlp), mirror_root) is None
-    msg = quick_check(loaded(Raw255(trained_mlp)), mirror_root)
-    assert msg is not None
-    assert "--preprocess range=0-255,polarity=normal,layout=1x28x28,output=logits" in msg
-    # a model below 90% under every convention is not stopped (the doctor explains it instead)
+def test_convention_guard(trained_mlp, mirror_root):
+    from robustmnist.convention import guard
+
+    assert guard(loaded(trained_mlp), mirror_root).status == "ok"
+    with pytest.raises(UserError) as exc:
+        guard(loaded(Raw255(trained_mlp)), mirror_root)
+    assert "pass --preprocess range=0-255,polarity=normal,layout=1x28x28,output=logits" in str(exc.value)
+    assert "(or --force to evaluate as declared)" in str(exc.value)
+    with pytest.raises(UserError) as exc:  # the Python API names its own arguments
+        guard(loaded(Raw255(trained_mlp)), mirror_root, api=True)
+    assert 'pass preprocess="range=0-255' in str(exc.value) and "(or force=True" in str(exc.value)
+    # a model at chance under every convention is not stopped (the doctor explains it instead)
     torch.manual_seed(0)
     from robustmnist.models.zoo import build
 
-    assert quick_check(loaded(build("mlp-784-50-50-10")), mirror_root) is None
-    # and eval's pre-check turns the message into a UserError
-    from robustmnist.cli.eval_cmd import _precheck
-
-    with pytest.raises(UserError, match="range=0-255"):
-        _precheck(loaded(Raw255(trained_mlp)), mirror_root)
+    assert guard(loaded(build("mlp-784-50-50-10")), mirror_root).status != "stop"
 
 
 # -- CLI: exit codes 0/1/2 and --json ----------------------------------------------------------

@@ -9,7 +9,8 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
-from .common import STARTED, check_counts, console, out, parse_name_list, progress, warn
+from . import model_opts
+from .common import STARTED, console, out, parse_name_list, progress, warn
 from .trained_on_spec import split_trained_on
 
 
@@ -71,13 +72,13 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
         batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
-        arch: str = typer.Option(None, "--arch"),
+        arch: str = model_opts.ARCH,
         preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
                                        "every model (MODEL::SPEC overrides it for one)"),
         force: bool = typer.Option(False, "--force", help="benchmark even when a model's input "
                                    "convention looks wrong"),
         no_cache: bool = typer.Option(False, "--no-cache"),
-        data_root: Path = typer.Option(None, "--data-root"),
+        data_root: Path = model_opts.DATA_ROOT,
         fmt: str = typer.Option("json,md", "--format", help="per-model outputs: json,html,md,csv"),
         ray_address: str = typer.Option(None, "--ray", help="score on a Ray cluster: auto (the running "
                                         "one), local (start one here) or HOST:PORT; needs the ray extra"),
@@ -93,43 +94,28 @@ def register(app: typer.Typer) -> None:
                                        "overrides it for one)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
-        check_counts(n, batch_size)
-        from ..bench import apply_reference, leaderboard, load_reference, reference_from_result
-        from ..budget import parse_budget, plan_run
-        from ..data import load_mnist
+        from ..bench import leaderboard, load_reference, reference_from_result
+        from ..budget import parse_budget
         from ..engine import evaluate_many, resolve_device
         from ..models.load import load_model
+        from ..prepare import check_request, finish, prepare
         from ..report.leaderboard import write_leaderboard
-        from .eval_cmd import _load_real_sets, _ood_image_count, build_suite, parse_formats, save_run
+        from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
 
+        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
+        check_request(n, batch_size, ood_names, real_names)
         formats = parse_formats(fmt)
         specs, ray_address = _models_and_address(models, ray_address, preprocess, trained_on)
         the_suite = build_suite(suite, shift, severity)
-        ood_names = parse_name_list(ood)
-        if ood_names:
-            from ..ood import check_ood_names
-
-            check_ood_names(ood_names)
-        real_names = parse_name_list(real)
-        if real_names:
-            from ..real import check_real_names
-
-            check_real_names(real_names)
         dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
-        from ..convention import guard, record
-
         loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
         names = _unique_names([m.name for m in loaded])
-        clean = load_mnist("test", data_root)
-        # Every model is checked before any is scored: a wrong convention is found in seconds,
-        # not after the whole grid. An explicit convention (--preprocess or ::SPEC) is the user's call.
-        checks = [None if spec else guard(m, data_root=data_root, force=force, warn=warn)
-                  for m, (_, spec, _) in zip(loaded, specs, strict=True)]
-        real_sets = _load_real_sets(real_names, data_root, n)
-        loaded, plan = plan_run(loaded, the_suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
-                                budget=parse_budget(budget), seed=seed, ood_sets=len(ood_names or []),
-                                use_cache=not no_cache, batch_size=batch_size,
-                                spent_s=time.monotonic() - STARTED)
+        # An explicit convention (--preprocess or ::SPEC) is the user's call: no guard for it.
+        ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
+                        real=real_names, ood_sets=len(ood_names or []), budget=parse_budget(budget), seed=seed,
+                        use_cache=not no_cache, batch_size=batch_size, force=force, warn=warn,
+                        spent_s=time.monotonic() - STARTED)
+        loaded, plan, clean, real_sets, checks = ready.models, ready.plan, ready.clean, ready.real_sets, ready.checks
         console.print(plan.line(), markup=False, highlight=False)
         n = plan.n
         n_img = min(n, len(clean.images))
@@ -149,15 +135,13 @@ def register(app: typer.Typer) -> None:
             def on_progress(kind, k, status):
                 bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
 
-            run_many, extra, targets = evaluate_many, {"execution": plan.to_dict()}, loaded
-            if ray_address:  # the same plan and results, as Ray tasks
+            run_many, extra = evaluate_many, {"execution": plan.to_dict()}
+            if ray_address:  # the same plan and results, as Ray tasks (workers follow the probed paths)
                 from ..distributed import ray as on_ray
-                from ..models.fastpath import as_loaded
 
-                run_many, extra = on_ray.evaluate_many, {"address": ray_address, "device": device,
-                                                         "stats": on_ray.Stats()}
-                targets = [as_loaded(m) for m in loaded]  # workers load their own; fast paths stay here
-            runs = run_many(targets, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
+                run_many = on_ray.evaluate_many
+                extra.update(address=ray_address, device=device, stats=on_ray.Stats())
+            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
                             progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans,
                             trained_on_each=[t for _, _, t in specs], **extra)
@@ -167,8 +151,7 @@ def register(app: typer.Typer) -> None:
         first = (reference_from_result(runs[0].result, predictions=runs[0].predictions)
                  if len(runs) > 1 else None)
         for name, run, check in zip(names, runs, checks, strict=True):
-            record(run.result, check)
-            apply_reference(run.result, ref)
+            finish(run.result, check, ref)
             save_run(run, out_dir / name, formats)
         for name, run in zip(names, runs, strict=True):
             print_listed_sets(run.result.summary.get("reference_sets", {}).get("listed", []),
@@ -203,8 +186,9 @@ def register(app: typer.Typer) -> None:
             console.print(f"  {kind:5s} {p}")
         if "stats" in extra:
             st = extra["stats"]
-            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score} scoring tasks on "
-                          f"{st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})")
+            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score + st.tasks_real} scoring "
+                          f"tasks on {st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})"
+                          + ("; attacks ran here, on the driver" if plans else ""))
 
     @app.command("gate")
     def gate_cmd(

@@ -54,11 +54,3 @@ def parse_name_list(text: str | None) -> list[str] | None:
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
-
-
-def check_counts(n: int | None, batch_size: int | None) -> None:
-    """--n and --batch-size below 1, refused before any data is read or a bar is drawn."""
-    if n is not None and n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
-    if batch_size is not None and batch_size < 1:
-        raise UserError(f"--batch-size must be at least 1, got {batch_size}")

@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from . import model_opts
 from .common import console, out, progress
 
 DEMO_MODELS = ("lenet5", "mlp-784-256-128-64-10")
@@ -26,7 +27,7 @@ def register(app: typer.Typer) -> None:
         real: str = typer.Option("digits", "--real", help="real digit sets scored beside the suite "
                                  "(scikit-learn's bundled digits need no download)"),
         device: str = typer.Option("auto", "--device"),
-        data_root: Path = typer.Option(None, "--data-root"),
+        data_root: Path = model_opts.DATA_ROOT,
         seed: int = typer.Option(0, "--seed"),
     ):
         """Train lenet5 and an MLP briefly, evaluate both, write HTML reports and a comparison."""

@@ -16,6 +16,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
+from . import model_opts
 from .common import console, out
 
 _MARK = {"error": ("✗", "bold red"), "warning": ("!", "bold yellow"), "info": ("i", "cyan")}
@@ -89,15 +90,11 @@ def register(app: typer.Typer) -> None:
                                      "state_dict (with --arch), ONNX, or pickle (--trust-pickle)"),
         preprocess: str = typer.Option(None, "--preprocess", help="the convention to check, e.g. "
                                        "0-255,784,probs (default: the model's stored one)"),
-        arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
-        trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
-                                          "pickled model (runs code from the file!)"),
-        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
-                                       "of a state_dict (or the class of a pickled model)"),
-        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
-                                         "--model-code"),
-        data_root: Path = typer.Option(None, "--data-root", help="dataset folder (else "
-                                       "ROBUSTMNIST_DATA, else ~/.cache/robustmnist)"),
+        arch: str = model_opts.ARCH,
+        trust_pickle: bool = model_opts.TRUST_PICKLE,
+        model_code: str = model_opts.MODEL_CODE,
+        model_kwargs: str = model_opts.MODEL_KWARGS,
+        data_root: Path = model_opts.DATA_ROOT,
         as_json: bool = typer.Option(False, "--json", help="print the diagnosis as JSON on stdout"),
     ):
         """Diagnose a model that scores badly: try every input range, polarity, layout,

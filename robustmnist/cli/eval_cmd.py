@@ -9,8 +9,10 @@ import typer
 from rich.table import Table
 
 from ..errors import UserError
+from ..prepare import check_request
+from . import model_opts
 from .attack_opts import AttackOptions, print_adversarial
-from .common import STARTED, check_counts, console, out, parse_int_list, parse_name_list, progress, warn
+from .common import STARTED, console, out, parse_int_list, parse_name_list, progress, warn
 
 FORMATS = ("json", "html", "md", "csv")
 
@@ -43,34 +45,33 @@ def run_eval(
     the partial results an interrupted run left in ``out``; ``spent_s``: seconds the command
     used before this call, taken off the budget.
     """
-    from ..budget import plan_run
-    from ..convention import record
-    from ..data import load_mnist
     from ..engine import evaluate, resolve_device
     from ..models.load import load_model
+    from ..prepare import finish as finish_result
+    from ..prepare import prepare
     from ..resume import PartialSaver, check_resumable, load_partial
 
     dev = resolve_device(device)
     if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
         from ..models.predictions import load_predictions
 
-        model, force = load_predictions(predictions, preprocess), True
+        model = load_predictions(predictions, preprocess)
     else:
         model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                            model_code=model_code, model_kwargs=model_kwargs)
     model.to(dev)
-    clean = load_mnist("test", data_root)  # fail on missing data before any progress output
-    real_sets = _load_real_sets(real, data_root, n)
     prior = load_partial(out) if resume else None
     prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
-    check = None if preprocess or predictions is not None else _precheck(model, data_root, force=force, quiet=quiet)
     # precomputed scores (--predictions) have no forward path to speed up, and their n is the
-    # exported sets' n: no probe and no budget for them
+    # exported sets' n: no probe, no budget and no convention guard for them
     scored_elsewhere = predictions is not None
-    models, run_plan = plan_run([model], suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
-                                budget=float("inf") if scored_elsewhere else budget, seed=seed,
-                                ood_sets=len(ood or []), use_cache=use_cache, batch_size=batch_size,
-                                resume_n=prior_n, spent_s=spent_s, fast=not scored_elsewhere)
+    ready = prepare([model], suite, explicit=[bool(preprocess) or scored_elsewhere], data_root=data_root, n=n,
+                    real=real, ood_sets=len(ood or []), budget=float("inf") if scored_elsewhere else budget, seed=seed,
+                    use_cache=use_cache, batch_size=batch_size, force=force, warn=None if quiet else warn,
+                    resume_n=prior_n, spent_s=spent_s,
+                    fast=not scored_elsewhere)
+    models, run_plan, clean, real_sets, (check,) = (ready.models, ready.plan, ready.clean, ready.real_sets,
+                                                    ready.checks)
     if not quiet:
         console.print(run_plan.line(), markup=False, highlight=False)
     plan = None
@@ -84,12 +85,7 @@ def run_eval(
     n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
 
     def finish(result) -> None:
-        record(result, check)
-        if result.shifts:
-            from ..bench import DEFAULT_REFERENCE, apply_reference  # CE/mCE against a reference
-
-            if reference or DEFAULT_REFERENCE.is_file():
-                apply_reference(result, reference)
+        finish_result(result, check, reference)
 
     saver = PartialSaver(lambda o: save_run(o, out), finish=finish)
     out_existed = out.exists()
@@ -136,15 +132,6 @@ def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
     return write(run, out, formats)
 
 
-def _load_real_sets(names, data_root, n):
-    """Real sets read and framed up front, so a missing one fails before any progress output."""
-    if not names:
-        return None
-    from ..real import load_real
-
-    return [load_real(name, data_root, n) for name in names]
-
-
 def _ood_image_count(names: list[str], n: int | None) -> int:
     from ..data import _list_image_folder
     from ..ood import SYNTHETIC_N
@@ -155,14 +142,6 @@ def _ood_image_count(names: list[str], n: int | None) -> int:
             else SYNTHETIC_N  # Fashion-MNIST and CIFAR-10 test sets are 10,000 images too
         total += min(size, n) if n else size
     return total
-
-
-def _precheck(model, data_root, force: bool = False, quiet: bool = False):
-    """The convention guard: stop (UserError) when the declared convention is clearly wrong,
-    warn when it is doubtful; an explicit --preprocess skips it (the caller decides)."""
-    from ..convention import guard
-
-    return guard(model, data_root=data_root, force=force, warn=None if quiet else warn)
 
 
 def print_summary(result, written: dict) -> None:
@@ -237,19 +216,15 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
-        arch: str = typer.Option(None, "--arch", help="architecture of a bare state_dict"),
-        model_code: str = typer.Option(None, "--model-code", help="FILE.py:ClassName defining the network "
-                                       "of a state_dict (or the class of a pickled model)"),
-        model_kwargs: str = typer.Option(None, "--model-kwargs", help="JSON constructor arguments for "
-                                         "--model-code, e.g. '{\"hidden\": 128}'"),
+        arch: str = model_opts.ARCH,
+        model_code: str = model_opts.MODEL_CODE,
+        model_kwargs: str = model_opts.MODEL_KWARGS,
         predictions: Path = typer.Option(None, "--predictions", help="score PREDS.npz (one N×10 array per "
                                          "set from 'shifts export', plus clean) instead of running a model"),
-        trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow unpickling a full "
-                                          "pickled model (runs code from the file!)"),
+        trust_pickle: bool = model_opts.TRUST_PICKLE,
         fmt: str = typer.Option("json,html,md,csv", "--format", help="json,html,md,csv"),
         no_cache: bool = typer.Option(False, "--no-cache", help="regenerate sets, don't cache"),
-        data_root: Path = typer.Option(None, "--data-root", help="dataset folder (else "
-                                       "ROBUSTMNIST_DATA, else ~/.cache/robustmnist)"),
+        data_root: Path = model_opts.DATA_ROOT,
         name: str = typer.Option(None, "--name", help="model name shown in reports"),
         reference: Path = typer.Option(None, "--reference", help="results.json of the reference "
                                        "model for CE/mCE (default: the pinned lenet5 reference)"),
@@ -274,7 +249,8 @@ def register(app: typer.Typer) -> None:
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
         from ..budget import parse_budget
 
-        check_counts(n, batch_size)
+        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
+        check_request(n, batch_size, ood_names, real_names)
         formats = parse_formats(fmt)
         if (model is None) == (predictions is None):
             raise UserError("give a MODEL file or --predictions PREDS.npz (one of the two)")
@@ -287,16 +263,6 @@ def register(app: typer.Typer) -> None:
             resolve(None, trained_on)  # unknown names fail before the model is loaded
         attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
         the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
-        ood_names = parse_name_list(ood)
-        if ood_names:
-            from ..ood import check_ood_names
-
-            check_ood_names(ood_names)
-        real_names = parse_name_list(real)
-        if real_names:
-            from ..real import check_real_names
-
-            check_real_names(real_names)
         result, written = run_eval(
             model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
             batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,

@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from . import model_opts
 from .common import console, out
 
 
@@ -28,14 +29,14 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("default", "--suite", help="suite whose severity ladders to show"),
     ):
         """Table of every registered shift: family, version, description and severity ladder."""
-        from ..shifts.registry import all_shifts
+        from ..shifts.registry import shift_infos  # the catalogue's metadata: no torch to import
         from ..shifts.suite import load_suite
 
         s = load_suite(suite)
         t = Table(title=f"robustmnist shifts (ladders from suite '{s.name}')")
         for col in ("name", "family", "v", "kind", "description", "levels (1/2/3/4/5)"):
             t.add_column(col, overflow="fold")
-        for name, sh in {**all_shifts(), **s.custom}.items():  # with the spec's own library shifts
+        for name, sh in {**shift_infos(), **s.custom}.items():  # with the spec's own library shifts
             t.add_row(name, sh.family, str(sh.version), sh.kind, sh.description, _fmt_levels(s, name))
         out.print(t)
 
@@ -47,7 +48,7 @@ def register(app: typer.Typer) -> None:
         suite: str = typer.Option("default", "--suite"),
         seed: int = typer.Option(0, "--seed"),
         cols: int = typer.Option(12, "--cols", min=1, max=40, help="digits per row"),
-        data_root: Path = typer.Option(None, "--data-root"),
+        data_root: Path = model_opts.DATA_ROOT,
     ):
         """Grid per shift: rows are severities 0 (clean) to 5, columns the same test digits."""
         from ..data import load_mnist
@@ -75,7 +76,7 @@ def register(app: typer.Typer) -> None:
         n: int = typer.Option(10_000, "--n", min=1, help="images per set (any n: sets are nested)"),
         shift: str = typer.Option(None, "--shift", help="only these shifts or families (comma list)"),
         reference: Path = typer.Option(None, "--reference", help="pinned reference holding the fingerprints"),
-        data_root: Path = typer.Option(None, "--data-root"),
+        data_root: Path = model_opts.DATA_ROOT,
     ):
         """Regenerate sets and compare them with the pinned fingerprints (exit 1 if any differ)."""
         from ..bench import load_reference
@@ -118,7 +119,7 @@ def register(app: typer.Typer) -> None:
         n: int = typer.Option(None, "--n", help="images per set (default: all 10,000)"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         fmt: str = typer.Option("npz", "--format", help="npz, idx (MNIST's own format) or png"),
-        data_root: Path = typer.Option(None, "--data-root"),
+        data_root: Path = model_opts.DATA_ROOT,
     ):
         """Write every set (and clean) with a manifest, to score with any framework or language;
         score them back in with robustmnist eval --predictions."""

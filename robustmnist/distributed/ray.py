@@ -5,13 +5,20 @@ each scored by every model. Here each set is one generation task and each (model
 one scoring task, both calling the functions local bench calls (``shifts.sets.get_set``,
 ``engine.score_set``), and the driver assembles the records in plan order with
 ``engine._ModelRun``, so results match a local run byte for byte apart from timings,
-environment and the ``cached`` flags (which describe the workers' caches).
+environment and the ``cached`` flags (which describe the workers' caches). The driver probes
+each model's fastest exact forward path once, as local bench does (models/fastpath.py), and
+the workers follow that choice: a path chosen per worker could differ from the driver's and
+two exact paths differ in the last float bits. Real digit sets are read on the driver and
+scored as tasks too; adversarial attacks, one gradient-based job per model, run on the driver.
 
-What moves over the network: the first n clean MNIST digits and each model file, once into
-the object store; each generated set, from the node that made it to each node that scores it
-(Ray keeps one copy per node); back to the driver, per (model, set), the metrics record with
-its gallery thumbnails and one int8 prediction per image (plus 10 clean logits per image
-for OOD scoring). Workers generate sets into their own node's set cache.
+What moves over the network: the clean MNIST digits (the whole test set when n is smaller:
+nested sets are generated from it) and each model file, once into the object store (with up
+to 1,024 clean digits that workers build and check the forward path on);
+each generated set, from the node that made it to each node that scores it (Ray keeps one
+copy per node); each real set once; back to the driver, per (model, set), the metrics record
+with its gallery thumbnails and one int8 prediction per image (plus 10 logits per image of
+clean, for OOD scoring, and of each real set). Workers generate sets into their own node's
+set cache.
 """
 
 from __future__ import annotations
@@ -38,8 +45,20 @@ try:
 except ImportError:  # the CLI's only way here is --ray: say what to install, not a traceback
     raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
 
-from ..data import DigitSet, load_mnist
-from ..engine import DEFAULT_BATCH, ProgressFn, RunOutput, SetScore, _ModelRun, environment, score, score_set
+from ..data import DigitSet
+from ..engine import (
+    DEFAULT_BATCH,
+    ProgressFn,
+    RunOutput,
+    SetScore,
+    _ModelRun,
+    _output,
+    clean_and_source,
+    environment,
+    score,
+    score_set,
+)
+from ..models.fastpath import EAGER, PROBE_IMAGES, PathChoice, accelerate, as_loaded, follow
 from ..models.load import LoadedModel, load_model
 from ..models.preprocess import Preprocess
 from ..shifts.fingerprint import chunk_digests
@@ -68,6 +87,7 @@ class ModelSpec:
     format: str
     preprocess: Preprocess
     robustmnist: str  # the driver's version: a worker with another would score differently
+    forward_path: str = EAGER  # the driver's probe chose it; every worker runs the same
 
 
 @dataclass
@@ -77,6 +97,7 @@ class Stats:
     tasks_generate: int = 0
     tasks_score: int = 0
     tasks_ood: int = 0
+    tasks_real: int = 0
     bytes_to_object_store: int = 0  # clean digits + model files put by the driver
     bytes_sets: int = 0  # generated sets (each copied once to each node that scores it)
     bytes_returned: int = 0  # records, predictions and logits back to the driver
@@ -103,11 +124,12 @@ def _check_version(spec_version: str) -> None:
 
 
 def _worker_model(spec: ModelSpec, boxed: list) -> LoadedModel:
-    """``boxed`` holds the payload's ref: Ray resolves only top-level refs, so a worker that has
-    the model already never fetches (nor copies) its file again."""
+    """``boxed`` holds the refs of the payload and of the probe digits: Ray resolves only
+    top-level refs, so a worker that has the model already never fetches (nor copies) them again."""
     _check_version(spec.robustmnist)
     device = _worker_device()
-    model = _MODELS.get(spec.key)
+    key = f"{spec.key}:{spec.forward_path}"
+    model = _MODELS.get(key)
     if model is None:
         payload = ray.get(boxed[0])
         if isinstance(payload, LoadedModel):
@@ -120,10 +142,12 @@ def _worker_model(spec: ModelSpec, boxed: list) -> LoadedModel:
                                    trust_pickle=spec.format == "pickle")  # the driver's user opted in
             # the spec string rounds norm:mean:std; the driver's own spec is exact
             model.preprocess = spec.preprocess
-        _MODELS[spec.key] = model
+        if spec.forward_path != EAGER:  # the driver chose it for CPU workers only
+            model = follow(model.to(device), spec.forward_path, ray.get(boxed[1]))
+        _MODELS[key] = model
         while len(_MODELS) > MODELS_PER_WORKER:
             _MODELS.popitem(last=False)
-    _MODELS.move_to_end(spec.key)
+    _MODELS.move_to_end(key)
     return model.to(device)
 
 
@@ -151,6 +175,11 @@ def _score(spec: ModelSpec, payload: list, sset: ShiftSet, batch_size: int,
 
 
 @ray.remote(max_retries=MAX_RETRIES)
+def _logits(spec: ModelSpec, payload: list, images: np.ndarray, batch_size: int) -> np.ndarray:
+    return score(_worker_model(spec, payload), images, batch_size)
+
+
+@ray.remote(max_retries=MAX_RETRIES)
 def _ood(spec: ModelSpec, payload: list, names: list[str], clean_logits: np.ndarray,
          data_root: str | None, seed: int, n: int | None, batch_size: int) -> tuple[list, float]:
     from ..ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
@@ -158,7 +187,7 @@ def _ood(spec: ModelSpec, payload: list, names: list[str], clean_logits: np.ndar
     model = _worker_model(spec, payload)
     t = time.perf_counter()
     records = evaluate_ood(names, clean_logits, lambda imgs: score(model, imgs, batch_size),
-                           data_root=data_root, seed=seed, n=n)
+                           data_root=data_root, seed=seed, n=n, output=model.preprocess.output)
     return records, time.perf_counter() - t
 
 
@@ -230,15 +259,20 @@ def connect(address: str = "auto") -> _Session:
     return _Session(owned=True)
 
 
-def _ship(model: LoadedModel) -> tuple[ModelSpec, Any, int]:
+def _ship(model: LoadedModel, probe_ref: Any) -> tuple[ModelSpec, Any, int]:
+    """(what rebuilds the model on a worker, [its payload's ref, the probe digits' ref], bytes put).
+    ``model`` runs its driver-chosen path; the eager module as loaded is what travels."""
+    path_name = model.forward_path.name if model.forward_path is not None else EAGER
+    model = as_loaded(model)
     path = Path(model.path)
     if model.sha256 and path.is_file():
         blob = path.read_bytes()
         from ..fileio import sha256_bytes
 
         if sha256_bytes(blob) == model.sha256:
-            spec = ModelSpec(model.sha256, path.name, model.arch, model.format, model.preprocess, __version__)
-            return spec, [ray.put(blob)], len(blob)
+            spec = ModelSpec(model.sha256, path.name, model.arch, model.format, model.preprocess, __version__,
+                             path_name)
+            return spec, [ray.put(blob), probe_ref], len(blob)
     # an in-memory model (Python API): the module itself travels, pickled by Ray
     cpu_model = dataclasses.replace(model, device=torch.device("cpu"))
     cpu_model.module = model.module.to("cpu") if isinstance(model.module, torch.nn.Module) else model.module
@@ -249,7 +283,8 @@ def _ship(model: LoadedModel) -> tuple[ModelSpec, Any, int]:
                         f"pickled ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
                         "save it to a file first") from None
     key = f"mem-{id(model)}-{time.time_ns()}"
-    return ModelSpec(key, path.name, model.arch, model.format, model.preprocess, __version__), [ref], 0
+    spec = ModelSpec(key, path.name, model.arch, model.format, model.preprocess, __version__, path_name)
+    return spec, [ref, probe_ref], 0
 
 
 def _resources(device: str, stats: Stats) -> dict:
@@ -301,52 +336,71 @@ def evaluate_many(
     real: list[str] | None = None,
     real_sets: list | None = None,
     attacks=None,
+    fast: bool = True,
+    execution: dict | None = None,
+    trained_on: str | list[str] | None = None,
     trained_on_each: list | None = None,
 ) -> list[RunOutput]:
-    """``engine.evaluate_many`` on a Ray cluster; same arguments plus the cluster's ``address``.
+    """``engine.evaluate_many`` on a Ray cluster; its arguments plus the cluster's ``address``
+    and the workers' ``device``.
 
-    ``data_root`` (when given) must exist on the workers: only OOD sets are read there. Real
-    digit sets (a few thousand images) and adversarial attacks are run on the driver, after the
-    grid, by the calls local bench makes (not distributed yet). Pass a ``Stats`` to learn how
-    the work split.
+    ``data_root`` (when given) must exist on the workers for OOD sets; real digit sets are read
+    here and scored on the workers. Adversarial attacks run here, after the grid, by the call
+    local bench makes (``execution["ray"]`` in each result says so). Pass a ``Stats`` to learn
+    how the work split.
     """
     t_start = time.perf_counter()
-    clean = clean or load_mnist("test", data_root)
-    source = clean  # whole, for generation (nested sets)
-    if n is not None:
-        if n < 1:
-            raise UserError(f"--n must be at least 1, got {n}")
-        clean = DigitSet(clean.images[:n], clean.labels[:n], clean.name)
+    clean, source = clean_and_source(clean, n, data_root)
     stats = stats if stats is not None else Stats()
     session = connect(address)
     try:
-        return _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress,
-                    device, stats, t_start, real, real_sets, attacks, source, trained_on_each)
+        opts = _resources(device, stats)
+        models = _forward_paths(models, clean, batch_size, fast, stats.device)
+        return _run(models, suite, clean, source, n, seed, ood, data_root, batch_size, use_cache, names,
+                    progress, opts, stats, t_start, real, real_sets, attacks, execution,
+                    [trained_on] * len(models) if trained_on_each is None else trained_on_each)
     finally:
         if session.owned:
             ray.shutdown()
 
 
-def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, names, progress, device,
-         stats: Stats, t_start: float, real=None, real_sets=None, attacks=None,
-         source: DigitSet | None = None, trained_on_each: list | None = None) -> list[RunOutput]:
+def _forward_paths(models: list[LoadedModel], clean: DigitSet, batch_size: int, fast: bool,
+                   device: str) -> list[LoadedModel]:
+    """The models on the path their workers will run: for CPU workers the fastest exact one,
+    probed here once per model as local bench probes it (a model bench already probed keeps its
+    choice); eager PyTorch for GPU workers, as local bench keeps on a GPU, and with fast=False."""
+    if not fast:
+        return [as_loaded(m) for m in models]
+    if device == "cuda":  # nothing to probe here: the GPUs are on the workers
+        return [dataclasses.replace(as_loaded(m), forward_path=PathChoice(EAGER, 0.0, device="cuda"))
+                for m in models]
+    return [accelerate(m, clean.images, batch_size) for m in models]
+
+
+def _run(models, suite, clean: DigitSet, source: DigitSet, n, seed, ood, data_root, batch_size, use_cache,
+         names, progress, opts: dict, stats: Stats, t_start: float, real, real_sets, attacks, execution,
+         trained_on: list) -> list[RunOutput]:
     from ray import exceptions as rex
 
-    opts = _resources(device, stats)
+    # unknown --trained-on names fail here, before any task
+    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=t) for m, t in zip(models, trained_on, strict=True)]
     n_clean = len(clean.images)
     clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
                          set_sha256(clean.images, clean.labels), {})
     clean_ref = ray.put(clean_set)
+    stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
     source_ref = clean_ref
-    if source is not None and len(source.images) != n_clean:
+    if len(source.images) != n_clean:  # generation reads the whole source (nested sets)
         source_ref = ray.put(ShiftSet("source", 0, source.images, source.labels.astype(np.int64),
                                       set_sha256(source.images, source.labels), {}))
-    stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
-    shipped = [_ship(m) for m in models]
+        stats.bytes_to_object_store += int(source.images.nbytes + source.labels.nbytes)
+    probe = np.ascontiguousarray(source.images[:PROBE_IMAGES])  # the digits bench's probe ran on
+    probe_ref = ray.put(probe)
+    stats.bytes_to_object_store += int(probe.nbytes)
+    shipped = [_ship(m, probe_ref) for m in models]
     stats.bytes_to_object_store += sum(size for _, _, size in shipped)
-    runs = [_ModelRun(m, trained_on=t) for m, t in zip(models, trained_on_each or [None] * len(models),
-                                                        strict=True)]
     root = str(data_root) if data_root is not None else None
+    real_todo = _real_sets(real, real_sets, data_root, n)
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
     pending: dict[Any, tuple] = {}  # object ref -> what it is
@@ -354,6 +408,7 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
     infos: dict[int, dict] = {}
     units: dict[tuple[int, int], SetScore] = {}
     oods: dict[int, tuple[list, float]] = {}
+    real_logits: dict[tuple[int, int], np.ndarray] = {}
     next_set = 0
     ahead = max(2, int(SETS_AHEAD_PER_CPU * max(stats.cpus, 1)))
 
@@ -372,6 +427,12 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
         for i, (spec, payload, _) in enumerate(shipped):
             pending[_score.options(**opts).remote(spec, payload, clean_ref, batch_size, True)] = ("clean", i)
             stats.tasks_score += 1
+        for j, rs in enumerate(real_todo):
+            images_ref = ray.put(rs.images)
+            stats.bytes_to_object_store += int(rs.images.nbytes)
+            for i, (spec, payload, _) in enumerate(shipped):
+                pending[_logits.options(**opts).remote(spec, payload, images_ref, batch_size)] = ("real", j, i)
+                stats.tasks_real += 1
         while next_set < len(plan) and len(live) < ahead:
             submit_set(next_set)
             next_set += 1
@@ -388,6 +449,12 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
                     oods[what[1]] = value
                     if progress:
                         progress("score", sum(r.n for r in value[0]), "")
+                    continue
+                if what[0] == "real":
+                    real_logits[what[1:]] = value
+                    stats.bytes_returned += int(value.nbytes)
+                    if progress:
+                        progress("score", len(value), "")
                     continue
                 stats.bytes_returned += _nbytes(value)
                 if what[0] == "clean":
@@ -429,35 +496,48 @@ def _run(models, suite, clean, n, seed, ood, data_root, batch_size, use_cache, n
                           info["cached"], info["labels"] if info["labels"] is not None else clean.labels,
                           info["chunks"])
     real_records: list[list] = [[] for _ in runs]
-    if real or real_sets:
-        from ..real_metrics import evaluate_real  # real sets and their records live there
+    if real_todo:
+        from ..real_metrics import evaluate_real  # real records (closest shifts...) live there
 
         t = time.perf_counter()
+        which = {id(rs.images): j for j, rs in enumerate(real_todo)}  # the scores the tasks made
         real_records = evaluate_real(
-            real or [], [lambda imgs, m=run.model: score(m, imgs, batch_size, progress) for run in runs],
-            [run.clean_m for run in runs], [run.records for run in runs], data_root=data_root, n=n,
-            sets=real_sets)
+            [], [lambda imgs, i=i: real_logits[(which[id(imgs)], i)] for i in range(len(runs))],
+            [run.clean_m for run in runs], [run.records for run in runs], sets=real_todo)
         for run in runs:
             run.timings["real"] = (time.perf_counter() - t) / len(runs)
     env = dataclasses.replace(environment(torch.device("cpu")), device=stats.device,
                               device_name=f"Ray: {stats.nodes} node(s), {stats.cpus:g} CPUs, {stats.gpus:g} GPUs")
+    where = {"nodes": stats.nodes, "workers": stats.device,
+             "tasks": {"generate": stats.tasks_generate, "score": stats.tasks_score, "ood": stats.tasks_ood,
+                       "real": stats.tasks_real},
+             "on_driver": ["attacks"] if attacks is not None else []}
     outputs = []
     for i, run in enumerate(runs):
         records, ood_s = oods.get(i, ([], 0.0))
         if ood:
             run.timings["ood"] = ood_s
         adversarial = None
-        plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
-        if plan is not None:
+        attack_plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
+        if attack_plan is not None:
             from ..attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
 
-            t = time.perf_counter()
-            adversarial = evaluate_attacks(run.model, clean.images, clean.labels, plan, progress)
+            t = time.perf_counter()  # on the driver: gradients need the model as loaded
+            adversarial = evaluate_attacks(as_loaded(run.model), clean.images, clean.labels, attack_plan, progress)
             run.timings["attack"] = time.perf_counter() - t
-        run.timings["total"] = time.perf_counter() - t_start
-        outputs.append(run.finish(names[i] if names else None, suite, n_clean, seed, records, env,
-                                  real_records=real_records[i], adversarial=adversarial))
+        out = _output(run, i, names, suite, n_clean, seed, records, t_start, execution, False, real_records[i],
+                      adversarial)
+        out.result.environment = env
+        out.result.execution["ray"] = where
+        outputs.append(out)
     return outputs
+
+
+def _real_sets(names: list[str] | None, sets: list | None, data_root, n: int | None) -> list:
+    """Real digit sets, read on the driver as local bench reads them (their data root is here)."""
+    from ..real import load_real
+
+    return [load_real(name, data_root, n) for name in names or []] + list(sets or [])
 
 
 def _nbytes(unit: SetScore) -> int:

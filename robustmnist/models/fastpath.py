@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import UserError
 from .preprocess import Preprocess
 
 # "Exact": every argmax as eager's and logits within 1e-4 (scaled by the logits' size, since a
@@ -257,13 +258,59 @@ def choose(
             if time.perf_counter() - t_rounds > PROBE_SECONDS:
                 break
     rates = {name: 1.0 / max(s, 1e-9) for name, s in best_s.items()}
+    winner = _fastest(rates)
+    choice = PathChoice(winner, rates[winner], rates, rejected, build_s, time.perf_counter() - t0,
+                        str(device), diffs[winner])
+    return built[winner], choice
+
+
+def _fastest(rates: dict[str, float]) -> str:
+    """The candidate that runs: eager unless another beats it by ``MIN_GAIN``."""
     winner = EAGER
     for name, rate in rates.items():
         if name != EAGER and rate >= MIN_GAIN * rates[EAGER] and rate > rates[winner]:
             winner = name
-    choice = PathChoice(winner, rates[winner], rates, rejected, build_s, time.perf_counter() - t0,
-                        str(device), diffs[winner])
-    return built[winner], choice
+    return winner
+
+
+def follow(model, name: str, images: np.ndarray, batch_size: int = 512):
+    """A copy of the LoadedModel on the path ``name`` that a probe elsewhere chose for it.
+
+    A Ray worker follows its driver's choice instead of probing on its own: timings differ
+    between machines, and two exact paths still differ in the last float bits, so only the
+    same path gives the same calibration numbers. The path is built and checked against eager
+    PyTorch on ``images`` (real digits) as the probe checks it, but not timed; one that cannot
+    be built or is not exact here is an error, never a silent switch to another path."""
+    device = torch.device(model.device)
+    if getattr(model, "forward_path", None) is not None:
+        return model
+    if name == EAGER:
+        return replace(model, forward_path=PathChoice(EAGER, 0.0, device=str(device)))
+    builders = candidates(model.module, model.preprocess, device)
+    if name not in builders:
+        raise UserError(f"the forward path '{name}' chosen for {model.name} cannot run on {device}")
+    src = torch.from_numpy(np.ascontiguousarray(images[:PROBE_IMAGES])).to(device)
+    if len(src) == 0:
+        src = torch.zeros(1, 28, 28, dtype=torch.uint8, device=device)
+    checks = [src[:ODD_BATCH], *src.split(max(1, min(batch_size, PROBE_IMAGES)))]
+    example = model.preprocess.apply_input(checks[1].to(torch.float32).div(255.0).unsqueeze(1))
+    try:
+        fast = builders[name](example)
+        with torch.inference_mode():
+            pairs = [(forward(fast, model.preprocess, b).float().cpu(),
+                      forward(model.module, model.preprocess, b).float().cpu()) for b in checks]
+    except Exception as exc:  # noqa: BLE001 - an export can fail in many ways
+        raise UserError(f"the forward path '{name}' chosen for {model.name} cannot be built here "
+                        f"({_first_line(exc)}); install the same robustmnist extras everywhere") from None
+    worst = 0.0
+    for got, want in pairs:
+        ok, diff = _close(got, want)
+        worst = max(worst, diff)
+        if not ok:
+            raise UserError(f"the forward path '{name}' chosen for {model.name} is not exact here (max "
+                            f"|logit difference| {diff:.2g}); install the same package versions everywhere")
+    choice = PathChoice(name, 0.0, device=str(device), max_abs_diff=worst, eager_module=model.module)
+    return replace(model, module=fast, forward_path=choice)
 
 
 def accelerate(model, images: np.ndarray, batch_size: int = 512, only: list[str] | None = None):

@@ -80,10 +80,6 @@ def _torchvision_fn(cls: type) -> Callable:
     return fn
 
 
-def is_custom(table: dict[str, Any]) -> bool:
-    return "type" in table
-
-
 def custom_shift(name: str, table: dict[str, Any], where: str) -> tuple[Shift, dict[str, Any]]:
     """The Shift a [shifts.NAME] table declares, and the table's level keys (meta keys removed)."""
     kind = table.get("type")

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
-
-import torch
+from typing import TYPE_CHECKING, Literal
 
 from ..errors import UserError
+from .catalog import ShiftInfo, info_of, load_catalog
+
+if TYPE_CHECKING:  # the registry itself stays torch-free: `shifts list` and suite loading need no torch
+    import torch
 
 Kind = Literal["transform", "labelled", "generative"]
 
@@ -69,6 +71,7 @@ class Shift:
 
 
 _REGISTRY: dict[str, Shift] = {}
+_LOADED = False  # whether the family modules ran (every built-in shift is in _REGISTRY)
 
 
 # Every shift is at least version 2: nested, CPU-independent sets (shifts/sets.py) changed the
@@ -93,12 +96,30 @@ def register(name: str, *, family: str, description: str, version: int = BASE_VE
 
 def _load_all() -> None:
     # Importing the family modules runs their @register decorators.
+    global _LOADED
     from . import families  # noqa: F401
+
+    _LOADED = True
+
+
+def _registry_order(items: dict) -> dict:
+    return dict(sorted(items.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
 
 
 def all_shifts() -> dict[str, Shift]:
     _load_all()
-    return dict(sorted(_REGISTRY.items(), key=lambda kv: (FAMILIES.index(kv[1].family), kv[0])))
+    return _registry_order(_REGISTRY)
+
+
+def shift_infos(live: bool = False) -> dict[str, ShiftInfo]:
+    """Every shift's metadata (registry order) without loading the family modules (torch) when
+    they have not run yet: the committed catalogue plus any shift registered since. ``live``:
+    from the registry itself, for a name or key the catalogue does not know (it may lag the code)."""
+    if live:
+        _load_all()
+    if _LOADED:
+        return {name: info_of(s) for name, s in all_shifts().items()}
+    return _registry_order(load_catalog() | {name: info_of(s) for name, s in _REGISTRY.items()})
 
 
 def get_shift(name: str) -> Shift:
@@ -111,7 +132,9 @@ def get_shift(name: str) -> Shift:
 def resolve_names(spec: str | list[str]) -> list[str]:
     """Expand a comma list of shift and family names into shift names (registry order)."""
     items = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    shifts = all_shifts()
+    shifts = shift_infos()
+    if any(item not in shifts and item not in FAMILIES for item in items):
+        shifts = shift_infos(live=True)
     out: list[str] = []
     for item in items:
         if item in shifts:

@@ -27,6 +27,7 @@ import torch
 from ..data import cache_dir, to_float
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_bytes
+from .fingerprint import NEST_CHUNK
 from .registry import Shift
 
 # Float64 while a set is generated. torch's CPU kernels differ by the instruction set they
@@ -42,10 +43,6 @@ GENERATION_DTYPE = torch.float64
 # point 2^-20 below it (floor(v + 0.5 + 2^-20)) decides them all the same way, and a computed
 # value lands within 1e-13 of that point about as rarely as anywhere else.
 _HALF_UP = 0.5 + 2.0**-20
-
-# Part of every set's bytes (and of the cache key): changing it changes every set. 500 is a
-# multiple of 10, so a generative chunk holds each digit equally often.
-NEST_CHUNK = 500
 
 
 @dataclass(frozen=True)
