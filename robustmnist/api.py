@@ -161,7 +161,8 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
              trust_pickle: bool = False, model_code: str | os.PathLike | None = None,
              model_kwargs: dict | str | None = None, name: str | None = None, clean_only: bool = False,
              batch_size: int = 512, reference: str | os.PathLike | None = None, force: bool = False,
-             data_root: str | os.PathLike | None = None, use_cache: bool = True) -> Result:
+             data_root: str | os.PathLike | None = None, use_cache: bool = True,
+             trained_on: str | Sequence[str] | None = None) -> Result:
     """Evaluate ``model`` on clean MNIST test, a suite of shifts and OOD sets.
 
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
@@ -170,7 +171,9 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
     ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
     Unless ``force`` or an explicit ``preprocess``, a clearly wrong input convention stops the run
-    with the fix, and a doubtful one warns (as the CLI).
+    with the fix, and a doubtful one warns (as the CLI). ``trained_on`` (shift or family names, as
+    ``--trained-on``) marks what the model saw in training: those records are ``seen`` and left
+    out of the headline numbers.
     """
     import sys
 
@@ -181,6 +184,10 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
 
     ood_names, real_names = _as_list(ood), _as_list(real)
     check_request(n, batch_size, ood_names, real_names, flags=False)
+    if trained_on:
+        from .seen import resolve
+
+        resolve(None, _as_list(trained_on))  # unknown names fail before the model is loaded
     dev = resolve_device(device)
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs, name=name).to(dev)
@@ -193,7 +200,8 @@ def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None
     print(ready.plan.line(), file=sys.stderr)
     run = run_suite(ready.models[0], the_suite, n=ready.plan.n, seed=seed, ood=ood_names, data_root=data_root,
                     batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=ready.real_sets,
-                    clean=ready.clean, execution={**ready.plan.to_dict(), "ood": list(ood_names or [])})
+                    clean=ready.clean, execution={**ready.plan.to_dict(), "ood": list(ood_names or [])},
+                    trained_on=_as_list(trained_on))
     finish(run.result, ready.checks[0], reference)
     return Result.from_run(run)
 

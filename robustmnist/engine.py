@@ -217,6 +217,15 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
     return SetScore(m, preds, logits if keep_logits else None, score_s, time.perf_counter() - t)
 
 
+def _declared(models: list, trained_on, trained_on_each) -> list:
+    """What each model is declared to have been trained on (bench: MODEL::trained-on=...)."""
+    if trained_on_each is None:
+        return [trained_on] * len(models)
+    if len(trained_on_each) != len(models):
+        raise ValueError(f"trained_on_each has {len(trained_on_each)} entries for {len(models)} models")
+    return list(trained_on_each)
+
+
 class _ModelRun:
     """What one model accumulates while the sets stream past."""
 
@@ -317,6 +326,7 @@ def evaluate_many(
     on_update: UpdateFn | None = None,
     resume: list[RunOutput | None] | None = None,
     trained_on: str | list[str] | None = None,
+    trained_on_each: list[str | None] | None = None,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
     set (``real``: names as real.load_real takes them; ``real_sets``: real.RealSet in memory).
@@ -332,7 +342,8 @@ def evaluate_many(
     model) skips the sets it already holds. (The Ray path takes neither of these two yet.)
 
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
-    shift/family names for every model) are marked ``seen`` and left out of the headline.
+    shift/family names for every model, or ``trained_on_each``: one entry per model) are marked
+    ``seen`` and left out of the headline.
     """
     if ray is not None:  # imported here: a local run never loads Ray (an optional extra)
         from .distributed import ray as on_ray
@@ -340,7 +351,8 @@ def evaluate_many(
         return on_ray.evaluate_many(models, suite, address=ray, n=n, seed=seed, ood=ood, data_root=data_root,
                                     batch_size=batch_size, use_cache=use_cache, names=names,
                                     progress=progress, clean=clean, real=real, real_sets=real_sets,
-                                    attacks=attacks, fast=fast, execution=execution, trained_on=trained_on)
+                                    attacks=attacks, fast=fast, execution=execution, trained_on=trained_on,
+                                    trained_on_each=trained_on_each)
     t_start = time.perf_counter()
     t = time.perf_counter()
     clean, source = clean_and_source(clean, n, data_root)
@@ -352,7 +364,8 @@ def evaluate_many(
     if fast:
         models = [accelerate(m, clean.images, batch_size) for m in models]
     # unknown --trained-on fails before any work
-    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=trained_on) for m in models]
+    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=t)
+            for m, t in zip(models, _declared(models, trained_on, trained_on_each), strict=True)]
     priors = _resumed(runs, resume)
 
     def update() -> None:

@@ -133,10 +133,10 @@ def test_generation_is_deterministic_balanced_and_chunk_independent(monkeypatch)
 
 
 def test_clean_level_is_exactly_the_category_glyphs_framed(framed_bank):
-    # Severity 1 = clean regular upright print: each digit must be one of the framed glyphs of
-    # a regular face of the requested category, with the label it was rendered for.
+    # Clean regular upright print (no defect, as the ladder's defects start from): each digit must
+    # be one of the framed glyphs of a regular face of the requested category, with its label.
     faces = F.load_manifest()
-    params = load_suite(str(SUITE)).params("fonts_ocr", 1)
+    params = {"category": "ocr", "faces": "regular"}
     x, y = get_shift("fonts_ocr").generate(100, torch.Generator().manual_seed(0), **params)
     ocr = F.select_faces(faces, "ocr", "regular")
     assert all(faces[i].category == "ocr" and faces[i].is_regular for i in ocr)

@@ -187,7 +187,10 @@ def test_logit_scores_not_available_for_probabilities():
 # Font ladders grade printing defects whose level 1 (thin, clean print) is itself hard for an
 # MNIST model (benchmarks/severity.json): not re-graded yet, so listed here to be seen.
 # dot_matrix (new this round) rises from s1 to s2 on the re-pinned reference (0.800 -> 0.824).
-NOT_YET_MONOTONE = {"fonts", "fonts_mono", "dot_matrix"}
+# Print and European handwriting were re-graded (issue 15) to fall by a clear step per level on
+# the reference, not only to not rise: 0.3 points at n=10000 is ~3 paired standard errors there.
+CLEAR_STEP_FAMILIES = {"fonts", "euro"}
+CLEAR_STEP = 0.003
 
 
 def _stale_in_reference(ref: dict) -> set[str]:
@@ -198,6 +201,8 @@ def _stale_in_reference(ref: dict) -> set[str]:
 
 
 def test_difficulty_rises_with_severity_on_the_pinned_reference():
+    from robustmnist.shifts.registry import get_shift
+
     ref = json.loads((ROOT / "robustmnist" / "reference" / "lenet5-default.json").read_text())
     stale = _stale_in_reference(ref)
     acc: dict[str, dict[int, float]] = {}
@@ -209,9 +214,12 @@ def test_difficulty_rises_with_severity_on_the_pinned_reference():
     bad = {}
     for name, by_sev in acc.items():
         a = [by_sev[s] for s in sorted(by_sev)]
-        if any(a[i + 1] > a[i] + slack for i in range(len(a) - 1)) or a[-1] >= a[0]:
+        if get_shift(name).family in CLEAR_STEP_FAMILIES:
+            if any(a[i] - a[i + 1] < CLEAR_STEP for i in range(len(a) - 1)):
+                bad[name] = [round(x, 3) for x in a]
+        elif any(a[i + 1] > a[i] + slack for i in range(len(a) - 1)) or a[-1] >= a[0]:
             bad[name] = [round(x, 3) for x in a]
-    assert set(bad) <= NOT_YET_MONOTONE, bad
+    assert not bad, bad  # every shift's ladder (benchmarks/ladder_check.py re-checks print and euro)
     if stale:
         pytest.skip(f"pinned reference predates {sorted(stale)}: re-pin (benchmarks/make_reference.py); "
                     "the others rise with severity")

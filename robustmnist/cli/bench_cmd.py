@@ -11,6 +11,7 @@ from rich.table import Table
 from ..errors import UserError
 from . import model_opts
 from .common import STARTED, console, out, parse_name_list, progress, warn
+from .trained_on_spec import split_trained_on
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +54,8 @@ def register(app: typer.Typer) -> None:
     def bench_cmd(
         models: list[str] = typer.Argument(..., help="model files, quoted globs ('sweep/*.pt') or "
                                            "@list.txt (one path or glob per line); MODEL::SPEC sets one "
-                                           "model's convention, e.g. net.pt::range=norm"),
+                                           "model's convention, e.g. net.pt::range=norm, and "
+                                           "MODEL::trained-on=fonts what it was trained on"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
@@ -87,6 +89,9 @@ def register(app: typer.Typer) -> None:
         attack_n: int = typer.Option(None, "--attack-n", min=1, help="images to attack per model"),
         attack_budget: float = typer.Option(None, "--attack-budget", help="seconds per model (default "
                                             "300 on CPU)"),
+        trained_on: str = typer.Option(None, "--trained-on", help="shifts or families every model was "
+                                       "trained on (as eval --trained-on; MODEL::trained-on=... "
+                                       "overrides it for one)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
         from ..bench import leaderboard, load_reference, reference_from_result
@@ -100,13 +105,13 @@ def register(app: typer.Typer) -> None:
         ood_names, real_names = parse_name_list(ood), parse_name_list(real)
         check_request(n, batch_size, ood_names, real_names)
         formats = parse_formats(fmt)
-        specs, ray_address = _models_and_address(models, ray_address, preprocess)
+        specs, ray_address = _models_and_address(models, ray_address, preprocess, trained_on)
         the_suite = build_suite(suite, shift, severity)
         dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
-        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec in specs]
+        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
         names = _unique_names([m.name for m in loaded])
         # An explicit convention (--preprocess or ::SPEC) is the user's call: no guard for it.
-        ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec in specs], data_root=data_root, n=n,
+        ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
                         real=real_names, ood_sets=len(ood_names or []), budget=parse_budget(budget), seed=seed,
                         use_cache=not no_cache, batch_size=batch_size, force=force, warn=warn,
                         spent_s=time.monotonic() - STARTED)
@@ -138,7 +143,8 @@ def register(app: typer.Typer) -> None:
                 extra.update(address=ray_address, device=device, stats=on_ray.Stats())
             runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
                             batch_size=batch_size, use_cache=not no_cache, names=names,
-                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans, **extra)
+                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans,
+                            trained_on_each=[t for _, _, t in specs], **extra)
         # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
         # gives an extra, separately labelled column.
         ref = load_reference(reference)
@@ -224,10 +230,13 @@ def print_listed_sets(listed: list[dict], between: str) -> None:
         console.print(f"  ... and {len(listed) - 12} more (see results.json summary.reference_sets)")
 
 
-def _models_and_address(models: list[str], address: str | None,
-                        default_spec: str | None = None) -> tuple[list[tuple[Path, str | None]], str | None]:
+def _models_and_address(models: list[str], address: str | None, default_spec: str | None = None,
+                        default_trained_on: str | None = None
+                        ) -> tuple[list[tuple[Path, str | None, str | None]], str | None]:
     """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
-    before any model is loaded."""
+    and every declared --trained-on name before any model is loaded. Each model comes back as
+    (path, convention spec, shifts/families it was trained on)."""
+    from ..seen import resolve
     from .model_args import expand_model_args
 
     if address is not None:
@@ -235,23 +244,31 @@ def _models_and_address(models: list[str], address: str | None,
 
         if not is_address(address):
             raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
-    specs: list[tuple[Path, str | None]] = []
+    specs: list[tuple[Path, str | None, str | None]] = []
     seen: set[Path] = set()
     for arg in map(str, models):
-        pattern, spec = _split_model_spec(arg, default_spec)
+        pattern, spec, trained_on = _split_model_spec(arg, default_spec, default_trained_on)
+        if trained_on:
+            resolve(None, trained_on)  # unknown names fail with the list of known ones
         for path in expand_model_args([pattern]):
             if path.resolve() not in seen:
                 seen.add(path.resolve())
-                specs.append((path, spec))
+                specs.append((path, spec, trained_on))
     return specs, address
 
 
-def _split_model_spec(arg: str, default: str | None) -> tuple[str, str | None]:
-    """``net.pt::range=norm`` -> (net.pt, "range=norm"); without ``::`` the --preprocess value."""
+def _split_model_spec(arg: str, default: str | None, default_trained_on: str | None = None
+                      ) -> tuple[str, str | None, str | None]:
+    """``net.pt::range=norm`` -> (net.pt, "range=norm", --trained-on); without ``::`` the
+    --preprocess value; a ``trained-on=`` item in SPEC replaces --trained-on (trained_on_spec.py)."""
     path, sep, spec = arg.partition("::")
     if sep and not spec.strip():
         raise UserError(f"'{arg}': write MODEL::SPEC, e.g. {path}::range=norm")
-    return path, (spec.strip() if sep else default) or None
+    if not sep:
+        return path, default or None, default_trained_on or None
+    convention, trained_on = split_trained_on(arg, spec.strip())
+    return (path, (convention if convention is not None else default) or None,
+            default_trained_on if trained_on is None else (trained_on or None))
 
 
 def _unique_names(names: list[str]) -> list[str]:

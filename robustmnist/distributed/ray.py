@@ -339,6 +339,7 @@ def evaluate_many(
     fast: bool = True,
     execution: dict | None = None,
     trained_on: str | list[str] | None = None,
+    trained_on_each: list | None = None,
 ) -> list[RunOutput]:
     """``engine.evaluate_many`` on a Ray cluster; its arguments plus the cluster's ``address``
     and the workers' ``device``.
@@ -356,7 +357,8 @@ def evaluate_many(
         opts = _resources(device, stats)
         models = _forward_paths(models, clean, batch_size, fast, stats.device)
         return _run(models, suite, clean, source, n, seed, ood, data_root, batch_size, use_cache, names,
-                    progress, opts, stats, t_start, real, real_sets, attacks, execution, trained_on)
+                    progress, opts, stats, t_start, real, real_sets, attacks, execution,
+                    [trained_on] * len(models) if trained_on_each is None else trained_on_each)
     finally:
         if session.owned:
             ray.shutdown()
@@ -377,11 +379,11 @@ def _forward_paths(models: list[LoadedModel], clean: DigitSet, batch_size: int, 
 
 def _run(models, suite, clean: DigitSet, source: DigitSet, n, seed, ood, data_root, batch_size, use_cache,
          names, progress, opts: dict, stats: Stats, t_start: float, real, real_sets, attacks, execution,
-         trained_on) -> list[RunOutput]:
+         trained_on: list) -> list[RunOutput]:
     from ray import exceptions as rex
 
     # unknown --trained-on names fail here, before any task
-    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=trained_on) for m in models]
+    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=t) for m, t in zip(models, trained_on, strict=True)]
     n_clean = len(clean.images)
     clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
                          set_sha256(clean.images, clean.labels), {})

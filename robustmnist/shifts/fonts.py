@@ -46,7 +46,8 @@ FACE_SETS = ("regular", "upright", "all")
 # Evaluation sets draw only "eval" faces and --augment only "train" faces (whole families on one
 # side, pinned in fonts/manifest.toml), so a model trained on print still meets unseen designs.
 SPLITS = ("eval", "train", "all")
-FONTS_VERSION = 3  # v2: 200+ faces, evaluation faces only; v3: nested float64 generation (as every shift)
+FONTS_VERSION = 4  # v2: 200+ faces, evaluation faces only; v3: nested float64 generation (as every shift);
+# v4: the suite ladders re-graded (all faces at every level, harder defects: issue 15)
 DIGITS = "0123456789"
 
 CANVAS = 48  # hi-res glyph canvas, px
@@ -57,6 +58,10 @@ CURVE_STEPS = 12  # line segments per Bézier piece; < 0.02 canvas px from the t
 MIN_WIDTH, MAX_WIDTH = 1.0, 4.5  # framed px; MNIST strokes are ~2.2 px (median)
 RASTER_VERSION = 2  # bump when rasterise() changes its output
 CHUNK = 1024  # images per batch of hi-res work (bounded memory; output does not depend on it)
+# roi_align samples per output bin when framing. Fixed: frame_mnist's default follows the batch's
+# largest glyph, so one glyph slanted and grown past 40 px (the ladder's level 5) changed its
+# whole chunk's bytes with CHUNK. 4 is what every chunk of glyphs up to 40 px got before.
+FRAME_SAMPLES = 4
 
 
 # --------------------------------------------------------------------------- manifest
@@ -450,7 +455,7 @@ def render_digits(glyph_idx: torch.Tensor, labels: torch.Tensor, g: torch.Genera
                                   align_corners=False)
             # Soft threshold: blobs ~1.2 framed px where the field is lowest lose their toner.
             x = x * ((field - p.dropout) / 0.05).clamp(0, 1)
-        out[sl] = frame_mnist(x)
+        out[sl] = frame_mnist(x, sampling_ratio=FRAME_SAMPLES)
     if p.ink > 0:
         out = out * (1 - p.ink * smooth_field(ink_coarse, 28).clamp(0, 1))
     if p.offset > 0:

@@ -297,7 +297,7 @@ def dot_canvas(bits: torch.Tensor, r: torch.Tensor, is_square: torch.Tensor,
 register("print_scan", family="fonts", kind="generative",
          description="print -> page artefacts (neighbours, underline, cell lines) -> scan at "
                      "10-16 px -> cell crop -> MNIST framing")(print_scan)
-register("dot_matrix", family="fonts", kind="generative",
+register("dot_matrix", family="fonts", kind="generative", version=3,  # v3: ladder re-graded
          description="5×7 dot-matrix digits (receipt printers, LED/LCD displays)")(dot_matrix)
 
 
