@@ -51,6 +51,10 @@ def generate_s_per_10k(name: str, severity: int) -> float:
 # the default suite's cold/warm evaluation (benchmarks/shifts.json "evaluation") split per set.
 CACHE_WRITE_S_PER_10K = 0.19
 CACHE_READ_S_PER_10K = 0.026
+# What generating a set costs whatever its n (chunk bookkeeping, hashing, the file, per-call
+# set-up of the print shifts): the no-flags cnn-small run at 2,500 per set spent 72.2 s
+# generating 260 sets where the per-image table said 45 s (idle, benchmarks/score_paths.json).
+GENERATE_S_PER_SET = 0.1
 CACHE_READ_S_PER_SET = 0.005  # opening and checking a cached file, however small
 METRICS_S_PER_10K = 0.0075
 # results.json, predictions.npz and the HTML/Markdown/CSV reports at the end (4.8 s for the
@@ -217,7 +221,9 @@ def estimate_seconds(n: int, rates: list[float], costs: list[SetCost], ood_sets:
     scored = n * (1 + len(costs) + ood_sets)
     scale = factor * n / 10_000
     py = factor ** PYTHON_EXPONENT
-    generate = sum(c.generate_s_per_10k + CACHE_WRITE_S_PER_10K for c in costs if not c.cached) * scale
+    fresh = [c for c in costs if not c.cached]
+    generate = sum(c.generate_s_per_10k + CACHE_WRITE_S_PER_10K for c in fresh) * scale \
+        + GENERATE_S_PER_SET * len(fresh) * factor
     reads = sum(CACHE_READ_S_PER_SET + CACHE_READ_S_PER_10K * n / 10_000 for c in costs if c.cached) * py
     metrics = METRICS_S_PER_10K * n / 10_000 * (1 + len(costs)) * max(1, len(rates)) * py
     report = (REPORT_S + REPORT_S_PER_SET * len(costs)) * py
