@@ -14,6 +14,7 @@ CPU by benchmarks/shifts.py, or a cache read when the set is cached), metrics an
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
@@ -183,15 +184,33 @@ def machine_factor(suite, images, labels, seed: int = 0) -> float:
     """This machine's generation time over the table's, now (a busy CPU can be 10x slower).
 
     Generates the first ``CALIBRATION_IMAGES`` digits of up to three of the suite's transform
-    shifts (best of two tries each) and compares with the tabled ``generation_costs``.
+    shifts (best of two tries each, on one thread) and compares with the tabled
+    ``generation_costs``.
     """
+    if suite is None or images is None or labels is None or len(images) == 0:
+        return 1.0
+    with one_thread():  # as the table was measured: one worker process's seconds
+        return _machine_factor(suite, images, labels, seed)
+
+
+@contextlib.contextmanager
+def one_thread():
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _machine_factor(suite, images, labels, seed: int) -> float:
     import time
 
     from .shifts.registry import get_shift
     from .shifts.sets import make_set
 
-    if suite is None or images is None or labels is None or len(images) == 0:
-        return 1.0
     k = min(CALIBRATION_IMAGES, len(images))
     measured = expected = 0.0
     picked = [nm for nm in suite.shift_names
@@ -212,18 +231,23 @@ def machine_factor(suite, images, labels, seed: int = 0) -> float:
 
 
 def estimate_seconds(n: int, rates: list[float], costs: list[SetCost], ood_sets: int = 0,
-                     factor: float = 1.0) -> float:
+                     factor: float = 1.0, workers: int | None = None) -> float:
     """Seconds for a run at n images per set: scoring, generation, cache, metrics, reports.
 
     ``factor`` scales the tabled (not measured) parts to this machine (``machine_factor``).
+    Generation is shared out over the pipeline's worker processes (``workers``, else as many
+    as it would start here): the table is one process's seconds, so it divides by their count.
     """
+    from .shifts.pipeline import processes_for
+
     per_image = sum(1.0 / max(r, 1e-9) for r in rates)
     scored = n * (1 + len(costs) + ood_sets)
     scale = factor * n / 10_000
     py = factor ** PYTHON_EXPONENT
     fresh = [c for c in costs if not c.cached]
-    generate = sum(c.generate_s_per_10k + CACHE_WRITE_S_PER_10K for c in fresh) * scale \
-        + GENERATE_S_PER_SET * len(fresh) * factor
+    procs = processes_for(len(fresh), n, workers)
+    generate = sum(c.generate_s_per_10k for c in fresh) * scale / procs \
+        + CACHE_WRITE_S_PER_10K * len(fresh) * scale + GENERATE_S_PER_SET * len(fresh) * factor
     reads = sum(CACHE_READ_S_PER_SET + CACHE_READ_S_PER_10K * n / 10_000 for c in costs if c.cached) * py
     metrics = METRICS_S_PER_10K * n / 10_000 * (1 + len(costs)) * max(1, len(rates)) * py
     report = (REPORT_S + REPORT_S_PER_SET * len(costs)) * py
@@ -323,7 +347,6 @@ def _is_cached(shift, severity: int, params: dict, seed: int, n: int, source_sha
     from .shifts import sets
 
     try:
-        key = sets.cache_key(shift, severity, params, seed, n, source_sha if shift.kind != "generative" else "")
-        return sets._cache_path(key, None).is_file()
+        return sets.set_cache_path(shift, severity, params, seed, n, source_sha).is_file()
     except Exception:  # noqa: BLE001 - a cache layout this module does not know: assume a miss
         return False

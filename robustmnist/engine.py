@@ -31,7 +31,8 @@ from .seen import SeenInTraining
 from .seen import resolve as seen_in_training
 from .shifts.euro import EDITED_DIGITS
 from .shifts.fingerprint import chunk_digests
-from .shifts.sets import get_set, set_sha256
+from .shifts.pipeline import SetPipeline, SetRequest
+from .shifts.sets import set_sha256
 from .shifts.suite import Suite
 
 # 512, not larger: on a 2-core x86 CPU lenet5 scores ~60k images/s at 512 but ~35k at 1024
@@ -380,6 +381,7 @@ def evaluate_many(
     update()
 
     plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
+    todo = []  # (shift, severity, params) of the sets to score: the plan less what a resume holds
     for shift_name, sev in plan:
         shift = suite.shift(shift_name)
         params = suite.params(shift_name, sev)
@@ -388,23 +390,28 @@ def evaluate_many(
             for run, prior, record in zip(runs, priors, held, strict=True):
                 _take_prior(run, prior, record)
             continue
-        if progress:
-            progress("set", 0, f"{shift_name} s{sev}")
-        t = time.perf_counter()
-        sset = get_set(shift, sev, params, source.images, source.labels, n_clean, seed,
-                       source_sha=source_sha, use_cache=use_cache)
-        gen_s = time.perf_counter() - t
-        paired = shift.kind != "generative"
-        chunks = chunk_digests(sset.images, sset.labels)
-        idx = indices if paired else sample_indices(sset.labels)
-        for run in runs:
-            run.timings["generate"] += gen_s / len(runs)
-            run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress,
-                                    key=set_id(shift_name, sev)),
-                          shift, sev, params, sset.sha256, sset.cached, sset.labels, chunks)
-        if progress:
-            progress("set", 1, f"{shift_name} s{sev}")
-        update()
+        todo.append(SetRequest(shift, sev, params))
+    # the next sets are generated in worker processes while this one is scored (pipeline.py)
+    with SetPipeline(todo, source.images, source.labels, n_clean, seed, source_sha=source_sha,
+                     use_cache=use_cache) as sets_ahead:
+        for i, req in enumerate(todo):
+            shift, sev, params = req.shift, req.severity, req.params
+            if progress:
+                progress("set", 0, f"{shift.name} s{sev}")
+            t = time.perf_counter()
+            sset = sets_ahead.get(i)
+            gen_s = time.perf_counter() - t
+            paired = shift.kind != "generative"
+            chunks = sset.chunks or chunk_digests(sset.images, sset.labels)
+            idx = indices if paired else sample_indices(sset.labels)
+            for run in runs:
+                run.timings["generate"] += gen_s / len(runs)
+                run.add_shift(score_set(run.model, sset.images, sset.labels, idx, batch_size, progress,
+                                        key=set_id(shift.name, sev)),
+                              shift, sev, params, sset.sha256, sset.cached, sset.labels, chunks)
+            if progress:
+                progress("set", 1, f"{shift.name} s{sev}")
+            update()
 
     real_records: list[list] = [[] for _ in runs]
     if real or real_sets:

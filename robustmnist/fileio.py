@@ -16,6 +16,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_parts(*parts) -> str:
+    """sha256 of the parts' bytes one after another (bytes or C-contiguous arrays), read in
+    place: the digest of their concatenation without making it."""
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part)
+    return h.hexdigest()
+
+
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -128,6 +128,7 @@ def test_gate_cli_exit_codes(tmp_path):
 
 
 def test_bench_generates_each_set_once(monkeypatch):
+    import robustmnist.shifts.pipeline as pipeline
     import robustmnist.shifts.sets as sets
     from robustmnist.data import DigitSet
     from robustmnist.engine import evaluate_many
@@ -137,9 +138,12 @@ def test_bench_generates_each_set_once(monkeypatch):
     from robustmnist.shifts.suite import load_suite
 
     calls = []
-    real = sets.make_set
-    monkeypatch.setattr(sets, "make_set", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
-    images, labels = synthetic_digits(50)
+    real = sets.store_set
+    # every freshly generated set is stored once by the process that scores it, whether it was
+    # made here (get_set) or by pipeline workers
+    for module in (sets, pipeline):
+        monkeypatch.setattr(module, "store_set", lambda *a, **k: calls.append(a[0].name) or real(*a, **k))
+    images, labels = synthetic_digits(1200)
     models = [LoadedModel(build(a).eval(), Preprocess(), a, "", "test")
               for a in ("lenet5", "mlp-784-50-50-10", "cnn-small")]
     suite = load_suite("default").restrict(["rotate", "gaussian_noise"], [1, 4])

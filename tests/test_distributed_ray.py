@@ -137,9 +137,25 @@ def _same(local_runs, ray_runs) -> None:
             np.testing.assert_array_equal(a.predictions[k], b.predictions[k])
 
 
+@contextmanager
+def _threads_of_a_ray_worker():
+    """Ray starts its workers with OMP_NUM_THREADS=1, one thread per task. float32 sums in a
+    convolution or a matrix product may round differently at another thread count (cnn-small's
+    logits move by 4e-8 between 1 and 2 threads on an Intel Xeon, not on an AMD EPYC), so the
+    local side of a comparison runs at the workers' thread count: the same work, the same bits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def _bench(models, suite, clean, **kw):
     # default settings: fast=True, so each model runs the path it holds, locally and on Ray
-    return evaluate_many(models, suite, clean=clean, names=[m.name for m in models], **kw)
+    # (whatever the driver computes itself on a Ray run, too, at the workers' thread count)
+    with _threads_of_a_ray_worker():
+        return evaluate_many(models, suite, clean=clean, names=[m.name for m in models], **kw)
 
 
 def test_ray_results_equal_local_bench(local_ray, three_models):
@@ -161,9 +177,10 @@ def test_ray_results_equal_local_bench(local_ray, three_models):
     seen = []
     with deadline(240):
         stats = Stats()
-        remote = evaluate_on_ray(models, suite, clean=clean, names=[m.name for m in models], ood=["noise"],
-                                 n=100, real_sets=real, address="auto", stats=stats,
-                                 progress=lambda kind, k, status: seen.append((kind, k)))
+        with _threads_of_a_ray_worker():
+            remote = evaluate_on_ray(models, suite, clean=clean, names=[m.name for m in models], ood=["noise"],
+                                     n=100, real_sets=real, address="auto", stats=stats,
+                                     progress=lambda kind, k, status: seen.append((kind, k)))
     _same(local, remote)
     assert [r.result.execution["forward_path"]["name"] for r in remote] == list(PATHS)
     assert remote[0].result.real[0].name == "blocks"
@@ -305,8 +322,10 @@ def test_ray_in_memory_models_and_worker_errors(local_ray):
     plan = AttackPlan(("fgsm",), "linf", ((1, 0.1),), n=20, n_available=50)  # runs on the driver
     with deadline(120):
         ms = [fastpath.follow(m, fastpath.FROZEN, images) for m in models()]
-        remote = evaluate_many(ms, suite, clean=clean, attacks=plan, ray="auto")
-        _same(evaluate_many(ms, suite, clean=clean, attacks=plan), remote)
+        with _threads_of_a_ray_worker():
+            remote = evaluate_many(ms, suite, clean=clean, attacks=plan, ray="auto")
+            local = evaluate_many(ms, suite, clean=clean, attacks=plan)
+        _same(local, remote)
         assert remote[0].result.execution["ray"]["on_driver"] == ["attacks"]
         broken = models()[1]
         with torch.no_grad():

@@ -110,12 +110,11 @@ def test_verify_counts_the_pixels_a_cpu_changed(monkeypatch, tmp_path):
             cx[0, 5, 5:8] ^= 1
         return cx, cy
 
-    def drifting_set(shift, sev, params, images, labels, n, seed):
-        parts = [drifting_chunk(shift, sev, params, images, labels, seed, k) for k in range(-(-n // NEST_CHUNK))]
-        return np.concatenate([p[0] for p in parts])[:n], np.concatenate([p[1] for p in parts])[:n]
+    # wherever this process makes chunks: in it (sets), in forked workers (pipeline), in verify
+    from robustmnist.shifts import pipeline, sets
 
-    monkeypatch.setattr(verify, "make_chunk", drifting_chunk)
-    monkeypatch.setattr(verify, "make_set", drifting_set)
+    for module in (sets, pipeline, verify):
+        monkeypatch.setattr(module, "make_chunk", drifting_chunk)
     (check,) = verify.verify_suite(suite, pins, images, labels, len(images))
     assert check.status == "differ" and "1 of 2 chunks" in check.detail
     assert (check.pixels, check.images, check.max_abs) == (3, 1, 1)

@@ -143,17 +143,17 @@ def test_a_failing_run_leaves_nothing_behind(tmp_path, tiny_data_root, monkeypat
 
     model = tmp_path / "m.pt"
     save_checkpoint(model, make_checkpoint("lenet5", build("lenet5")))
-    real_get_set = engine.get_set
+    real_get = engine.SetPipeline.get
     calls = []
 
     def breaks_on_the_second_set(*a, **k):
         calls.append(1)
         if len(calls) == 2:
             raise UserError("simulated failure")
-        return real_get_set(*a, **k)
+        return real_get(*a, **k)
 
     monkeypatch.setenv("ROBUSTMNIST_SAVE_EVERY_S", "0")
-    monkeypatch.setattr(engine, "get_set", breaks_on_the_second_set)
+    monkeypatch.setattr(engine.SetPipeline, "get", breaks_on_the_second_set)
     out = tmp_path / "out"
     suite = load_suite("quick").restrict(["gaussian_noise", "rotate"], [3])
     with pytest.raises(UserError, match="simulated"):

@@ -1,5 +1,5 @@
 """Batched tensor operations shared by shift families: blur kernels, per-image filtering,
-random local pixel swaps, 3-pixel maximum filters and an exact, fast Poisson sampler.
+random local pixel swaps, 3×3 and plus maximum filters and an exact, fast Poisson sampler.
 
 Everything takes float images N×1×H×W and works on the whole batch at once; randomness
 always comes from an explicit CPU ``torch.Generator``.
@@ -14,23 +14,22 @@ import torch
 import torch.nn.functional as F
 
 # ---------------------------------------------------------------------------------------------
-# 3-pixel maximum filters
+# 3×3 and plus maximum filters
 # ---------------------------------------------------------------------------------------------
 # Shifted views and torch.maximum, not max_pool2d: the same values (a maximum is exact, and
 # -inf beyond the border is max_pool2d's padding) at several times the speed of CPU
 # max_pool2d on small single-channel images.
 
 
-def max3_rows(x: torch.Tensor) -> torch.Tensor:
-    """Maximum over a vertical 3-pixel window of N×C×H×W images."""
-    p = F.pad(x, (0, 0, 1, 1), value=-math.inf)
-    return torch.maximum(torch.maximum(p[..., :-2, :], p[..., 1:-1, :]), p[..., 2:, :])
-
-
-def max3_cols(x: torch.Tensor) -> torch.Tensor:
-    """Maximum over a horizontal 3-pixel window of N×C×H×W images."""
-    p = F.pad(x, (1, 1, 0, 0), value=-math.inf)
-    return torch.maximum(torch.maximum(p[..., :-2], p[..., 1:-1]), p[..., 2:])
+def max_plus(x: torch.Tensor) -> torch.Tensor:
+    """Maximum over the 5-pixel plus (the pixel and its 4 neighbours): one padding, 4 maxima;
+    the same values as max_pool2d over the plus (maxima are exact in any order)."""
+    h, w = x.shape[-2:]
+    p = F.pad(x, (1, 1, 1, 1), value=-math.inf)
+    out = torch.maximum(p[..., 1 : h + 1, 0:w], p[..., 1 : h + 1, 2 : w + 2])
+    torch.maximum(out, p[..., 0:h, 1 : w + 1], out=out)
+    torch.maximum(out, p[..., 2 : h + 2, 1 : w + 1], out=out)
+    return torch.maximum(out, x, out=out)
 
 
 def max3x3(x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +75,78 @@ def separable_blur(x: torch.Tensor, sigma: torch.Tensor | float,
     bh = blur_matrix(sigma, h, truncate).unsqueeze(1).to(device=x.device, dtype=x.dtype)
     bw = bh if w == h else blur_matrix(sigma, w, truncate).unsqueeze(1).to(bh)
     return bh @ x @ bw.transpose(-1, -2)
+
+
+def edge_filter_matrix(kernels: torch.Tensor, size: int) -> torch.Tensor:
+    """M (N×size×size) such that ``M @ v`` correlates the columns of v with kernels[n] (N×K,
+    K odd, centre = zero offset), the border pixel repeated beyond the edge."""
+    n, k = kernels.shape
+    r = k // 2
+    idx = (torch.arange(size).view(size, 1) + torch.arange(-r, r + 1).view(1, k)).clamp(0, size - 1)
+    m = torch.zeros(n, size, size, dtype=kernels.dtype, device=kernels.device)
+    return m.scatter_add_(2, idx.to(kernels.device).expand(n, size, k),
+                          kernels.view(n, 1, k).expand(n, size, k))
+
+
+def separable_filter(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Correlate image n of N×1×H×W with the separable kernel kernels[n] ⊗ kernels[n] (N×K,
+    K odd), edges repeated: as ``M_h @ x @ M_w.T``, the same values (up to float rounding) as
+    a 2-D correlation of the edge-padded image, at a fraction of its cost."""
+    h, w = x.shape[-2:]
+    kernels = kernels.to(x)
+    mh = edge_filter_matrix(kernels, h)
+    mw = mh if w == h else edge_filter_matrix(kernels, w)
+    return torch.bmm(torch.bmm(mh, x[:, 0]), mw.transpose(1, 2)).unsqueeze(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Resizing as matrices
+# ---------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=128)
+def _resize_matrix(in_size: int, out_size: int, mode: str, start: int, stop: int) -> torch.Tensor:
+    """Rows [start, stop) of R (out_size×in_size, float64) with ``R @ v`` = F.interpolate of
+    the column v (align_corners=False): torch's CPU kernel's source index, its clamps and its
+    weights (bicubic: A = -0.75, taps clamped to the edge; bilinear: the source index clamped
+    at 0, the upper tap at the edge)."""
+    scale = in_size / out_size
+    dst = torch.arange(start, stop, dtype=torch.float64)
+    real = scale * (dst + 0.5) - 0.5
+    if mode == "bilinear":
+        real = real.clamp_min(0)
+    # torch takes floorf (of the value as a float32) and clamps: the same index here
+    idx = torch.floor(real.to(torch.float32)).to(torch.float64).clamp_max(in_size - 1)
+    t = (real - idx).clamp(0, 1)
+    i = idx.long().view(-1, 1)
+    if mode == "bicubic":
+        a = -0.75
+
+        def near(x):  # |x| <= 1
+            return ((a + 2) * x - (a + 3)) * x * x + 1
+
+        def far(x):  # 1 < |x| < 2
+            return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+
+        w = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=1)
+        taps = (i - 1 + torch.arange(4).view(1, 4)).clamp(0, in_size - 1)
+    elif mode == "bilinear":
+        w = torch.stack([1 - t, t], dim=1)
+        taps = torch.cat([i, torch.where(i < in_size - 1, i + 1, i)], dim=1)
+    else:
+        raise ValueError(f"unknown resize mode {mode!r}")
+    return torch.zeros(stop - start, in_size, dtype=torch.float64).scatter_add_(1, taps, w)
+
+
+def resize(x: torch.Tensor, h: int, w: int, mode: str = "bicubic",
+           cols: tuple[int, int] | None = None) -> torch.Tensor:
+    """``F.interpolate(x, (h, w), mode=mode, align_corners=False)`` of N×C×h0×w0 images (up to
+    float rounding), or only its output columns [c0, c1): two small matrix products, which
+    cost a fraction of the CPU kernel when the input is a coarse grid of random values."""
+    c0, c1 = cols or (0, w)
+    mh = _resize_matrix(x.shape[-2], h, mode, 0, h).to(x)
+    mw = _resize_matrix(x.shape[-1], w, mode, c0, c1).to(x)
+    return torch.matmul(torch.matmul(mh, x), mw.transpose(0, 1))
 
 
 # ---------------------------------------------------------------------------------------------

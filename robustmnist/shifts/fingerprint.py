@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..fileio import sha256_bytes
+from ..fileio import sha256_parts
 
 # Part of every set's bytes (and of the cache key): changing it changes every set. 500 is a
 # multiple of 10, so a generative chunk holds each digit equally often.
@@ -25,8 +25,8 @@ def chunk_digests(images: np.ndarray, labels: np.ndarray) -> list[str]:
     """One digest per chunk of NEST_CHUNK images (the last one may be a part chunk)."""
     images = np.ascontiguousarray(images, dtype=np.uint8)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
-    return [sha256_bytes(images[s : s + NEST_CHUNK].tobytes() + labels[s : s + NEST_CHUNK].tobytes())
-            [:DIGEST_HEX] for s in range(0, len(images), NEST_CHUNK)]
+    return [sha256_parts(images[s : s + NEST_CHUNK], labels[s : s + NEST_CHUNK])[:DIGEST_HEX]
+            for s in range(0, len(images), NEST_CHUNK)]
 
 
 @dataclass(frozen=True)

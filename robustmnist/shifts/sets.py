@@ -26,7 +26,7 @@ import torch
 
 from ..data import cache_dir, to_float
 from ..errors import UserError
-from ..fileio import atomic_save_npz, sha256_bytes
+from ..fileio import atomic_save_npz, sha256_parts
 from .fingerprint import NEST_CHUNK
 from .registry import Shift
 
@@ -54,12 +54,13 @@ class ShiftSet:
     sha256: str
     params: dict[str, Any]
     cached: bool = False
+    chunks: list[str] | None = None  # fingerprint.chunk_digests, when the maker computed them
 
 
 def set_sha256(images: np.ndarray, labels: np.ndarray) -> str:
     images = np.ascontiguousarray(images, dtype=np.uint8)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
-    return sha256_bytes(images.tobytes() + labels.tobytes())
+    return sha256_parts(images, labels)
 
 
 def derive_seed(*parts: Any) -> int:
@@ -165,6 +166,14 @@ def _cache_path(key: str, root: Path | None) -> Path:
     return root / key[:2] / f"{key}.npz"
 
 
+def set_cache_path(shift: Shift, severity: int, params: dict, seed: int, n: int, source_sha: str,
+                   cache_root: Path | None = None) -> Path:
+    """Where the cache keeps this set (``source_sha`` of the transform's source digits; ignored
+    for generative shifts, which read none)."""
+    key = cache_key(shift, severity, params, seed, n, source_sha if shift.kind != "generative" else "")
+    return _cache_path(key, cache_root)
+
+
 def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, str] | None:
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -191,17 +200,24 @@ def get_set(
     cache_root: Path | None = None,
 ) -> ShiftSet:
     """The shifted set, from the cache when a verified copy exists, else generated (and cached)."""
-    key = cache_key(shift, severity, params, seed, n, source_sha if shift.kind != "generative" else "")
-    path = _cache_path(key, cache_root)
+    path = set_cache_path(shift, severity, params, seed, n, source_sha, cache_root)
     if use_cache and path.is_file():
         hit = _load_cached(path)
         if hit is not None:
             return ShiftSet(shift.name, severity, hit[0], hit[1], hit[2], params, cached=True)
     images, labels = make_set(shift, severity, params, source_images, source_labels, n, seed)
+    return store_set(shift, severity, params, images, labels, seed, n, source_sha, use_cache, cache_root)
+
+
+def store_set(shift: Shift, severity: int, params: dict[str, Any], images: np.ndarray, labels: np.ndarray,
+              seed: int, n: int, source_sha: str, use_cache: bool = True,
+              cache_root: Path | None = None, chunks: list[str] | None = None) -> ShiftSet:
+    """A freshly generated set as a ShiftSet, written to the cache (when ``use_cache``)."""
     digest = set_sha256(images, labels)
     if use_cache:
+        path = set_cache_path(shift, severity, params, seed, n, source_sha, cache_root)
         try:
             atomic_save_npz(path, images=images, labels=labels, sha256=np.array(digest))
         except OSError as exc:  # a read-only cache must not stop an evaluation
-            warnings.warn(f"could not write the set cache at {path}: {exc}", stacklevel=2)
-    return ShiftSet(shift.name, severity, images, labels, digest, params, cached=False)
+            warnings.warn(f"could not write the set cache at {path}: {exc}", stacklevel=3)
+    return ShiftSet(shift.name, severity, images, labels, digest, params, cached=False, chunks=chunks)

@@ -360,7 +360,7 @@ def _mnistc_segments(points: torch.Tensor, h: int, w: int, radius: float) -> tor
     profile radius), only in columns floor(c_start) to ceil(c_end) - 1, nothing for a vertical
     or zero-length segment.
     """
-    n = points.shape[0]
+    n, k = points.shape[0], points.shape[1] - 1
     cc = torch.arange(w, dtype=torch.float32).view(1, 1, 1, w)
     rr = torch.arange(h, dtype=torch.float32).view(1, 1, h, 1)
     c0, r0 = points[:, :-1, 0, None, None], points[:, :-1, 1, None, None]
@@ -368,10 +368,16 @@ def _mnistc_segments(points: torch.Tensor, h: int, w: int, radius: float) -> tor
     run = c1 - c0
     flat = run == 0
     slope = (r1 - r0) / torch.where(flat, torch.ones_like(run), run)
-    dist = (rr - (slope * (cc - c0) + r0)).abs_()
+    inside = (cc >= torch.floor(c0)) & (cc < torch.ceil(c1)) & ~flat  # N×K×1×W
+    # A column lies in the span of only one or two segments of a polyline: draw, per column,
+    # just the segments that cover it (in their order, so each pixel sums the same terms in
+    # the same order as over all K; the others add exact zeros).
+    j = max(1, int(inside.sum(dim=1).max()))
+    pick = torch.sort(torch.where(inside, 0, k) + torch.arange(k).view(1, k, 1, 1), dim=1).values[:, :j] % k
+    take = lambda t: t.expand(n, k, 1, w).gather(1, pick)  # noqa: E731
+    dist = (rr - (take(slope) * (cc - take(c0)) + take(r0))).abs_()
     ink = draw.log_falloff(dist, radius)
-    inside = (cc >= torch.floor(c0)) & (cc < torch.ceil(c1)) & ~flat
-    return (ink * inside).sum(dim=1).view(n, h, w)
+    return (ink * inside.gather(1, pick)).sum(dim=1).view(n, h, w)
 
 
 @register("zigzag", family="smear", version=3,

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from .fingerprint import chunk_digests, compare_prefix
+from .pipeline import SetPipeline, SetRequest
 from .registry import get_shift
-from .sets import make_chunk, make_set
+from .sets import make_chunk
 from .suite import Suite
 
 
@@ -40,29 +41,34 @@ class SetCheck:
 def verify_suite(suite: Suite, pins, images: np.ndarray, labels: np.ndarray, n: int, seed: int = 0,
                  progress: Callable[[str], None] | None = None, pixels: bool = True) -> list[SetCheck]:
     """Check every (shift, severity) of ``suite`` at ``n`` images against ``pins`` (a Reference)."""
-    checks: list[SetCheck] = []
+    checks: list[SetCheck | None] = []
     redo: list[tuple[str, int, list[int]]] = []
+    todo: list[tuple[int, SetRequest, object]] = []  # (place in checks, request, pin)
     for name in suite.shift_names:
         shift = get_shift(name)
         for sev in suite.severities:
-            sid = f"{name}@{sev}"
-            if progress:
-                progress(sid)
             params = suite.params(name, sev)
             rs = pins.sets.get((name, sev))
             if rs is None or not rs.chunks:
-                checks.append(SetCheck(sid, "unpinned", "no pinned fingerprint for this set"))
-                continue
-            if rs.version != shift.version or (rs.params is not None and rs.params != params):
-                checks.append(SetCheck(sid, "unpinned", "the pin is of another version or ladder"))
-                continue
-            x, y = make_set(shift, sev, params, images, labels, n, seed)
-            m = compare_prefix(chunk_digests(x, y), n, list(rs.chunks), rs.n)
-            if m.differs:
-                checks.append(SetCheck(sid, "differ", m.describe()))
-                redo.append((name, sev, m.differing_chunks))
+                checks.append(SetCheck(f"{name}@{sev}", "unpinned", "no pinned fingerprint for this set"))
+            elif rs.version != shift.version or (rs.params is not None and rs.params != params):
+                checks.append(SetCheck(f"{name}@{sev}", "unpinned", "the pin is of another version or ladder"))
             else:
-                checks.append(SetCheck(sid, "match", m.describe()))
+                todo.append((len(checks), SetRequest(shift, sev, params), rs))
+                checks.append(None)
+    # regenerated in worker processes (the pipeline eval uses), never read from the cache
+    with SetPipeline([r for _, r, _ in todo], images, labels, n, seed, use_cache=False) as sets:
+        for i, (at, r, rs) in enumerate(todo):
+            sid = f"{r.shift.name}@{r.severity}"
+            if progress:
+                progress(sid)
+            made = sets.get(i)
+            m = compare_prefix(made.chunks or chunk_digests(made.images, made.labels), n, list(rs.chunks), rs.n)
+            if m.differs:
+                checks[at] = SetCheck(sid, "differ", m.describe())
+                redo.append((r.shift.name, r.severity, m.differing_chunks))
+            else:
+                checks[at] = SetCheck(sid, "match", m.describe())
     if pixels and redo:
         _pixel_differences(checks, redo, suite, pins, images, labels, seed)
     return checks

@@ -1,0 +1,129 @@
+"""Sets generated ahead in worker processes (shifts/pipeline.py): the bytes, digests and cache
+of the in-process path, the same errors, and the fallbacks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from robustmnist.errors import UserError
+from robustmnist.shifts import pipeline
+from robustmnist.shifts.fingerprint import chunk_digests
+from robustmnist.shifts.pipeline import SetPipeline, SetRequest, default_workers
+from robustmnist.shifts.registry import Shift
+from robustmnist.shifts.sets import NEST_CHUNK, get_set, make_set
+from robustmnist.shifts.suite import load_suite
+
+from .conftest import synthetic_digits
+
+DEFAULT = load_suite("default")
+needs_fork = pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(),
+                                reason="worker processes are forked (Linux)")
+
+
+@pytest.fixture(scope="module")
+def source():
+    return synthetic_digits(2 * NEST_CHUNK + 30, seed=5)
+
+
+def _requests(names, severities=(2, 5)):
+    return [SetRequest(DEFAULT.shift(nm), s, DEFAULT.params(nm, s)) for nm in names for s in severities]
+
+
+@needs_fork
+def test_worker_sets_are_the_bytes_made_in_process(source, tmp_path):
+    images, labels = source
+    # a transform, a labelled shift, generative ones (fonts: glyph bank; dot_matrix) and a part chunk
+    reqs = _requests(["gaussian_noise", "euro_one", "fonts", "dot_matrix", "zigzag"])
+    n = NEST_CHUNK + 30
+    with SetPipeline(reqs, images, labels, n, seed=4, source_sha="src", cache_root=tmp_path, workers=2,
+                     ahead=1) as p:
+        assert p.parallel
+        got = [p.get(i) for i in range(len(reqs))]
+    for r, s in zip(reqs, got, strict=True):
+        x, y = make_set(r.shift, r.severity, r.params, images, labels, n, 4)
+        assert np.array_equal(s.images, x) and np.array_equal(s.labels, y), (r.shift.name, r.severity)
+        assert s.chunks == chunk_digests(x, y) and not s.cached
+        # written to the cache where get_set reads it: the same set, now cached
+        again = get_set(r.shift, r.severity, r.params, images, labels, n, 4, source_sha="src",
+                        cache_root=tmp_path)
+        assert again.cached and again.sha256 == s.sha256
+
+
+@needs_fork
+def test_cached_sets_are_read_not_regenerated(source, tmp_path):
+    images, labels = source
+    reqs = _requests(["gaussian_noise", "rotate"])
+    first = get_set(reqs[0].shift, reqs[0].severity, reqs[0].params, images, labels, 600, 0,
+                    source_sha="s", cache_root=tmp_path)
+    with SetPipeline(reqs, images, labels, 600, 0, source_sha="s", cache_root=tmp_path, workers=2) as p:
+        sets = [p.get(i) for i in range(len(reqs))]
+    assert sets[0].cached and sets[0].sha256 == first.sha256
+    assert not any(s.cached for s in sets[1:])
+
+
+def test_no_pool_for_one_worker_or_little_work(source, monkeypatch):
+    images, labels = source
+    reqs = _requests(["gaussian_noise"], (3,))
+    with SetPipeline(reqs, images, labels, 100, 0, use_cache=False, workers=2) as p:
+        assert not p.parallel  # one chunk: not worth two forks
+        s = p.get(0)
+    x, _ = make_set(reqs[0].shift, 3, reqs[0].params, images, labels, 100, 0)
+    assert np.array_equal(s.images, x)
+    monkeypatch.setenv("ROBUSTMNIST_WORKERS", "0")
+    assert default_workers() == 0
+    monkeypatch.setenv("ROBUSTMNIST_WORKERS", "1")
+    assert default_workers() == 0  # one worker would only add a fork
+    monkeypatch.setenv("ROBUSTMNIST_WORKERS", "3")
+    assert default_workers() == 3
+    monkeypatch.setenv("ROBUSTMNIST_WORKERS", "many")
+    with pytest.raises(UserError, match="ROBUSTMNIST_WORKERS"):
+        default_workers()
+
+
+def _failing(x, g, **params):
+    raise UserError("this shift refuses its input")
+
+
+@needs_fork
+def test_a_workers_error_reaches_the_caller_as_it_is(source):
+    images, labels = source
+    bad = Shift("refuses", "custom", "fails on purpose", 1, "transform", _failing)
+    reqs = _requests(["gaussian_noise"], (1,)) + [SetRequest(bad, 1, {})]
+    with SetPipeline(reqs, images, labels, 2 * NEST_CHUNK, 0, use_cache=False, workers=2) as p:
+        assert p.parallel
+        assert p.get(0).images.shape == (2 * NEST_CHUNK, 28, 28)
+        with pytest.raises(UserError, match="refuses its input"):
+            p.get(1)
+
+
+@needs_fork
+def test_a_killed_worker_falls_back_to_this_process(source):
+    images, labels = source
+    reqs = _requests(["gaussian_noise", "rotate", "shear"], (1, 2))
+    with SetPipeline(reqs, images, labels, 2 * NEST_CHUNK, 0, use_cache=False, workers=2) as p:
+        first = p.get(0)
+        for proc in list(p._pool._processes.values()):  # noqa: SLF001 - what an OOM kill does
+            os.kill(proc.pid, 9)
+        with pytest.warns(UserWarning, match="generating the remaining sets in this process"):
+            rest = [p.get(i) for i in range(1, len(reqs))]
+        assert not p.parallel
+    for r, s in zip(reqs, [first, *rest], strict=True):
+        x, _ = make_set(r.shift, r.severity, r.params, images, labels, 2 * NEST_CHUNK, 0)
+        assert np.array_equal(s.images, x)
+
+
+@needs_fork
+def test_workers_run_one_thread_and_leave_the_callers_alone(source):
+    images, labels = source
+    threads = torch.get_num_threads()
+    reqs = _requests(["gaussian_noise"], (1, 2, 3))
+    with SetPipeline(reqs, images, labels, 2 * NEST_CHUNK, 0, use_cache=False, workers=2) as p:
+        p.get(0)
+        assert p._pool.submit(torch.get_num_threads).result() == 1  # noqa: SLF001
+    assert torch.get_num_threads() == threads
+    assert pipeline._SLOTS is not None  # the shared buffer the children wrote into
