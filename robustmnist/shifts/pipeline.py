@@ -22,9 +22,9 @@ import os
 import signal
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,10 @@ class SetPipeline:
         self.ahead = ahead
         self.workers = default_workers() if workers is None else workers
         self._pending: dict[int, tuple[int, list[Future]]] = {}  # request -> (slot, its chunks)
+        # Cached sets are read ahead too, on one thread: unzipping and hashing release the GIL,
+        # so a warm run reads the next sets while this one is scored.
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="robustmnist-read")
+        self._reads: dict[int, Future] = {}
         self._free = list(range(ahead + 1))  # slots of the shared buffer not holding a set
         self._next = 0  # the first request not yet scheduled
         self._pool: ProcessPoolExecutor | None = None
@@ -149,7 +153,14 @@ class SetPipeline:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _read(self, r: SetRequest) -> ShiftSet:
+        s = get_set(r.shift, r.severity, r.params, *self.source, self.n, self.seed,
+                    source_sha=self.source_sha, use_cache=self.use_cache, cache_root=self.cache_root)
+        return s if s.chunks else replace(s, chunks=chunk_digests(s.images, s.labels))
+
     def close(self) -> None:
+        self._reader.shutdown(wait=True, cancel_futures=True)
+        self._reads.clear()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
@@ -172,7 +183,11 @@ class SetPipeline:
         upto = min(upto, len(self.requests))
         while self._next < upto:
             r = self.requests[self._next]
-            if self._pool is None or not self._fresh(r):
+            if not self._fresh(r):  # cached: read (unzip, verify) in a thread meanwhile
+                self._reads[self._next] = self._reader.submit(self._read, r)
+                self._next += 1
+                continue
+            if self._pool is None:
                 self._next += 1
                 continue
             if not self._free:
@@ -197,10 +212,12 @@ class SetPipeline:
     def get(self, i: int) -> ShiftSet:
         r = self.requests[i]
         self._schedule(i + 1 + self.ahead)
+        read = self._reads.pop(i, None)
+        if read is not None:
+            return read.result()
         pending = self._pending.pop(i, None)
-        if pending is None:  # cached, not for the pool, or the pool is gone
-            return get_set(r.shift, r.severity, r.params, *self.source, self.n, self.seed,
-                           source_sha=self.source_sha, use_cache=self.use_cache, cache_root=self.cache_root)
+        if pending is None:  # not for the pool, or the pool is gone
+            return self._read(r)
         slot, futures = pending
         try:
             chunks = [fut.result() for fut in futures]  # a worker's exception is raised here
