@@ -127,3 +127,40 @@ def test_workers_run_one_thread_and_leave_the_callers_alone(source):
         assert p._pool.submit(torch.get_num_threads).result() == 1  # noqa: SLF001
     assert torch.get_num_threads() == threads
     assert pipeline._SLOTS is not None  # the shared buffer the children wrote into
+
+
+@needs_fork
+def test_workers_do_not_outlive_a_killed_parent(tmp_path):
+    # The parent killed outright (SIGTERM's default, SIGKILL) cannot shut its pool down: the
+    # workers must go with it rather than wait on their queue forever.
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys\n"
+        "from robustmnist.shifts.pipeline import SetPipeline, SetRequest\n"
+        "from robustmnist.shifts.suite import load_suite\n"
+        "from tests.conftest import synthetic_digits\n"
+        "s = load_suite('default'); x, y = synthetic_digits(1000, seed=1)\n"
+        "reqs = [SetRequest(s.shift('gaussian_noise'), v, s.params('gaussian_noise', v)) for v in (1, 2, 3)]\n"
+        "p = SetPipeline(reqs, x, y, 1000, 0, use_cache=False, workers=2)\n"
+        "p.get(0)\n"
+        "print(' '.join(str(q) for q in p._pool._processes), flush=True)\n"
+        "import time; time.sleep(60)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=root,
+                            env=dict(os.environ, PYTHONPATH=root))
+    pids = [int(v) for v in proc.stdout.readline().split()]
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = pids
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [q for q in pids if os.path.exists(f"/proc/{q}") and
+                 open(f"/proc/{q}/stat").read().split()[2] != "Z"]
+    assert not alive, f"workers {alive} outlived their parent"

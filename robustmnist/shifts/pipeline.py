@@ -77,8 +77,25 @@ def processes_for(fresh_sets: int, n: int, workers: int | None = None) -> int:
     return 1
 
 
-def _start_worker() -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this worker when the process that forked it dies (killed by SIGTERM or
+    SIGKILL, it cannot shut its pool down): a leftover worker would wait on its queue forever,
+    holding its memory."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the pool's own shutdown is all there is
+        return
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+def _start_worker(parent: int) -> None:
     import torch
+
+    _die_with_parent(parent)
 
     torch.set_num_threads(1)  # one process per CPU: intra-op threads would only compete
     # Ctrl-C is the parent's to handle: it cancels what is queued and waits for the chunks in
@@ -145,7 +162,7 @@ class SetPipeline:
             _SOURCE = self.source
             _SLOTS = self._slots = _shared_slots(ahead + 1, n)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
-                                             initializer=_start_worker)
+                                             initializer=_start_worker, initargs=(os.getpid(),))
 
     def __enter__(self) -> SetPipeline:
         return self
