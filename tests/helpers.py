@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import torch
+
+from robustmnist.budget import one_thread
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
@@ -35,16 +35,9 @@ def untrained_checkpoint(path: Path, arch: str = "lenet5") -> Path:
     return path
 
 
-@contextmanager
-def single_thread():
-    # Oversubscribed CI boxes and shared dev machines: with two OpenMP threads per process, tiny
-    # forward and gradient steps spin-wait and run 30-40x slower. One thread keeps them fast.
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
+# Oversubscribed CI boxes and shared dev machines: with two OpenMP threads per process, tiny
+# forward and gradient steps spin-wait and run 30-40x slower. One thread keeps them fast.
+single_thread = one_thread
 
 
 def offline_clean_eval(tmp_path: Path, data_root: Path, *args: str) -> subprocess.CompletedProcess:

@@ -30,6 +30,7 @@ from robustmnist.models.zoo import build
 from robustmnist.shifts.suite import load_suite
 
 from .conftest import synthetic_digits
+from .helpers import single_thread
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -137,18 +138,11 @@ def _same(local_runs, ray_runs) -> None:
             np.testing.assert_array_equal(a.predictions[k], b.predictions[k])
 
 
-@contextmanager
-def _threads_of_a_ray_worker():
-    """Ray starts its workers with OMP_NUM_THREADS=1, one thread per task. float32 sums in a
-    convolution or a matrix product may round differently at another thread count (cnn-small's
-    logits move by 4e-8 between 1 and 2 threads on an Intel Xeon, not on an AMD EPYC), so the
-    local side of a comparison runs at the workers' thread count: the same work, the same bits."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+# Ray starts its workers with OMP_NUM_THREADS=1, one thread per task. float32 sums in a
+# convolution or a matrix product may round differently at another thread count (cnn-small's
+# logits move by 4e-8 between 1 and 2 threads on an Intel Xeon, not on an AMD EPYC), so the
+# local side of a comparison runs at the workers' thread count: the same work, the same bits.
+_threads_of_a_ray_worker = single_thread
 
 
 def _bench(models, suite, clean, **kw):

@@ -232,3 +232,20 @@ def test_area_resample_is_roi_align(ratio):
     assert (ours - ref).abs().max() < 1e-13
     # each image depends on itself only: a part of the batch gives the same bytes
     assert torch.equal(area_resample(x[7:19], boxes[7:19], 20, ratio), ours[7:19])
+
+
+@pytest.mark.parametrize("mode", ["bicubic", "bilinear"])
+def test_resize_as_matrices_is_interpolate(mode):
+    # the coarse random fields of the print shifts go through resize(): it must give what
+    # F.interpolate gives (the pinned sets were made with it), also for a window of columns
+    import torch.nn.functional as tF
+
+    from robustmnist.shifts._ops import resize
+
+    g = torch.Generator().manual_seed(1)
+    for size_in, size_out in (((4, 4), (28, 28)), ((4, 9), (64, 144)), ((3, 5), (22, 47)), ((24, 24), (48, 48))):
+        x = torch.rand(20, 1, *size_in, generator=g, dtype=torch.float64)
+        ref = tF.interpolate(x, size=size_out, mode=mode, align_corners=False)
+        assert (resize(x, *size_out, mode) - ref).abs().max() < 1e-14
+        part = resize(x, *size_out, mode, cols=(3, size_out[1] - 2))
+        assert (part - ref[..., 3 : size_out[1] - 2]).abs().max() < 1e-14

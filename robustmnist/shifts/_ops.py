@@ -105,37 +105,14 @@ def separable_filter(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=128)
-def _resize_matrix(in_size: int, out_size: int, mode: str, start: int, stop: int) -> torch.Tensor:
-    """Rows [start, stop) of R (out_size×in_size, float64) with ``R @ v`` = F.interpolate of
-    the column v (align_corners=False): torch's CPU kernel's source index, its clamps and its
-    weights (bicubic: A = -0.75, taps clamped to the edge; bilinear: the source index clamped
-    at 0, the upper tap at the edge)."""
-    scale = in_size / out_size
-    dst = torch.arange(start, stop, dtype=torch.float64)
-    real = scale * (dst + 0.5) - 0.5
-    if mode == "bilinear":
-        real = real.clamp_min(0)
-    # torch takes floorf (of the value as a float32) and clamps: the same index here
-    idx = torch.floor(real.to(torch.float32)).to(torch.float64).clamp_max(in_size - 1)
-    t = (real - idx).clamp(0, 1)
-    i = idx.long().view(-1, 1)
-    if mode == "bicubic":
-        a = -0.75
-
-        def near(x):  # |x| <= 1
-            return ((a + 2) * x - (a + 3)) * x * x + 1
-
-        def far(x):  # 1 < |x| < 2
-            return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-        w = torch.stack([far(t + 1), near(t), near(1 - t), far(2 - t)], dim=1)
-        taps = (i - 1 + torch.arange(4).view(1, 4)).clamp(0, in_size - 1)
-    elif mode == "bilinear":
-        w = torch.stack([1 - t, t], dim=1)
-        taps = torch.cat([i, torch.where(i < in_size - 1, i + 1, i)], dim=1)
-    else:
-        raise ValueError(f"unknown resize mode {mode!r}")
-    return torch.zeros(stop - start, in_size, dtype=torch.float64).scatter_add_(1, taps, w)
+def resize_matrix(src: int, dst: int, mode: str = "bilinear", antialias: bool = False) -> torch.Tensor:
+    """dst×src matrix R with ``R @ v`` = F.interpolate of the column v (align_corners=False),
+    read off by resampling the unit impulses: interpolation is linear, so the matrix holds
+    exactly the kernel's own weights, clamps and edge taps. Always float64 (it is cached, so it
+    must not depend on the first caller's dtype): cast where used."""
+    impulses = torch.eye(src, dtype=torch.float64).view(src, 1, 1, src)
+    out = F.interpolate(impulses, size=(1, dst), mode=mode, antialias=antialias, align_corners=False)
+    return out.view(src, dst).T.contiguous()
 
 
 def resize(x: torch.Tensor, h: int, w: int, mode: str = "bicubic",
@@ -144,8 +121,8 @@ def resize(x: torch.Tensor, h: int, w: int, mode: str = "bicubic",
     float rounding), or only its output columns [c0, c1): two small matrix products, which
     cost a fraction of the CPU kernel when the input is a coarse grid of random values."""
     c0, c1 = cols or (0, w)
-    mh = _resize_matrix(x.shape[-2], h, mode, 0, h).to(x)
-    mw = _resize_matrix(x.shape[-1], w, mode, c0, c1).to(x)
+    mh = resize_matrix(x.shape[-2], h, mode).to(x)
+    mw = resize_matrix(x.shape[-1], w, mode)[c0:c1].to(x)
     return torch.matmul(torch.matmul(mh, x), mw.transpose(0, 1))
 
 

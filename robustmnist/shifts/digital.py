@@ -15,6 +15,7 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
+from ._ops import resize_matrix
 from .registry import register
 
 # ---------------------------------------------------------------------------------------------
@@ -198,16 +199,6 @@ def _filter2d(x: torch.Tensor, taps_y: tuple[float, ...], taps_x: tuple[float, .
     return rows @ x @ cols.T
 
 
-@lru_cache(maxsize=64)
-def _resize_matrix(src: int, dst: int, antialias: bool) -> torch.Tensor:
-    """dst×src matrix of F.interpolate's bilinear weights along one axis, read off by
-    resampling the unit impulses, so the matrix form gives exactly what interpolate would."""
-    impulses = torch.eye(src, dtype=torch.float64).view(src, 1, 1, src)
-    out = F.interpolate(impulses, size=(1, dst), mode="bilinear", antialias=antialias,
-                        align_corners=False)
-    return out.view(src, dst).T.to(torch.get_default_dtype())
-
-
 # ---------------------------------------------------------------------------------------------
 # resampling
 
@@ -240,8 +231,8 @@ def downsample(x: torch.Tensor, g: torch.Generator, *, size: int) -> torch.Tenso
     del g  # the resampling is fixed; only the size varies by level
     h, w = x.shape[-2:]
     # Shrink then enlarge is one h×h (w×w) matrix per axis: up @ down.
-    rows = (_resize_matrix(size, h, False) @ _resize_matrix(h, size, True)).to(x)
-    cols = (_resize_matrix(size, w, False) @ _resize_matrix(w, size, True)).to(x)
+    rows = (resize_matrix(size, h) @ resize_matrix(h, size, antialias=True)).to(x)
+    cols = (resize_matrix(size, w) @ resize_matrix(w, size, antialias=True)).to(x)
     return rows @ x @ cols.T
 
 
