@@ -35,7 +35,7 @@ from robustmnist.attacks.evaluate import evaluate_attacks, plan_attacks
 from robustmnist.attacks.pgd import pgd
 from robustmnist.attacks.registry import AttackConfig
 from robustmnist.attacks.target import Target
-from robustmnist.data import load_mnist
+from robustmnist.data.datasets import load_mnist
 from robustmnist.models.load import load_model
 
 HERE = Path(__file__).resolve().parent

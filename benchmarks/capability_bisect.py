@@ -32,7 +32,7 @@ def _child(shift_name: str, severity: int, n: int, out: str) -> None:
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
 
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.shifts import get_shift
     from robustmnist.shifts.sets import make_set, set_sha256
     from robustmnist.shifts.suite import load_suite

@@ -33,7 +33,7 @@ ROOT = HERE.parent
 def _child(args: argparse.Namespace) -> None:
     import torch
 
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.shifts import get_shift
     from robustmnist.shifts.sets import make_set, set_sha256
     from robustmnist.shifts.suite import load_suite

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from robustmnist.assets import shifts_dir
-from robustmnist.data import load_mnist, to_float
+from robustmnist.data.datasets import load_mnist, to_float
 from robustmnist.fileio import atomic_write_json, sha256_file
 from robustmnist.models.checkpoint import model_from_checkpoint
 from robustmnist.shifts.registry import get_shift

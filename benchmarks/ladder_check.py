@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmnist.data import load_mnist, to_float
+from robustmnist.data.datasets import load_mnist, to_float
 from robustmnist.fileio import atomic_write_json
 from robustmnist.models.checkpoint import model_from_checkpoint
 from robustmnist.shifts.registry import all_shifts

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmnist.data import to_float
+from robustmnist.data.datasets import to_float
 from robustmnist.fileio import atomic_write_json, sha256_file
 from robustmnist.models.checkpoint import model_from_checkpoint
 from robustmnist.shifts.registry import all_shifts

@@ -34,7 +34,7 @@ ARCHS = ["mlp-784-50-50-10", "mlp-784-50x3-10", "mlp-784-100x3-10", "mlp-784-256
 
 
 def train_models(folder: Path, steps: int) -> list[Path]:
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
     from robustmnist.models.zoo import build
 
@@ -63,7 +63,7 @@ def train_models(folder: Path, steps: int) -> list[Path]:
 
 
 def warm_cache(suite, n: int) -> float:
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.shifts.registry import get_shift
     from robustmnist.shifts.sets import get_set, set_sha256
 
@@ -79,7 +79,7 @@ def warm_cache(suite, n: int) -> float:
 
 def probe_paths(paths: list[Path]) -> tuple[list, dict]:
     """The models on their fastest exact forward paths, probed once as bench probes them."""
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.fastpath import accelerate
     from robustmnist.models.load import load_model
 
@@ -95,7 +95,7 @@ def warm_up_workers(models: list) -> float:
     """A first tiny run: Ray's worker processes import torch and robustmnist once per process
     (and build each model's forward path once), a one-off cost of a session (timed here) that
     would otherwise land on the first suite."""
-    from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
+    from robustmnist.run.ray import evaluate_many as evaluate_on_ray
     from robustmnist.shifts.suite import load_suite
 
     t = time.perf_counter()
@@ -127,9 +127,9 @@ def load() -> list[float]:
 
 
 def bench_suite(paths: list[Path], models: list, suite_name: str, n: int, repeats: int) -> dict:
-    from robustmnist.distributed.ray import Stats
-    from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
-    from robustmnist.engine import evaluate_many
+    from robustmnist.run.collect import evaluate_many
+    from robustmnist.run.ray import Stats
+    from robustmnist.run.ray import evaluate_many as evaluate_on_ray
     from robustmnist.shifts.suite import load_suite
 
     suite = load_suite(suite_name)

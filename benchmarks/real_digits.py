@@ -54,8 +54,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "real_digits.json"))
     args = ap.parse_args()
 
-    from robustmnist.engine import evaluate_many
     from robustmnist.models.load import load_model
+    from robustmnist.run.collect import evaluate_many
     from robustmnist.shifts.suite import load_suite
 
     folder = Path(args.folder or "/tmp/robustmnist-printed")
@@ -66,7 +66,7 @@ def main() -> None:
     models = [load_model(m) for m in args.models]
     load0 = os.getloadavg()
     t = time.perf_counter()
-    from robustmnist.real import load_real
+    from robustmnist.data.real import load_real
 
     # --n limits the synthetic sets; the real sets are scored whole (1,797 digits, every PNG)
     real_sets = [load_real("digits"), load_real(f"folder:{folder}")]

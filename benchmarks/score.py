@@ -41,10 +41,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustmnist.data import load_mnist
-from robustmnist.engine import DEFAULT_BATCH, score
+from robustmnist.data.datasets import load_mnist
 from robustmnist.models.load import LoadedModel, load_model
 from robustmnist.models.zoo import build
+from robustmnist.run.scoring import DEFAULT_BATCH, score
 
 HERE = Path(__file__).resolve().parent
 ARCHS = {"mlp-784-256-128-64-10": 50_000, "lenet5": 10_000}  # arch -> CPU bar (images/s)

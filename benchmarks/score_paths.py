@@ -37,11 +37,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from robustmnist.data import load_mnist
-from robustmnist.engine import DEFAULT_BATCH, score
+from robustmnist.data.datasets import load_mnist
 from robustmnist.models import fastpath
 from robustmnist.models.load import LoadedModel, load_model
 from robustmnist.models.zoo import build
+from robustmnist.run.scoring import DEFAULT_BATCH, score
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

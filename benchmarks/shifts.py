@@ -61,7 +61,7 @@ def since(start: tuple[float, float]) -> tuple[float, float]:
 def generate_suite(suite_name: str, images: np.ndarray, labels: np.ndarray, n: int) -> dict:
     """Each set in turn, in this process, on one thread: one worker's seconds per set (the
     budget's table)."""
-    from robustmnist.budget import one_thread
+    from robustmnist.run.budget import one_thread
 
     with one_thread():
         return _generate_suite(suite_name, images, labels, n)
@@ -194,9 +194,9 @@ def _version(pkg: str) -> str:
 
 
 def evaluation_overhead(model_path: str | None, eval_n: int) -> dict:
-    from robustmnist.engine import evaluate
     from robustmnist.models.load import load_model
     from robustmnist.models.zoo import build
+    from robustmnist.run.collect import evaluate
     from robustmnist.shifts.suite import load_suite
 
     suite = load_suite("default")
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     os.environ.setdefault("ROBUSTMNIST_DATA", str(ROOT.parent / "shared" / "data"))
 
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     test = load_mnist("test")
     images, labels = test.images[: args.n], test.labels[: args.n]

@@ -93,7 +93,7 @@ def augment_effect(out: Path, n: int = 2000, severity: int = 3) -> dict:
     """
     import torch
 
-    from robustmnist.data import load_mnist, to_float
+    from robustmnist.data.datasets import load_mnist, to_float
     from robustmnist.models.checkpoint import model_from_checkpoint
     from robustmnist.shifts import get_shift
     from robustmnist.shifts.sets import make_set

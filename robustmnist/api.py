@@ -15,16 +15,20 @@ from __future__ import annotations
 import dataclasses
 import html
 import io
+import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import results
-from .errors import UserError
+from .errors import RunInterrupted, UserError, plain
 from .models.load import LoadedModel
+from .run.scoring import DEFAULT_BATCH, ProgressFn
 
 ALL_FORMATS = ("json", "html", "md", "csv")
 
@@ -54,8 +58,8 @@ class Result(results.Result):
 
     def save(self, out: str | os.PathLike, formats: Sequence[str] | str = ALL_FORMATS) -> dict[str, Path]:
         """Write results.json, predictions.npz and the reports in ``formats`` into folder ``out``."""
-        from .engine import RunOutput
-        from .outputs import save_run
+        from .run.collect import RunOutput
+        from .run.outputs import save_run
 
         fmts = {f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)}
         unknown = fmts - set(ALL_FORMATS)
@@ -154,56 +158,130 @@ def build_suite(suite: Any = None, shift: str | Sequence[str] | None = None,
     return the_suite.restrict(names, levels)
 
 
-def evaluate(model: Any, *, suite: Any = None, shift: str | Sequence[str] | None = None,
-             severity: int | Sequence[int] | None = None, n: int | None = None,
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+def _warn(text: str) -> None:
+    print(f"robustmnist: warning: {plain(text)}", file=sys.stderr)
+
+
+def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str] | None = None,
+             severity: int | Sequence[int] | str | None = None, n: int | None = None,
              ood: str | Sequence[str] | None = None, real: Any = None, preprocess: str | None = None,
-             device: str = "auto", budget: Any = None, seed: int = 0, arch: str | None = None,
+             device: str = "auto", budget: float | str | None = None, seed: int = 0, arch: str | None = None,
              trust_pickle: bool = False, model_code: str | os.PathLike | None = None,
              model_kwargs: dict | str | None = None, name: str | None = None, clean_only: bool = False,
              batch_size: int = 512, reference: str | os.PathLike | None = None, force: bool = False,
              data_root: str | os.PathLike | None = None, use_cache: bool = True,
-             trained_on: str | Sequence[str] | None = None) -> Result:
-    """Evaluate ``model`` on clean MNIST test, a suite of shifts and OOD sets.
+             trained_on: str | Sequence[str] | None = None,
+             attack: str | Sequence[str] | None = None, norm: str = "linf",
+             attack_severity: str | Sequence[int] | int | None = None, restarts: int = 1,
+             attack_n: int | None = None, attack_budget: float | None = None,
+             predictions: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
+             formats: str | Sequence[str] = "json", resume: bool = False,
+             progress: ProgressFn | None = None, log: Callable[[str], None] | None = _say,
+             warn: Callable[[str], None] | None = _warn, spent_s: float = 0.0) -> Result:
+    """Evaluate ``model`` on clean MNIST test, a suite of shifts, OOD and real sets, attacks.
 
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
-    N×28×28 (float 0-1; uint8 with ``preprocess="0-255"``) to N×10 scores. ``suite``, ``shift``,
-    ``severity``, ``n``, ``ood``, ``real``, ``preprocess`` and ``device`` mean what the CLI flags mean;
-    with none of suite/shift the default suite runs (``clean_only=True``: no shifts). An
-    ``nn.Module`` is put in eval mode and moved to ``device``, as ``Module.to`` does, in place.
-    Unless ``force`` or an explicit ``preprocess``, a clearly wrong input convention stops the run
-    with the fix, and a doubtful one warns (as the CLI). ``trained_on`` (shift or family names, as
-    ``--trained-on``) marks what the model saw in training: those records are ``seen`` and left
-    out of the headline numbers.
-    """
-    import sys
+    N×28×28 (float 0-1; uint8 with ``preprocess="0-255"``) to N×10 scores; or None with
+    ``predictions`` (scores computed elsewhere, one N×10 array per set from ``shifts export``).
+    Every parameter means what the ``robustmnist eval`` flag of the same name means; with
+    none of suite/shift the default suite runs (``clean_only=True``: no shifts; ``attack`` alone:
+    attacks only). An ``nn.Module`` is put in eval mode and moved to ``device`` in place.
+    Unless ``force`` or an explicit ``preprocess``, a clearly wrong input convention stops the
+    run with the fix, and a doubtful one warns. ``trained_on`` (shift or family names) marks
+    what the model saw in training: those records are ``seen`` and left out of the headline.
 
-    from .budget import parse_budget
-    from .engine import evaluate as run_suite
-    from .engine import resolve_device
-    from .prepare import check_request, finish, prepare
+    ``out``: a folder to write results.json, predictions.npz and the reports in ``formats``
+    (saved as the run goes; ``resume=True`` finishes the partial results an interrupted run
+    left there). ``progress(kind, k, status)`` follows the run ("total" first); ``log`` and
+    ``warn`` receive its lines (default: standard error); ``spent_s`` is time the caller already
+    used, taken off ``budget``.
+    """
+    from .models.device import resolve_device
+    from .run.attack_plans import AttackOptions, make_plan
+    from .run.budget import parse_budget
+    from .run.collect import evaluate as run_one
+    from .run.collect import scored_images
+    from .run.outputs import OutputGuard, parse_formats, save_run
+    from .run.prepare import check_request, prepare
+    from .run.prepare import finish as finish_result
+    from .run.resume import PartialSaver, check_resumable, load_partial
 
     ood_names, real_names = _as_list(ood), _as_list(real)
-    check_request(n, batch_size, ood_names, real_names, flags=False)
+    check_request(n, batch_size, ood_names, real_names)
+    fmts = parse_formats(formats)
+    if (model is None) == (predictions is None):
+        raise UserError("give a model or `predictions=PREDS.npz` (one of the two)")
+    if predictions is not None and (ood or real or attack):
+        raise UserError("`ood=`, `real=` and `attack=` need a model to score their sets; leave them out "
+                        "with `predictions=`")
+    if resume and out is None:
+        raise UserError("`resume=True` needs `out=`: the folder holding the interrupted run's results")
     if trained_on:
-        from .seen import resolve
+        from .run.seen import resolve
 
         resolve(None, _as_list(trained_on))  # unknown names fail before the model is loaded
+    attacks_only = attack and suite is None and shift is None  # attack alone: attacks, no shift suite
+    the_suite = None if clean_only or attacks_only else build_suite(suite, shift, severity)
+    budget_s = parse_budget(budget) if isinstance(budget, str) else budget
+    out = Path(out) if out is not None else None
     dev = resolve_device(device)
-    loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
-                        model_code=model_code, model_kwargs=model_kwargs, name=name).to(dev)
-    the_suite = None if clean_only else build_suite(suite, shift, severity)
-    # the same reads, convention guard and plan of n (time budget) as the CLI's eval
-    ready = prepare([loaded], the_suite, explicit=[bool(preprocess)], data_root=data_root, n=n, real=real_names,
-                    ood_sets=len(ood_names or []), budget=parse_budget(budget) if isinstance(budget, str) else budget,
-                    seed=seed, use_cache=use_cache, batch_size=batch_size, force=force,
-                    warn=lambda text: print(f"robustmnist: warning: {text}", file=sys.stderr), api=True)
-    print(ready.plan.line(), file=sys.stderr)
-    run = run_suite(ready.models[0], the_suite, n=ready.plan.n, seed=seed, ood=ood_names, data_root=data_root,
-                    batch_size=batch_size, use_cache=use_cache, name=name or loaded.name, real_sets=ready.real_sets,
-                    clean=ready.clean, execution={**ready.plan.to_dict(), "ood": list(ood_names or [])},
-                    trained_on=_as_list(trained_on))
-    finish(run.result, ready.checks[0], reference)
-    return Result.from_run(run)
+    if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
+        from .models.predictions import load_predictions
+
+        loaded = load_predictions(predictions, preprocess)
+    else:
+        loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                            model_code=model_code, model_kwargs=model_kwargs, name=name)
+    loaded.to(dev)
+    prior = load_partial(out) if resume else None
+    prior_n = check_resumable(prior, loaded, the_suite, seed, n, ood_names) if prior else None
+    # precomputed scores have no forward path to speed up, and their n is the exported sets' n:
+    # no probe, no budget and no convention guard for them
+    elsewhere = predictions is not None
+    ready = prepare([loaded], the_suite, explicit=[bool(preprocess) or elsewhere], data_root=data_root, n=n,
+                    real=real_names, ood_sets=len(ood_names or []), budget=math.inf if elsewhere else budget_s,
+                    seed=seed, use_cache=use_cache, batch_size=batch_size, force=force, warn=warn,
+                    resume_n=prior_n, spent_s=spent_s, fast=not elsewhere)
+    run_plan, clean = ready.plan, ready.clean
+    if log:
+        log(run_plan.line())
+    n_img = min(run_plan.n, len(clean.images))
+    plan = None
+    opts = AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget)
+    if opts.wanted:  # attacks take their own budget, on the clean digits this run scores; with the
+        plan = make_plan(loaded, opts, n_img, seed, log)  # model as loaded (gradients), never its fast path
+    n_sets = len(the_suite.shift_names) * len(the_suite.severities) if the_suite else 0
+    n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
+    if progress:
+        n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
+        progress("total", n_img * (1 + n_todo) + scored_images(ood_names, run_plan.n) + n_attacked, "")
+
+    def finish(result) -> None:
+        finish_result(result, ready.checks[0], reference)
+
+    saver = PartialSaver(lambda o: save_run(o, out), finish=finish) if out is not None else None
+    with OutputGuard(out):
+        try:
+            run = run_one(ready.models[0], the_suite, n=run_plan.n, seed=seed, ood=ood_names, data_root=data_root,
+                          batch_size=batch_size, use_cache=use_cache, name=name or loaded.name,
+                          progress=progress, clean=clean, real_sets=ready.real_sets, attacks=plan,
+                          on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood_names or [])},
+                          resume=[prior] if prior else None, trained_on=_as_list(trained_on), fast=not elsewhere)
+        except KeyboardInterrupt:
+            if saver is not None and saver.saves:
+                raise RunInterrupted(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "
+                                     f"{out / 'results.json'}; finish them with the same settings plus "
+                                     "`resume=True`") from None
+            raise
+        finish(run.result)
+        written = save_run(run, out, fmts) if out is not None else {}
+    result = Result.from_run(run)
+    result.written = written
+    return result
 
 
 def load_set(shift: str, severity: int = 3, *, n: int | None = None, seed: int = 0, suite: Any = "default",
@@ -213,7 +291,7 @@ def load_set(shift: str, severity: int = 3, *, n: int | None = None, seed: int =
     ``shift="clean"`` gives the first ``n`` MNIST test digits. The severity ladder comes from
     ``suite`` (a name, a .toml path, or a Suite).
     """
-    from .data import load_mnist
+    from .data.datasets import load_mnist
     from .shifts.sets import get_set, set_sha256
     from .shifts.suite import Suite, load_suite
 
@@ -253,3 +331,116 @@ def diagnose(model: Any, *, preprocess: str | None = None, arch: str | None = No
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs)
     return run_doctor(loaded, data_root=data_root)
+
+
+@dataclass
+class BenchResult:
+    """``robustmnist.bench``: every model's Result, the leaderboard and what it was ranked against."""
+
+    results: list[Result]
+    leaderboard: list  # metrics.leaderboard.LeaderRow, ranked
+    suite: str
+    n: int  # images per set
+    seed: int
+    reference: dict  # the mCE reference: name, sha256 (and "first": the extra column's model)
+    real_correlation: list[dict] | None = None  # per real set: which families predict it
+    written: dict[str, Path] = field(default_factory=dict)
+    ray: Any = None  # run.ray.Stats of a run on Ray
+
+    def __repr__(self) -> str:
+        rows = ", ".join(f"{r.rank}. {r.name} {r.mean_shifted_accuracy:.2%}" for r in self.leaderboard)
+        return f"<robustmnist.BenchResult suite {self.suite}, {self.n} images/set: {rows}>"
+
+
+def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequence[str] | None = None,
+          severity: int | Sequence[int] | str | None = None, n: int | None = None,
+          budget: float | str | None = None, ood: str | Sequence[str] | None = None, real: Any = None,
+          reference: str | os.PathLike | None = None, seed: int = 0, device: str = "auto",
+          batch_size: int = DEFAULT_BATCH, arch: str | None = None, preprocess: str | None = None,
+          force: bool = False, use_cache: bool = True, data_root: str | os.PathLike | None = None,
+          ray: str | None = None, attack: str | Sequence[str] | None = None, norm: str = "linf",
+          attack_severity: str | Sequence[int] | int | None = None, restarts: int = 1,
+          attack_n: int | None = None, attack_budget: float | None = None,
+          trained_on: str | Sequence[str] | None = None, out: str | os.PathLike | None = None,
+          formats: str | Sequence[str] = "json,md", progress: ProgressFn | None = None,
+          log: Callable[[str], None] | None = _say, warn: Callable[[str], None] | None = _warn,
+          spent_s: float = 0.0) -> BenchResult:
+    """Evaluate several models on the same sets (each generated once) and rank them.
+
+    ``models``: model files, globs ('sweep/*.pt') or '@list.txt' files; ``'net.pt::range=norm'``
+    sets one model's convention and ``'net.pt::trained-on=fonts'`` what it was trained on
+    (as ``robustmnist bench`` takes them). Every other parameter means what ``evaluate``'s (and
+    the bench flag's of the same name) does; ``ray``: "auto", "local" or "HOST:PORT" runs the grid
+    on a Ray cluster, with the same results. ``out``: per-model outputs in ``formats`` in
+    ``out/<model>/`` and the leaderboard (html, md, csv) in ``out``.
+    """
+    from .metrics.leaderboard import leaderboard
+    from .metrics.real import family_rank_correlation
+    from .metrics.reference import load_reference, reference_from_result
+    from .models.device import resolve_device
+    from .models.load import load_model as load_file
+    from .run.attack_plans import AttackOptions, same_prefix
+    from .run.budget import parse_budget
+    from .run.collect import evaluate_many, scored_images
+    from .run.model_args import model_specs, unique_names
+    from .run.outputs import parse_formats, save_run
+    from .run.prepare import check_request, prepare
+    from .run.prepare import finish as finish_result
+
+    ood_names, real_names = _as_list(ood), _as_list(real)
+    check_request(n, batch_size, ood_names, real_names)
+    fmts = parse_formats(formats)
+    specs = model_specs([str(m) for m in models], ray, preprocess, ",".join(_as_list(trained_on) or []) or None)
+    the_suite = build_suite(suite, shift, severity)
+    dev = resolve_device("cpu" if ray else device)  # on Ray, the workers pick theirs
+    loaded = [load_file(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
+    names = unique_names([m.name for m in loaded])
+    # An explicit convention (preprocess or ::SPEC) is the user's call: no guard for it.
+    ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
+                    real=real_names, ood_sets=len(ood_names or []),
+                    budget=parse_budget(budget) if isinstance(budget, str) else budget, seed=seed,
+                    use_cache=use_cache, batch_size=batch_size, force=force, warn=warn, spent_s=spent_s)
+    plan, clean = ready.plan, ready.clean
+    if log:
+        log(plan.line())
+    n_img = min(plan.n, len(clean.images))
+    n_sets = len(the_suite.shift_names) * len(the_suite.severities)
+    plans = None
+    opts = AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget)
+    if opts.wanted:
+        from .models.fastpath import as_loaded
+
+        # attacks need gradients: the models as loaded, not their fast paths
+        plans = same_prefix([as_loaded(m) for m in ready.models], opts, n_img, seed, log)
+    if progress:
+        progress("total", len(loaded) * (n_img * (1 + n_sets) + scored_images(ood_names, plan.n)), "")
+    executor, stats = None, None
+    if ray:  # the same plan and results, as Ray tasks (workers follow the probed paths)
+        from .run.ray import RayExecutor, Stats
+
+        stats = Stats()
+        executor = RayExecutor(ray, device, stats)
+    runs = evaluate_many(ready.models, the_suite, executor=executor, n=plan.n, seed=seed, ood=ood_names,
+                         data_root=data_root, batch_size=batch_size, use_cache=use_cache, names=names,
+                         progress=progress, clean=clean, real_sets=ready.real_sets, attacks=plans,
+                         trained_on_each=[t for _, _, t in specs], execution=plan.to_dict())
+    # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
+    # gives an extra, separately labelled column.
+    ref = load_reference(reference)
+    first = reference_from_result(runs[0].result, predictions=runs[0].predictions) if len(runs) > 1 else None
+    written: dict[str, Path] = {}
+    for name, run, check in zip(names, runs, ready.checks, strict=True):
+        finish_result(run.result, check, ref)
+        if out is not None:
+            save_run(run, Path(out) / name, fmts)
+    rows = leaderboard([r.result for r in runs], ref, relative_to=first)
+    ref_info = {"name": ref.name, "sha256": ref.sha256}
+    if first is not None:
+        ref_info["first"] = {"name": names[0], "sha256": first.sha256}
+    real_corr = family_rank_correlation([r.result for r in runs]) if real_names else None
+    if out is not None:
+        from .report.leaderboard import write_leaderboard
+
+        written = write_leaderboard(rows, Path(out), the_suite.name, n_img, seed, ref_info, real_corr)
+    return BenchResult([Result.from_run(r) for r in runs], rows, the_suite.name, n_img, seed, ref_info, real_corr,
+                       written, stats)

@@ -41,15 +41,16 @@ class ConventionCheck:
     reason: str = ""  # one sentence; the message shown to the user builds on it
     data: dict[str, Any] = field(default_factory=dict)
 
-    def message(self, model_path: str, api: bool = False) -> str:
-        """The verdict in words; ``api``: the fix as the Python API's arguments, not the CLI's flags."""
+    def message(self, model_path: str, marked: bool = False) -> str:
+        """The verdict in words; ``marked``: the fix as parameter marks (errors.py), which the CLI
+        shows as flags and Python as arguments; else as flags (the report's wording)."""
         name = Path(model_path).name
         if self.status == "ok":
             return ""
-        fix = f'preprocess="{self.fix}"' if api else f"--preprocess {self.fix}"
+        fix = f'`preprocess="{self.fix}"`' if marked else f"--preprocess {self.fix}"
         advice = f"{name}: {self.reason}; " + (f"pass {fix}" if self.fix else "check the model's convention")
         if self.status == "stop":
-            return f"{advice} (or {_force_word(api)} to evaluate as declared)"
+            return f"{advice} (or {_force_word(marked)} to evaluate as declared)"
         return advice
 
     def to_dict(self) -> dict[str, Any]:
@@ -58,13 +59,13 @@ class ConventionCheck:
                 "p_value": self.p_value, "output_kind": self.output_kind, "reason": self.reason}
 
 
-def _force_word(api: bool) -> str:
-    return "force=True" if api else "--force"
+def _force_word(marked: bool) -> str:
+    return "`force=True`" if marked else "--force"
 
 
 def _paired(a, b) -> tuple[int, int, float]:
     """Discordant counts (a right & b wrong, a wrong & b right) and the exact McNemar p."""
-    from .bench import mcnemar_exact
+    from .metrics.paired import mcnemar_exact
 
     wins = int((a & ~b).sum())
     losses = int((~a & b).sum())
@@ -156,17 +157,17 @@ def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
     return base
 
 
-def guard(model, data_root=None, force: bool = False, warn=None, api: bool = False) -> ConventionCheck | None:
+def guard(model, data_root=None, force: bool = False, warn=None) -> ConventionCheck | None:
     """eval's, bench's and the API's one call: stop (UserError) or warn, return the check for the report.
 
     ``warn(text)`` prints a warning; with ``force`` a stop becomes a warning.
     """
     check = check_convention(model, data_root=data_root)
     if check.status == "stop" and not force:
-        raise UserError(check.message(model.path, api))
+        raise UserError(check.message(model.path, marked=True))
     if check.status != "ok" and warn is not None:
-        advice = replace(check, status="warn").message(model.path, api)  # without the stop's "or force"
-        warn(advice if check.status == "warn" else f"{advice} [{_force_word(api)} given: evaluated as declared]")
+        advice = replace(check, status="warn").message(model.path, marked=True)  # without the stop's "or force"
+        warn(advice if check.status == "warn" else f"{advice} [{_force_word(True)} given: evaluated as declared]")
     return check
 
 

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data import load_mnist
+from .data.datasets import load_mnist
 from .errors import UserError
 from .models.load import LoadedModel, OnnxModule, load_model
 from .models.preprocess import LAYOUTS, MNIST_MEAN, MNIST_STD, OUTPUTS, Preprocess
@@ -507,7 +507,7 @@ def shifted_effect(model: LoadedModel, declared: Preprocess, fixed: Preprocess, 
                    labels: np.ndarray) -> list[tuple[str, int, float, float]]:
     """(shift, severity, accuracy as declared, accuracy with the fix) on the doctor's sample,
     for the default suite's levels of EFFECT_SHIFTS: what a clean-only look cannot show."""
-    from .data import to_uint8
+    from .data.datasets import to_uint8
     from .shifts.registry import get_shift
     from .shifts.sets import chunk_generator
     from .shifts.suite import load_suite

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_mnist
+from .data.datasets import load_mnist
 from .errors import UserError
 from .fileio import atomic_save_npz, atomic_write_bytes, atomic_write_json
 from .models.predictions import npz_name

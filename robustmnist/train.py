@@ -38,7 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .augment import FONT_POOL_PER_LEVEL, Augmenter, AugmentPlan, plan_augmentation
-from .data import (
+from .data.datasets import (
     CIFAR10_CLASSES,
     DATASETS,
     FASHION_CLASSES,

@@ -30,7 +30,7 @@ def mirror_root() -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_test(mirror_root):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     return load_mnist("test", mirror_root)
 
@@ -88,7 +88,7 @@ def tiny_data_root(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def mirror_lenet(mirror_root, tmp_path_factory):
     """A lenet5 trained for a few hundred steps on mirror MNIST (≈95%), saved as a checkpoint."""
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
 
     from .model_factory import quick_train

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from robustmnist.budget import one_thread
+from robustmnist.run.budget import one_thread
 
 
 def run_cli(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:

@@ -190,7 +190,7 @@ def _set_metrics(acc_k: np.ndarray, pairs: dict[int, int], conf_gap: float,
     n = int(cm.sum())
     k = int(np.trace(cm))
     acc = k / n
-    from robustmnist.metrics import wilson_interval
+    from robustmnist.metrics.classification import wilson_interval
 
     per_class = [float(cm[i, i] / cm[i].sum()) for i in range(10)]
     rel = _reliability(acc, conf_gap, n, rng)

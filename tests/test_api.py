@@ -27,7 +27,7 @@ sigma = [0.1, 0.3]
 
 @pytest.fixture(scope="module")
 def net(tiny_root_module):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     train = load_mnist("train", tiny_root_module)
     return quick_train("lenet5", train.images, train.labels, steps=40)
@@ -110,7 +110,7 @@ def test_callables_get_numpy_digits_in_the_declared_convention(net, tiny_root_mo
 def test_sklearn_estimator_object(tiny_root_module):
     from sklearn.linear_model import LogisticRegression
 
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     train, test = load_mnist("train", tiny_root_module), load_mnist("test", tiny_root_module)
     est = LogisticRegression(max_iter=200).fit(train.images.reshape(-1, 784) / 255.0, train.labels)
@@ -151,7 +151,7 @@ def test_unbuilt_options_and_bad_models_are_one_clear_error(tiny_root_module):
 
 
 def test_doctor_reads_an_in_memory_callable(net, tiny_root_module):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.doctor import diagnose
 
     test = load_mnist("test", tiny_root_module)

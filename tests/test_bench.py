@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustmnist import bench
 from robustmnist.errors import UserError
 from robustmnist.gate import check, load_policy
+from robustmnist.metrics import reference as bench
 from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 
 from .conftest import synthetic_digits
@@ -39,7 +39,7 @@ def make_result(name: str, clean: float, shifts: dict[tuple[str, int], float], o
     if ood_auroc is not None:
         ood = [OODRecord("fashion", 100, {"msp": {"auroc": ood_auroc, "fpr95": 0.3, "aupr_in": 0.9,
                                                   "aupr_out": 0.9}}, 0.7, 0.2, 0.05, [10] * 10)]
-    from robustmnist.engine import summarise
+    from robustmnist.run.collector import summarise
 
     r = Result(ModelInfo(f"{name}.pt", name * 8, "checkpoint", "range=0-1", name=name),
                Environment("3.11", "2", "cpu"), SetMetrics(**_metrics(clean)), suite={"n": 100},
@@ -130,11 +130,11 @@ def test_gate_cli_exit_codes(tmp_path):
 def test_bench_generates_each_set_once(monkeypatch):
     import robustmnist.shifts.pipeline as pipeline
     import robustmnist.shifts.sets as sets
-    from robustmnist.data import DigitSet
-    from robustmnist.engine import evaluate_many
+    from robustmnist.data.datasets import DigitSet
     from robustmnist.models.load import LoadedModel
     from robustmnist.models.preprocess import Preprocess
     from robustmnist.models.zoo import build
+    from robustmnist.run.collect import evaluate_many
     from robustmnist.shifts.suite import load_suite
 
     calls = []

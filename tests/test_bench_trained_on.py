@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from robustmnist.cli.trained_on_spec import split_trained_on
 from robustmnist.errors import UserError
+from robustmnist.run.trained_on_spec import split_trained_on
 
 
 @pytest.mark.parametrize("spec, want", [
@@ -31,19 +31,19 @@ def test_empty_trained_on_says_how_to_write_it():
 
 
 def test_per_model_declaration_overrides_the_flag(tmp_path):
-    from robustmnist.cli.bench_cmd import _models_and_address
+    from robustmnist.run.model_args import model_specs
 
     a, b, c = (tmp_path / f"{k}.pt" for k in "abc")
     for p in (a, b, c):
         p.write_bytes(b"x")
-    specs, _ = _models_and_address([str(a), f"{b}::trained-on=fonts,range=norm", f"{c}::trained-on=none"],
+    specs = model_specs([str(a), f"{b}::trained-on=fonts,range=norm", f"{c}::trained-on=none"],
                                    None, "range=0-1", "noise")
     assert [(s, t) for _, s, t in specs] == [("range=0-1", "noise"), ("range=norm", "fonts"),
                                              ("range=0-1", None)]
     with pytest.raises(UserError, match="unknown shift or family 'fontz'"):
-        _models_and_address([f"{a}::trained-on=fontz"], None)
+        model_specs([f"{a}::trained-on=fontz"], None)
     with pytest.raises(UserError, match="unknown shift or family 'nois'"):
-        _models_and_address([str(a)], None, None, "nois")
+        model_specs([str(a)], None, None, "nois")
 
 
 def _cli(monkeypatch, capsys, *args: str) -> tuple[int, str]:

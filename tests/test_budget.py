@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from robustmnist import budget
 from robustmnist.errors import UserError
 from robustmnist.models.fastpath import PathChoice
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
+from robustmnist.run import budget
 from robustmnist.shifts.suite import load_suite
 
 from .conftest import synthetic_digits

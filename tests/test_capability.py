@@ -30,7 +30,7 @@ N = 300  # one chunk: enough to catch the differences seen before (1-1,100 pixel
 _CHILD = """
 import json, sys
 import torch
-from robustmnist.data import load_mnist
+from robustmnist.data.datasets import load_mnist
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.sets import make_set, set_sha256
 from robustmnist.shifts.suite import load_suite

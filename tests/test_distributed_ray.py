@@ -20,13 +20,14 @@ import numpy as np
 import pytest
 import torch
 
-from robustmnist.data import DigitSet
-from robustmnist.engine import evaluate_many, score
+from robustmnist.data.datasets import DigitSet
 from robustmnist.errors import UserError
 from robustmnist.models import fastpath
 from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
 from robustmnist.models.load import load_model
 from robustmnist.models.zoo import build
+from robustmnist.run.collect import evaluate_many
+from robustmnist.run.scoring import score
 from robustmnist.shifts.suite import load_suite
 
 from .conftest import synthetic_digits
@@ -51,7 +52,7 @@ def deadline(seconds: int):
 
 
 def test_ray_unreachable_address_is_a_one_line_error():
-    from robustmnist.distributed.ray import connect
+    from robustmnist.run.ray import connect
 
     if ray.is_initialized():
         pytest.skip("a Ray session is already open in this process")
@@ -67,7 +68,7 @@ def test_ray_unreachable_address_is_a_one_line_error():
 def _warm_worker() -> None:
     import sklearn.metrics  # noqa: F401 - OOD scores
 
-    import robustmnist.distributed.ray  # noqa: F401 - what every task unpickles first
+    import robustmnist.run.ray  # noqa: F401 - what every task unpickles first
     import robustmnist.shifts  # noqa: F401 - the shift registry generation tasks read
 
 
@@ -153,8 +154,8 @@ def _bench(models, suite, clean, **kw):
 
 
 def test_ray_results_equal_local_bench(local_ray, three_models):
-    from robustmnist.distributed.ray import Stats
-    from robustmnist.distributed.ray import evaluate_many as evaluate_on_ray
+    from robustmnist.run.ray import Stats
+    from robustmnist.run.ray import evaluate_many as evaluate_on_ray
 
     images, labels = synthetic_digits(120, seed=3)
     clean = DigitSet(images, labels, "t")
@@ -164,7 +165,7 @@ def test_ray_results_equal_local_bench(local_ray, three_models):
     assert not np.array_equal(score(models[0], images), score(eager, images))
     # transforms and a generated set (fonts: labels of its own), and an OOD set
     suite = load_suite("default").restrict(["gaussian_noise", "rotate", "fonts"], [2, 4])
-    from robustmnist.real import real_from_arrays
+    from robustmnist.data.real import real_from_arrays
 
     real = [real_from_arrays("blocks", *synthetic_digits(40, seed=9))]  # a real set from memory
     local = _bench(models, suite, clean, ood=["noise"], n=100, real_sets=real)
@@ -312,12 +313,13 @@ def test_ray_in_memory_models_and_worker_errors(local_ray):
                 for a, lay in (("lenet5", "1x28x28"), ("mlp-784-50x3-10", "784"))]
 
     from robustmnist.attacks.evaluate import AttackPlan
+    from robustmnist.run.ray import evaluate_many as evaluate_on_ray
 
     plan = AttackPlan(("fgsm",), "linf", ((1, 0.1),), n=20, n_available=50)  # runs on the driver
     with deadline(120):
         ms = [fastpath.follow(m, fastpath.FROZEN, images) for m in models()]
         with _threads_of_a_ray_worker():
-            remote = evaluate_many(ms, suite, clean=clean, attacks=plan, ray="auto")
+            remote = evaluate_on_ray(ms, suite, clean=clean, attacks=plan, address="auto")
             local = evaluate_many(ms, suite, clean=clean, attacks=plan)
         _same(local, remote)
         assert remote[0].result.execution["ray"]["on_driver"] == ["attacks"]
@@ -325,7 +327,7 @@ def test_ray_in_memory_models_and_worker_errors(local_ray):
         with torch.no_grad():
             broken.module[-1].weight.fill_(float("nan"))
         with pytest.raises(UserError, match="produced NaN or inf outputs") as info:
-            evaluate_many([broken], suite, clean=clean, ray="auto", fast=False)
+            evaluate_on_ray([broken], suite, clean=clean, address="auto", fast=False)
     assert "Traceback" not in str(info.value) and "\n" not in str(info.value)
 
 

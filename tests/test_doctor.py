@@ -41,7 +41,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="session")
 def trained_mlp(mirror_root) -> nn.Module:
     """mlp-784-50-50-10 after 400 Adam steps on MNIST train: ~95% test accuracy in ~4 s."""
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.zoo import build
 
     train = load_mnist("train", mirror_root)

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from robustmnist.engine import score
 from robustmnist.errors import UserError
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
 from robustmnist.models.zoo import build
+from robustmnist.run.scoring import score
 
 from .conftest import synthetic_digits
 

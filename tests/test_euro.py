@@ -8,8 +8,8 @@ import torch
 from scipy import ndimage
 
 from robustmnist.assets import shifts_dir
-from robustmnist.data import to_float
-from robustmnist.framing import centre_of_mass, ink_boxes
+from robustmnist.data.datasets import to_float
+from robustmnist.data.framing import centre_of_mass, ink_boxes
 from robustmnist.shifts import euro as E
 from robustmnist.shifts._draw import segments_distance, stroke_from_distance
 from robustmnist.shifts.fonts import generate_fonts, stroke_width

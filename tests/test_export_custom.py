@@ -51,7 +51,7 @@ def _set(suite, name, sev, images, labels, seed=0):
 
 
 def test_library_shifts_are_seeded_and_byte_identical(suite_file, tiny_data_root):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     suite = load_suite(str(suite_file))
     assert suite.shift_names == ["rotate", "albu_flip", "albu_noise", "tv_rotation"]

@@ -7,11 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from robustmnist.engine import evaluate, score
 from robustmnist.models import fastpath
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
 from robustmnist.models.zoo import build
+from robustmnist.run.collect import evaluate
+from robustmnist.run.scoring import score
 
 from .conftest import synthetic_digits
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from robustmnist.assets import fonts_dir
-from robustmnist.data import to_uint8
+from robustmnist.data.datasets import to_uint8
+from robustmnist.data.framing import centre_of_mass, frame_mnist, ink_boxes
 from robustmnist.errors import UserError
 from robustmnist.fileio import sha256_file
-from robustmnist.framing import centre_of_mass, frame_mnist, ink_boxes
 from robustmnist.shifts import fonts as F
 from robustmnist.shifts._draw import segments_distance, stroke_from_distance
 from robustmnist.shifts.registry import get_shift
@@ -147,7 +147,7 @@ def test_clean_level_is_exactly_the_category_glyphs_framed(framed_bank):
 
 
 def test_clean_print_looks_like_mnist_ink(mnist_test):
-    from robustmnist.data import to_float
+    from robustmnist.data.datasets import to_float
 
     x, _ = _gen(300, seed=1, category="all", faces="regular")
     m = to_float(mnist_test.images[:1000])
@@ -217,7 +217,7 @@ def test_area_resample_is_roi_align(ratio):
     # sets were made with roi_align, and 1e-13 is far below a quantisation step (1/255).
     from torchvision.ops import roi_align
 
-    from robustmnist.framing import area_resample
+    from robustmnist.data.framing import area_resample
 
     g = torch.Generator().manual_seed(ratio)
     n = 300

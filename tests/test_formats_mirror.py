@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import robustmnist
-from robustmnist.engine import score
 from robustmnist.models.load import load_model
+from robustmnist.run.scoring import score
 
 pytestmark = pytest.mark.mirror
 
@@ -73,9 +73,9 @@ def test_torch_paths_match_torchscript(mirror_lenet, mnist_test, tmp_path):
 
 
 def test_exported_clean_set_scored_elsewhere_matches(mirror_lenet, mirror_root, mnist_test, tmp_path):
-    from robustmnist.engine import evaluate
     from robustmnist.export import export_sets
     from robustmnist.models.predictions import load_predictions
+    from robustmnist.run.collect import evaluate
 
     export_sets(None, tmp_path / "sets", "idx", data_root=mirror_root)  # clean only, MNIST's own format
     raw = (tmp_path / "sets" / "clean-images-idx3-ubyte").read_bytes()
@@ -91,7 +91,7 @@ def test_exported_clean_set_scored_elsewhere_matches(mirror_lenet, mirror_root, 
 
 
 def test_keras_models_match_keras_predict(mnist_test, mirror_root, tmp_path):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.keras import import_keras
 
     keras = import_keras()
@@ -118,7 +118,7 @@ def test_skops_and_numpy_mlp_match_their_own_inference(mnist_test, mirror_root, 
     import skops.io as sio
     from sklearn.linear_model import LogisticRegression
 
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     from .model_factory import quick_train
 

@@ -38,7 +38,7 @@ def _script(net, path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_train(mirror_root):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     return load_mnist("train", mirror_root)
 
@@ -153,7 +153,7 @@ def test_log_softmax_model_is_stopped(log_softmax_mlp, mirror_root, tmp_path, mo
 @pytest.mark.mirror
 def test_zoo_models_pass_untouched(mirror_lenet, mirror_root):
     from robustmnist.convention import check_convention
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.models.load import load_model
 
     from .model_factory import quick_train
@@ -170,7 +170,7 @@ def test_zoo_models_pass_untouched(mirror_lenet, mirror_root):
 # -- OOD scores without logits -------------------------------------------------------------------
 
 def test_logit_scores_not_available_for_probabilities():
-    from robustmnist.ood import ood_record
+    from robustmnist.metrics.ood import ood_record
 
     rng = np.random.default_rng(0)
     logp = torch.log_softmax(torch.from_numpy(rng.normal(size=(50, 10)).astype(np.float32) * 4), 1).numpy()
@@ -229,8 +229,8 @@ def test_difficulty_rises_with_severity_on_the_pinned_reference():
 
 @pytest.mark.mirror
 def test_invert_ladder_is_graded_on_a_trained_lenet(mirror_lenet, mnist_test):
-    from robustmnist.engine import score
     from robustmnist.models.load import load_model
+    from robustmnist.run.scoring import score
     from robustmnist.shifts.registry import get_shift
     from robustmnist.shifts.sets import get_set
     from robustmnist.shifts.suite import load_suite
@@ -312,10 +312,10 @@ def test_gate_example_passes_the_pinned_reference_and_every_rule_can_fail():
 
 @pytest.mark.mirror
 def test_gate_example_fails_mlp_784_50_50_10(mirror_root, tmp_path):
-    from robustmnist.data import load_mnist
-    from robustmnist.engine import evaluate
+    from robustmnist.data.datasets import load_mnist
     from robustmnist.gate import check, load_policy
     from robustmnist.models.load import load_model
+    from robustmnist.run.collect import evaluate
     from robustmnist.shifts.suite import load_suite
 
     from .model_factory import quick_train
@@ -357,10 +357,10 @@ def test_gate_rejects_rules_that_cannot_gate(tmp_path, monkeypatch, capsys, text
 def test_euro_records_carry_the_edited_digits(tiny_data_root):
     from dataclasses import replace
 
-    from robustmnist.engine import evaluate
     from robustmnist.gate import check
     from robustmnist.models.load import LoadedModel
     from robustmnist.models.preprocess import Preprocess
+    from robustmnist.run.collect import evaluate
     from robustmnist.shifts.suite import load_suite
 
     class Seven(torch.nn.Module):  # reads every digit as 7
@@ -425,7 +425,7 @@ def test_missing_data_root_creates_nothing(state_dict_model, tmp_path, monkeypat
 
 
 def test_offline_message_speaks_of_the_users_paths(tmp_path):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     empty = tmp_path / "empty"
     empty.mkdir()

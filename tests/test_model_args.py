@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from robustmnist.cli.model_args import expand_model_args
 from robustmnist.errors import UserError
+from robustmnist.run.model_args import expand_model_args
 
 
 @pytest.fixture
@@ -57,15 +57,15 @@ def test_errors_name_the_argument(sweep, arg, message):
 
 
 def test_local_bench_never_imports_ray():
-    code = ("import sys; import robustmnist.cli.bench_cmd, robustmnist.engine, robustmnist.cli.model_args; "
+    code = ("import sys; import robustmnist.cli.bench_cmd, robustmnist.run.collect, robustmnist.run.model_args; "
             "from robustmnist.cli import app; assert 'ray' not in sys.modules, 'ray imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_bad_ray_address_fails_before_any_model_loads(sweep):
-    from robustmnist.cli.bench_cmd import _models_and_address
+    from robustmnist.run.model_args import model_specs
 
     pytest.importorskip("ray")
-    assert _models_and_address([sweep / "*.pt"], "10.0.0.1:6379")[1] == "10.0.0.1:6379"
-    with pytest.raises(UserError, match="--ray takes auto, local, HOST:PORT"):
-        _models_and_address([sweep / "lr-0.1.pt"], "nowhere")
+    assert len(model_specs([sweep / "*.pt"], "10.0.0.1:6379")) > 1
+    with pytest.raises(UserError, match="ray= takes auto, local, HOST:PORT"):
+        model_specs([sweep / "lr-0.1.pt"], "nowhere")

@@ -14,9 +14,9 @@ import pytest
 import torch
 from torch import nn
 
-from robustmnist.engine import score
 from robustmnist.errors import UserError
 from robustmnist.models.load import load_model
+from robustmnist.run.scoring import score
 
 from .conftest import synthetic_digits
 from .helpers import run_cli

@@ -10,12 +10,12 @@ import pytest
 import torch
 from torch import nn
 
-from robustmnist.engine import score
 from robustmnist.errors import UserError
 from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
 from robustmnist.models.load import load_model
 from robustmnist.models.preprocess import Preprocess
 from robustmnist.models.zoo import all_archs, build
+from robustmnist.run.scoring import score
 
 from .conftest import synthetic_digits
 from .helpers import run_cli

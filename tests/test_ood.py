@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from robustmnist.data import load_cifar10_gray, load_fashion
-from robustmnist.engine import evaluate, score
+from robustmnist.data.datasets import load_cifar10_gray, load_fashion
+from robustmnist.data.ood import check_ood_names, load_ood
 from robustmnist.errors import UserError
 from robustmnist.models.load import load_model
-from robustmnist.ood import check_ood_names, load_ood
+from robustmnist.run.collect import evaluate
+from robustmnist.run.scoring import score
 
 from .helpers import run_cli, untrained_checkpoint
 

@@ -25,7 +25,7 @@ def test_api_refuses_bad_requests_before_loading_anything(tmp_path, kwargs, word
 
 
 def test_api_runs_the_same_convention_guard_as_eval(tiny_data_root):
-    from robustmnist.data import load_mnist
+    from robustmnist.data.datasets import load_mnist
 
     train = load_mnist("train", tiny_data_root)
     probs = nn.Sequential(quick_train("lenet5", train.images, train.labels, steps=40), nn.Softmax(dim=1))

@@ -7,8 +7,8 @@ import numpy as np
 import torch
 
 from robustmnist.assets import shifts_dir
-from robustmnist.data import to_uint8
-from robustmnist.framing import ink_boxes
+from robustmnist.data.datasets import to_uint8
+from robustmnist.data.framing import ink_boxes
 from robustmnist.shifts import print_scan as P
 from robustmnist.shifts.registry import all_shifts, get_shift
 from robustmnist.shifts.suite import load_suite

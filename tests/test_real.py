@@ -22,10 +22,10 @@ from real_factory import (  # noqa: E402
     write_usps,
 )
 
+from robustmnist.data.framing import centre_of_mass, frame_real  # noqa: E402
+from robustmnist.data.real import check_real_names, load_real, real_from_arrays  # noqa: E402
 from robustmnist.errors import UserError  # noqa: E402
-from robustmnist.framing import centre_of_mass, frame_real  # noqa: E402
-from robustmnist.real import check_real_names, load_real, real_from_arrays  # noqa: E402
-from robustmnist.real_metrics import (  # noqa: E402
+from robustmnist.metrics.real import (  # noqa: E402
     closest_shifts,
     error_pattern_distance,
     family_rank_correlation,
@@ -154,8 +154,8 @@ def test_bad_real_names(name, message):
 
 def test_folder_of_printed_digits_matches_framing_the_arrays(tmp_path, tiny_data_root):
     """--real folder:... scores exactly what framing the same arrays in memory scores."""
-    from robustmnist.engine import evaluate
     from robustmnist.models.load import load_model
+    from robustmnist.run.collect import evaluate
 
     from .model_factory import quick_train
 
@@ -230,9 +230,9 @@ def test_error_pattern_distance_separates_where_errors_go():
 @pytest.mark.mirror
 def test_planted_shift_is_found(mnist_test, mirror_root, mirror_lenet):
     """A "real" set made by applying one shift to held-back MNIST digits must look most like it."""
-    from robustmnist.data import load_mnist, to_float, to_uint8
-    from robustmnist.engine import evaluate
+    from robustmnist.data.datasets import load_mnist, to_float, to_uint8
     from robustmnist.models.load import load_model
+    from robustmnist.run.collect import evaluate
     from robustmnist.shifts.registry import get_shift
     from robustmnist.shifts.suite import load_suite
 
@@ -310,7 +310,7 @@ def test_report_shows_the_real_digits_section_escaped(tmp_path):
 
 
 def test_leaderboard_shows_which_families_predict_the_real_set(tmp_path):
-    from robustmnist.bench import LeaderRow
+    from robustmnist.metrics.leaderboard import LeaderRow
     from robustmnist.report.leaderboard import write_leaderboard
 
     rows = [LeaderRow(1, "m", 0.99, (0.98, 0.995), 0.8, None, None, "rotate s5", 0.3, None, "ab")]
@@ -346,8 +346,8 @@ def test_spearman_and_family_rank_correlation():
 @pytest.mark.mirror
 def test_reframed_mnist_scores_as_clean(mnist_test, mirror_root, mirror_lenet):
     """MNIST is already framed: through the real-set path it must show no drop (QMNIST's role)."""
-    from robustmnist.engine import evaluate
     from robustmnist.models.load import load_model
+    from robustmnist.run.collect import evaluate
 
     x, y = mnist_test.images[:2000], mnist_test.labels[:2000]
     run = evaluate(load_model(mirror_lenet), None, n=2000, data_root=mirror_root,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustmnist import bench
+from robustmnist.metrics import reference as bench
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.fingerprint import chunk_digests, compare_prefix
 from robustmnist.shifts.sets import NEST_CHUNK, make_set

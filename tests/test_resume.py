@@ -14,12 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from robustmnist.engine import evaluate
 from robustmnist.errors import UserError
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
 from robustmnist.models.zoo import build
 from robustmnist.results import Result
+from robustmnist.run.collect import evaluate
 from robustmnist.shifts.registry import resolve_names
 from robustmnist.shifts.suite import load_suite
 
@@ -137,9 +137,9 @@ def test_a_killed_eval_leaves_partial_results_that_report_renders_and_resume_fin
 
 
 def test_a_failing_run_leaves_nothing_behind(tmp_path, tiny_data_root, monkeypatch):
-    from robustmnist import engine
-    from robustmnist.cli.eval_cmd import run_eval
+    from robustmnist.api import evaluate
     from robustmnist.models.checkpoint import make_checkpoint, save_checkpoint
+    from robustmnist.run import local as engine
 
     model = tmp_path / "m.pt"
     save_checkpoint(model, make_checkpoint("lenet5", build("lenet5")))
@@ -157,7 +157,7 @@ def test_a_failing_run_leaves_nothing_behind(tmp_path, tiny_data_root, monkeypat
     out = tmp_path / "out"
     suite = load_suite("quick").restrict(["gaussian_noise", "rotate"], [3])
     with pytest.raises(UserError, match="simulated"):
-        run_eval(model, out, suite=suite, n=50, data_root=tiny_data_root, force=True, quiet=True)
+        evaluate(model, out=out, suite=suite, n=50, data_root=tiny_data_root, force=True, log=None, warn=None)
     assert not out.exists()
 
 

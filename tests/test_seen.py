@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustmnist import bench
 from robustmnist.augment import plan_augmentation, training_params
-from robustmnist.engine import summarise
 from robustmnist.errors import UserError
 from robustmnist.gate import check
+from robustmnist.metrics import reference as bench
 from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
-from robustmnist.seen import SeenInTraining, resolve
+from robustmnist.run.collector import summarise
+from robustmnist.run.seen import SeenInTraining, resolve
 from robustmnist.shifts.fonts import load_manifest, select_faces
 from robustmnist.shifts.registry import get_shift
 
@@ -132,11 +132,11 @@ def test_augmentation_draws_training_faces_only():
 def test_evaluate_marks_the_checkpoints_augmentation_seen_end_to_end():
     # A model whose checkpoint says it was trained with --augment fonts: eval marks fonts seen
     # and keeps it out of the headline; --trained-on adds a family for any model.
-    from robustmnist.data import DigitSet
-    from robustmnist.engine import evaluate
+    from robustmnist.data.datasets import DigitSet
     from robustmnist.models.load import LoadedModel
     from robustmnist.models.preprocess import Preprocess
     from robustmnist.models.zoo import build
+    from robustmnist.run.collect import evaluate
     from robustmnist.shifts.suite import load_suite
 
     from .conftest import synthetic_digits

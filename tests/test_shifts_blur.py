@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 
-from robustmnist.framing import centre_of_mass
+from robustmnist.data.framing import centre_of_mass
 from robustmnist.shifts import get_shift
 from robustmnist.shifts._ops import filter_per_image, random_local_swaps
 from robustmnist.shifts.suite import load_suite

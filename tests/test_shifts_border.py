@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustmnist.framing import centre_of_mass
+from robustmnist.data.framing import centre_of_mass
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.border import _neighbours
 from robustmnist.shifts.suite import load_suite

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from robustmnist.data import to_float, to_uint8
+from robustmnist.data.datasets import to_float, to_uint8
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.digital import canny_edge_map, jpeg_quant_table, jpeg_roundtrip
 from robustmnist.shifts.suite import load_suite

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from robustmnist.framing import centre_of_mass, ink_boxes, shift_integer
+from robustmnist.data.framing import centre_of_mass, ink_boxes, shift_integer
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.geometric import smoothing_basis, valid_blur_matrix
 from robustmnist.shifts.suite import load_suite

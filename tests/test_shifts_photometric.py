@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustmnist.data import normalise_polarity
+from robustmnist.data.datasets import normalise_polarity
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.photometric import _plasma_crops, plasma_fractal
 from robustmnist.shifts.suite import load_suite

@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from robustmnist.framing import centre_of_mass
+from robustmnist.data.framing import centre_of_mass
 from robustmnist.shifts import _draw as draw
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.smear import _gaussian_filter

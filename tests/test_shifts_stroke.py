@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustmnist.data import to_float
+from robustmnist.data.datasets import to_float
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.stroke import soft_dilate
 from robustmnist.shifts.suite import load_suite

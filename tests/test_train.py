@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from robustmnist.augment import Augmenter, plan_augmentation
-from robustmnist.data import CIFAR10_CLASSES, TrainData
+from robustmnist.data.datasets import CIFAR10_CLASSES, TrainData
 from robustmnist.errors import UserError
 from robustmnist.models.checkpoint import model_from_checkpoint
 from robustmnist.shifts import registry

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..metrics import wilson_interval
+from ..metrics.classification import wilson_interval
 from ..models.load import LoadedModel
 from ..results import AdversarialRecord, AdversarialSection
 from ..shifts.sets import derive_seed
@@ -202,7 +202,7 @@ def _attack_radius(target, x, y, correct, sev, eps, cfg, plan, progress) -> Adve
 
 
 def _gallery(target, x, y, x_adv, found) -> list[dict]:
-    from ..engine import png_b64  # the engine's gallery encoder (tiny PNGs inside results.json)
+    from ..report.images import png_b64  # the engine's gallery encoder (tiny PNGs inside results.json)
 
     idx = torch.nonzero(found).flatten()[:GALLERY]
     if not len(idx):

@@ -13,6 +13,7 @@ from importlib import import_module
 import typer
 
 from ..errors import UserError
+from .flags import to_flags
 
 app = typer.Typer(
     name="robustmnist",
@@ -22,23 +23,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-# Each module defines register(app). A module still being written is skipped.
+# Each module defines register(app); listed here, so a missing one fails loudly.
 _COMMANDS = ("eval_cmd", "shifts_cmd", "report_cmd", "train_cmd", "demo_cmd", "doctor_cmd",
              "bench_cmd")
 
 for _name in _COMMANDS:
-    try:
-        _mod = import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__name__}.{_name}":
-            raise
-        continue
-    _mod.register(app)
+    import_module(f"{__name__}.{_name}").register(app)
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # a warning a user sees is a note about their input, not a pointer into our source
-    print(f"robustmnist: warning: {message}", file=sys.stderr)
+    print(f"robustmnist: warning: {to_flags(str(message))}", file=sys.stderr)
 
 
 def main() -> None:
@@ -47,8 +42,9 @@ def main() -> None:
         # Without standalone mode click returns typer.Exit's code instead of exiting with it.
         rc = app(standalone_mode=False)
     except UserError as exc:
-        print(f"robustmnist: error: {exc}", file=sys.stderr)
+        print(f"robustmnist: error: {to_flags(exc.raw)}", file=sys.stderr)
         sys.exit(exc.exit_code)
+
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:

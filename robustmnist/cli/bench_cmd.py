@@ -10,8 +10,17 @@ from rich.table import Table
 
 from ..errors import UserError
 from . import model_opts
-from .common import STARTED, console, out, parse_name_list, progress, warn
-from .trained_on_spec import split_trained_on
+from .common import (
+    STARTED,
+    RunProgress,
+    console,
+    out,
+    parse_int_list,
+    parse_name_list,
+    print_listed_sets,
+    say,
+    warn,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,8 +32,8 @@ def register(app: typer.Typer) -> None:
         md: Path = typer.Option(None, "--md", help="also write the table as Markdown here"),
     ):
         """Per shift and severity: both accuracies, the difference, and McNemar's exact test."""
-        from ..bench import compare, family_winners, load_predictions, pair_sets
         from ..fileio import atomic_write_text
+        from ..metrics.paired import compare, family_winners, load_predictions, pair_sets
         from ..report.leaderboard import comparison_md
         from ..results import Result
 
@@ -94,101 +103,17 @@ def register(app: typer.Typer) -> None:
                                        "overrides it for one)"),
     ):
         """Evaluate several models on the same sets (each generated once) and rank them."""
-        from ..bench import leaderboard, load_reference, reference_from_result
-        from ..budget import parse_budget
-        from ..engine import evaluate_many, resolve_device
-        from ..models.load import load_model
-        from ..prepare import check_request, finish, prepare
-        from ..report.leaderboard import write_leaderboard
-        from .eval_cmd import _ood_image_count, build_suite, parse_formats, save_run
+        from ..api import bench
 
-        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
-        check_request(n, batch_size, ood_names, real_names)
-        formats = parse_formats(fmt)
-        specs, ray_address = _models_and_address(models, ray_address, preprocess, trained_on)
-        the_suite = build_suite(suite, shift, severity)
-        dev = resolve_device("cpu" if ray_address else device)  # with --ray, workers pick theirs
-        loaded = [load_model(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
-        names = _unique_names([m.name for m in loaded])
-        # An explicit convention (--preprocess or ::SPEC) is the user's call: no guard for it.
-        ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
-                        real=real_names, ood_sets=len(ood_names or []), budget=parse_budget(budget), seed=seed,
-                        use_cache=not no_cache, batch_size=batch_size, force=force, warn=warn,
-                        spent_s=time.monotonic() - STARTED)
-        loaded, plan, clean, real_sets, checks = ready.models, ready.plan, ready.clean, ready.real_sets, ready.checks
-        console.print(plan.line(), markup=False, highlight=False)
-        n = plan.n
-        n_img = min(n, len(clean.images))
-        n_sets = len(the_suite.shift_names) * len(the_suite.severities)
-        plans = None
-        if attack:
-            from ..models.fastpath import as_loaded
-            from .attack_opts import AttackOptions, same_prefix
-
-            # attacks need gradients: the models as loaded, not their fast paths
-            plans = same_prefix([as_loaded(m) for m in loaded], AttackOptions(
-                attack, norm, attack_severity, restarts, attack_n, attack_budget), n_img, seed)
-        with progress() as bar:
-            task = bar.add_task("scoring", status="",
-                                total=len(loaded) * (n_img * (1 + n_sets) + _ood_image_count(ood_names or [], n)))
-
-            def on_progress(kind, k, status):
-                bar.update(task, advance=k if kind == "score" else 0, **({"status": status} if status else {}))
-
-            run_many, extra = evaluate_many, {"execution": plan.to_dict()}
-            if ray_address:  # the same plan and results, as Ray tasks (workers follow the probed paths)
-                from ..distributed import ray as on_ray
-
-                run_many = on_ray.evaluate_many
-                extra.update(address=ray_address, device=device, stats=on_ray.Stats())
-            runs = run_many(loaded, the_suite, n=n, seed=seed, ood=ood_names, data_root=data_root,
-                            batch_size=batch_size, use_cache=not no_cache, names=names,
-                            progress=on_progress, clean=clean, real_sets=real_sets, attacks=plans,
-                            trained_on_each=[t for _, _, t in specs], **extra)
-        # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
-        # gives an extra, separately labelled column.
-        ref = load_reference(reference)
-        first = (reference_from_result(runs[0].result, predictions=runs[0].predictions)
-                 if len(runs) > 1 else None)
-        for name, run, check in zip(names, runs, checks, strict=True):
-            finish(run.result, check, ref)
-            save_run(run, out_dir / name, formats)
-        for name, run in zip(names, runs, strict=True):
-            print_listed_sets(run.result.summary.get("reference_sets", {}).get("listed", []),
-                              f"{name} and the mCE reference")
-        rows = leaderboard([r.result for r in runs], ref, relative_to=first)
-        ref_info = {"name": ref.name, "sha256": ref.sha256}
-        if first is not None:
-            ref_info["first"] = {"name": names[0], "sha256": first.sha256}
-        real_corr = None
-        if real_names:
-            from ..real_metrics import family_rank_correlation
-
-            real_corr = family_rank_correlation([r.result for r in runs])
-        paths = write_leaderboard(rows, out_dir, the_suite.name, n_img, seed, ref_info, real_corr)
-        t = Table(title=f"leaderboard — suite {the_suite.name}, {n_img} images/set")
-        robust_col = [f"robust {rows[0].robust_label}"] if plans and rows and rows[0].robust_label else []
-        cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref.name})", "worst", "OOD AUROC", *robust_col]
-        for col in cols + ([f"mCE vs {names[0]}"] if first else []):
-            t.add_column(col)
-        for r in rows:
-            t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
-                      "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
-                      "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
-                      *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
-                      *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
-        out.print(t)
-        for c in real_corr or []:
-            top = [f for f in c["families"] if f["rho"] is not None][:3]
-            out.print(f"real {c['real']} ({c['n_models']} models): best predicted by "
-                      + (", ".join(f"{f['family']} ρ={f['rho']:+.2f}" for f in top) or "— (needs 3+ models)"))
-        for kind, p in paths.items():
-            console.print(f"  {kind:5s} {p}")
-        if "stats" in extra:
-            st = extra["stats"]
-            console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score + st.tasks_real} scoring "
-                          f"tasks on {st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})"
-                          + ("; attacks ran here, on the driver" if plans else ""))
+        with RunProgress(counted=("score",)) as bar:
+            res = bench(models, suite=suite, shift=shift, severity=parse_int_list(severity, "--severity"), n=n,
+                        budget=budget, ood=parse_name_list(ood), real=parse_name_list(real), reference=reference,
+                        seed=seed, device=device, batch_size=batch_size, arch=arch, preprocess=preprocess,
+                        force=force, use_cache=not no_cache, data_root=data_root, ray=ray_address, attack=attack,
+                        norm=norm, attack_severity=attack_severity, restarts=restarts, attack_n=attack_n,
+                        attack_budget=attack_budget, trained_on=trained_on, out=out_dir, formats=fmt,
+                        progress=bar, log=say, warn=warn, spent_s=time.monotonic() - STARTED)
+        print_leaderboard(res)
 
     @app.command("gate")
     def gate_cmd(
@@ -217,70 +142,34 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1 if failed else 0)
 
 
-def print_listed_sets(listed: list[dict], between: str) -> None:
-    """Sets two results do not share byte for byte: said out loud, never dropped silently."""
-    if not listed:
-        return
-    left_out = [d for d in listed if not d["kept"]]
-    console.print(f"[yellow]{len(left_out)} set(s) left out and {len(listed) - len(left_out)} kept with a "
-                  f"caveat when comparing {between}:[/]")
-    for d in listed[:12]:
-        console.print(f"  {d['set']:22s} {'kept' if d['kept'] else 'left out'}: {d['reason']}")
-    if len(listed) > 12:
-        console.print(f"  ... and {len(listed) - 12} more (see results.json summary.reference_sets)")
-
-
-def _models_and_address(models: list[str], address: str | None, default_spec: str | None = None,
-                        default_trained_on: str | None = None
-                        ) -> tuple[list[tuple[Path, str | None, str | None]], str | None]:
-    """Expand globs and @lists (a ``::SPEC`` applies to every file its pattern names); check --ray
-    and every declared --trained-on name before any model is loaded. Each model comes back as
-    (path, convention spec, shifts/families it was trained on)."""
-    from ..seen import resolve
-    from .model_args import expand_model_args
-
-    if address is not None:
-        from ..distributed.ray import is_address  # says what to install when Ray is missing
-
-        if not is_address(address):
-            raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
-    specs: list[tuple[Path, str | None, str | None]] = []
-    seen: set[Path] = set()
-    for arg in map(str, models):
-        pattern, spec, trained_on = _split_model_spec(arg, default_spec, default_trained_on)
-        if trained_on:
-            resolve(None, trained_on)  # unknown names fail with the list of known ones
-        for path in expand_model_args([pattern]):
-            if path.resolve() not in seen:
-                seen.add(path.resolve())
-                specs.append((path, spec, trained_on))
-    return specs, address
-
-
-def _split_model_spec(arg: str, default: str | None, default_trained_on: str | None = None
-                      ) -> tuple[str, str | None, str | None]:
-    """``net.pt::range=norm`` -> (net.pt, "range=norm", --trained-on); without ``::`` the
-    --preprocess value; a ``trained-on=`` item in SPEC replaces --trained-on (trained_on_spec.py)."""
-    path, sep, spec = arg.partition("::")
-    if sep and not spec.strip():
-        raise UserError(f"'{arg}': write MODEL::SPEC, e.g. {path}::range=norm")
-    if not sep:
-        return path, default or None, default_trained_on or None
-    convention, trained_on = split_trained_on(arg, spec.strip())
-    return (path, (convention if convention is not None else default) or None,
-            default_trained_on if trained_on is None else (trained_on or None))
-
-
-def _unique_names(names: list[str]) -> list[str]:
-    seen: dict[str, int] = {}
-    outn = []
-    for nm in names:
-        if nm in seen:
-            seen[nm] += 1
-            nm = f"{nm}-{seen[nm]}"
-        else:
-            seen[nm] = 1
-        outn.append(nm)
-    return outn
-
-
+def print_leaderboard(res) -> None:
+    """bench's terminal summary: sets left out, the leaderboard, real-set predictors, files."""
+    for r in res.results:
+        print_listed_sets(r.summary.get("reference_sets", {}).get("listed", []),
+                          f"{r.model.name} and the mCE reference")
+    rows, ref = res.leaderboard, res.reference
+    first = ref.get("first")
+    attacked = any(r.adversarial is not None for r in res.results)
+    t = Table(title=f"leaderboard — suite {res.suite}, {res.n} images/set")
+    robust_col = [f"robust {rows[0].robust_label}"] if attacked and rows and rows[0].robust_label else []
+    cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref['name']})", "worst", "OOD AUROC", *robust_col]
+    for col in cols + ([f"mCE vs {first['name']}"] if first else []):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
+                  "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
+                  "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
+                  *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
+                  *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
+    out.print(t)
+    for c in res.real_correlation or []:
+        top = [f for f in c["families"] if f["rho"] is not None][:3]
+        out.print(f"real {c['real']} ({c['n_models']} models): best predicted by "
+                  + (", ".join(f"{f['family']} ρ={f['rho']:+.2f}" for f in top) or "— (needs 3+ models)"))
+    for kind, p in res.written.items():
+        console.print(f"  {kind:5s} {p}")
+    if res.ray is not None:
+        st = res.ray
+        console.print(f"  ray   {st.tasks_generate} generation + {st.tasks_score + st.tasks_real} scoring "
+                      f"tasks on {st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs ({st.device})"
+                      + ("; attacks ran here, on the driver" if attacked else ""))

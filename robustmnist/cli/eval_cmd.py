@@ -8,140 +8,20 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ..errors import UserError
-from ..prepare import check_request
 from . import model_opts
-from .attack_opts import AttackOptions, print_adversarial
-from .common import STARTED, console, out, parse_int_list, parse_name_list, progress, warn
-
-FORMATS = ("json", "html", "md", "csv")
-
-
-def parse_formats(text: str) -> set[str]:
-    fmts = {f.strip().lower() for f in text.split(",") if f.strip()}
-    bad = fmts - set(FORMATS)
-    if bad:
-        raise UserError(f"unknown format(s) {', '.join(sorted(bad))}; use {', '.join(FORMATS)}")
-    return fmts | {"json"}  # results.json is always written: every report is rebuilt from it
-
-
-def build_suite(suite_name: str | None, shift: str | None, severity: str | None):
-    """The suite to run: --suite (default 'default'), narrowed by --shift and --severity."""
-    from ..api import build_suite as build  # the Python API builds it the same way
-
-    return build(suite_name, shift, parse_int_list(severity, "--severity"))
-
-
-def run_eval(
-    model_path: Path, out: Path, *, suite=None, n=None, seed=0, ood=None, device="auto",
-    batch_size=512, preprocess=None, arch=None, trust_pickle=False, formats=("json",),
-    use_cache=True, data_root=None, name=None, force=False, reference=None, quiet=False, real=None,
-    attack=None, budget=None, resume=False, spent_s=0.0, model_code=None, model_kwargs=None,
-    predictions=None, trained_on=None,
-):
-    """Load, (doctor pre-check), plan n, evaluate while saving, write results (+ reports).
-
-    ``budget``: seconds (inf = none) or None for the default (budget.py); ``resume`` finishes
-    the partial results an interrupted run left in ``out``; ``spent_s``: seconds the command
-    used before this call, taken off the budget.
-    """
-    from ..engine import evaluate, resolve_device
-    from ..models.load import load_model
-    from ..prepare import finish as finish_result
-    from ..prepare import prepare
-    from ..resume import PartialSaver, check_resumable, load_partial
-
-    dev = resolve_device(device)
-    if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
-        from ..models.predictions import load_predictions
-
-        model = load_predictions(predictions, preprocess)
-    else:
-        model = load_model(model_path, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
-                           model_code=model_code, model_kwargs=model_kwargs)
-    model.to(dev)
-    prior = load_partial(out) if resume else None
-    prior_n = check_resumable(prior, model, suite, seed, n, ood) if prior else None
-    # precomputed scores (--predictions) have no forward path to speed up, and their n is the
-    # exported sets' n: no probe, no budget and no convention guard for them
-    scored_elsewhere = predictions is not None
-    ready = prepare([model], suite, explicit=[bool(preprocess) or scored_elsewhere], data_root=data_root, n=n,
-                    real=real, ood_sets=len(ood or []), budget=float("inf") if scored_elsewhere else budget, seed=seed,
-                    use_cache=use_cache, batch_size=batch_size, force=force, warn=None if quiet else warn,
-                    resume_n=prior_n, spent_s=spent_s,
-                    fast=not scored_elsewhere)
-    models, run_plan, clean, real_sets, (check,) = (ready.models, ready.plan, ready.clean, ready.real_sets,
-                                                    ready.checks)
-    if not quiet:
-        console.print(run_plan.line(), markup=False, highlight=False)
-    plan = None
-    if attack is not None and attack.wanted:
-        from .attack_opts import make_plan
-
-        # attacks take their own budget, on the clean digits this run scores; with the model as
-        # loaded (gradients), never its fast path
-        plan = make_plan(model, attack, min(run_plan.n, len(clean.images)), seed)
-    n_sets = len(suite.shift_names) * len(suite.severities) if suite else 0
-    n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
-
-    def finish(result) -> None:
-        finish_result(result, check, reference)
-
-    saver = PartialSaver(lambda o: save_run(o, out), finish=finish)
-    out_existed = out.exists()
-    created = [p for p in (out / "results.json", out / "predictions.npz") if not p.exists()]
-    try:
-        with progress(quiet=quiet) as bar:
-            task = bar.add_task("scoring", total=None, status="")
-
-            def on_progress(kind: str, k: int, status: str) -> None:
-                if kind in ("score", "attack"):
-                    bar.update(task, advance=k, **({"status": status} if status else {}))
-                elif status:
-                    bar.update(task, status=status)
-
-            n_img = min(run_plan.n, len(clean.images))
-            n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
-            bar.update(task, total=n_img * (1 + n_todo) + _ood_image_count(ood or [], run_plan.n) + n_attacked)
-            run = evaluate(models[0], suite, n=run_plan.n, seed=seed, ood=ood, data_root=data_root,
-                           batch_size=batch_size, use_cache=use_cache, name=name,
-                           progress=on_progress, clean=clean, real_sets=real_sets, attacks=plan,
-                           on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood or [])},
-                           resume=[prior] if prior else None, trained_on=trained_on,
-                           fast=not scored_elsewhere)
-    except KeyboardInterrupt:
-        if saver.saves:
-            console.print(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "
-                          f"{out / 'results.json'}; finish them with the same command plus --resume",
-                          markup=False, highlight=False)
-        raise
-    except BaseException:
-        for p in created:  # a failed run leaves nothing behind that it made
-            p.unlink(missing_ok=True)
-        if not out_existed and out.is_dir() and not any(out.iterdir()):
-            out.rmdir()
-        raise
-    finish(run.result)
-    return run.result, save_run(run, out, formats)
-
-
-def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:
-    """Write results.json + predictions.npz (+ reports) for one model's run into ``out``."""
-    from ..outputs import save_run as write  # shared with the Python API's Result.save
-
-    return write(run, out, formats)
-
-
-def _ood_image_count(names: list[str], n: int | None) -> int:
-    from ..data import _list_image_folder
-    from ..ood import SYNTHETIC_N
-
-    total = 0
-    for name in names:
-        size = len(_list_image_folder(Path(name[7:]).expanduser())[0]) if name.startswith("folder:") \
-            else SYNTHETIC_N  # Fashion-MNIST and CIFAR-10 test sets are 10,000 images too
-        total += min(size, n) if n else size
-    return total
+from .attack_tables import print_adversarial
+from .common import (
+    STARTED,
+    RunProgress,
+    console,
+    out,
+    parse_int_list,
+    parse_name_list,
+    print_listed_sets,
+    say,
+    warn,
+)
+from .flags import to_flags
 
 
 def print_summary(result, written: dict) -> None:
@@ -182,8 +62,6 @@ def print_summary(result, written: dict) -> None:
                   + "; left out of the headline numbers and mCE", highlight=False)
     for w in s.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
-    from .bench_cmd import print_listed_sets
-
     print_listed_sets(s.get("reference_sets", {}).get("listed", []), "this run and the mCE reference")
     for kind, path in written.items():
         console.print(f"  {kind:5s} {path}")
@@ -247,33 +125,24 @@ def register(app: typer.Typer) -> None:
                                        "record this themselves"),
     ):
         """Evaluate MODEL on clean MNIST, shifted sets and OOD sets; write results + reports."""
-        from ..budget import parse_budget
+        from ..api import evaluate
+        from ..errors import RunInterrupted
 
-        ood_names, real_names = parse_name_list(ood), parse_name_list(real)
-        check_request(n, batch_size, ood_names, real_names)
-        formats = parse_formats(fmt)
-        if (model is None) == (predictions is None):
-            raise UserError("give a MODEL file or --predictions PREDS.npz (one of the two)")
-        if predictions is not None and (ood or real or attack):
-            raise UserError("--ood, --real and --attack need a model to score their sets; leave them out "
-                            "with --predictions")
-        if trained_on:
-            from ..seen import resolve
-
-            resolve(None, trained_on)  # unknown names fail before the model is loaded
-        attacks_only = attack and suite is None and shift is None  # `eval m.pt --attack pgd` = attacks alone
-        the_suite = None if no_shifts or attacks_only else build_suite(suite, shift, severity)
-        result, written = run_eval(
-            model, out, suite=the_suite, n=n, seed=seed, ood=ood_names, device=device,
-            batch_size=batch_size, preprocess=preprocess, arch=arch, trust_pickle=trust_pickle,
-            formats=formats, use_cache=not no_cache, data_root=data_root, name=name, force=force,
-            reference=reference, quiet=quiet, real=real_names,
-            attack=AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget),
-            budget=parse_budget(budget), resume=resume, spent_s=time.monotonic() - STARTED,
-            model_code=model_code, model_kwargs=model_kwargs, predictions=predictions,
-            trained_on=trained_on,
-        )
+        try:
+            with RunProgress(quiet=quiet) as bar:
+                result = evaluate(
+                    model, suite=suite, shift=shift, severity=parse_int_list(severity, "--severity"), n=n,
+                    ood=parse_name_list(ood), real=parse_name_list(real), preprocess=preprocess, device=device,
+                    budget=budget, seed=seed, arch=arch, trust_pickle=trust_pickle, model_code=model_code,
+                    model_kwargs=model_kwargs, name=name, clean_only=no_shifts, batch_size=batch_size,
+                    reference=reference, force=force, data_root=data_root, use_cache=not no_cache,
+                    trained_on=trained_on, attack=attack, norm=norm, attack_severity=attack_severity,
+                    restarts=restarts, attack_n=attack_n, attack_budget=attack_budget, predictions=predictions,
+                    out=out, formats=fmt, resume=resume, progress=bar, log=None if quiet else say,
+                    warn=None if quiet else warn, spent_s=time.monotonic() - STARTED)
+        except RunInterrupted as exc:  # click turns Ctrl-C into Abort: say where the partial results are
+            console.print(to_flags(exc.raw), markup=False, highlight=False)
+            raise
         if not quiet:
-            print_summary(result, written)
+            print_summary(result, result.written)
             print_adversarial(result)
-

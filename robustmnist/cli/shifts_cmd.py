@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         data_root: Path = model_opts.DATA_ROOT,
     ):
         """Grid per shift: rows are severities 0 (clean) to 5, columns the same test digits."""
-        from ..data import load_mnist
+        from ..data.datasets import load_mnist
         from ..errors import UserError
         from ..shifts.preview import save_preview
         from ..shifts.suite import load_suite
@@ -79,8 +79,8 @@ def register(app: typer.Typer) -> None:
         data_root: Path = model_opts.DATA_ROOT,
     ):
         """Regenerate sets and compare them with the pinned fingerprints (exit 1 if any differ)."""
-        from ..bench import load_reference
-        from ..data import load_mnist
+        from ..data.datasets import load_mnist
+        from ..metrics.reference import load_reference
         from ..shifts.registry import resolve_names
         from ..shifts.suite import load_suite
         from ..shifts.verify import verify_suite

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import jinja2
 
-from ..bench import Comparison, LeaderRow
 from ..fileio import atomic_write_text
+from ..metrics.leaderboard import LeaderRow
+from ..metrics.paired import Comparison
 
 _HTML = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -70,7 +71,7 @@ def _rho(v):
 
 def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, reference: dict,
                      real_corr: list[dict] | None = None) -> str:
-    from ..real_metrics import MIN_MODELS
+    from ..metrics.real import MIN_MODELS
 
     env = jinja2.Environment(autoescape=True)
     return env.from_string(_HTML).render(rows=rows, suite=suite, n=n, seed=seed, reference=reference,

@@ -46,6 +46,6 @@ def partial_note(r: Result) -> str | None:
 
 
 def _dur(seconds: float) -> str:
-    from ..budget import duration
+    from ..run.budget import duration
 
     return duration(float(seconds))

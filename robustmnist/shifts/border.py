@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ..framing import centre_of_mass, ink_boxes
+from ..data.framing import centre_of_mass, ink_boxes
 from ._draw import fill_from_sdf, pixel_grid, uniform
 from .geometric import move_whole_pixels
 from .registry import register

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from ..framing import centre_by_mass, frame_mnist, ink_boxes
+from ..data.framing import centre_by_mass, frame_mnist, ink_boxes
 from ._draw import segments_distance, stroke_from_distance
 from .fonts import generate_fonts, stroke_width
 from .registry import register

@@ -34,10 +34,10 @@ import torch
 import torch.nn.functional as F
 
 from ..assets import fonts_dir
-from ..data import cache_dir
+from ..data.datasets import cache_dir
+from ..data.framing import frame_mnist, shift_integer
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_bytes, sha256_file
-from ..framing import frame_mnist, shift_integer
 from ._ops import max3x3, max_plus, resize, separable_filter
 from .registry import register
 

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 
 from ..assets import fonts_dir
-from ..framing import frame_mnist
+from ..data.framing import frame_mnist
 from ._ops import resize
 from .fonts import (
     CANVAS,

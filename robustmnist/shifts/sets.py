@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..data import cache_dir, to_float
+from ..data.datasets import cache_dir, to_float
 from ..errors import UserError
 from ..fileio import atomic_save_npz, sha256_parts
 from .fingerprint import NEST_CHUNK

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..framing import centre_of_mass
+from ..data.framing import centre_of_mass
 from . import _draw as draw
 from .registry import register
 

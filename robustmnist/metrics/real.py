@@ -1,17 +1,17 @@
 """Scoring real digit sets beside the synthetic suite: their records, the synthetic shifts whose
 error pattern they resemble, and (across benchmarked models) which families predict them.
 
-Pure functions on arrays and records; the engine calls ``evaluate_real``.
+Pure functions on arrays and records; run.collect calls ``real_records``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-from .metrics import classification_metrics, softmax
-from .results import RealRecord, Result, ShiftRecord
+from ..results import RealRecord, Result, ShiftRecord
+from .classification import classification_metrics, softmax
 
 TOP_SHIFTS = 5  # closest shifts kept per real set (the report shows 3)
 WORST_MISTAKES = 8
@@ -56,8 +56,8 @@ def closest_shifts(confusion, records: Sequence[ShiftRecord], k: int = TOP_SHIFT
 # -- the record -----------------------------------------------------------------------------------
 
 def framing_gallery(real_set) -> dict:
-    from .engine import png_b64
-    from .real import thumbnail
+    from ..data.real import thumbnail
+    from ..report.images import png_b64
 
     idx = real_set.before_indices
     if not idx:
@@ -71,7 +71,7 @@ def framing_gallery(real_set) -> dict:
 def worst_mistakes(images: np.ndarray, labels: np.ndarray, logits: np.ndarray,
                    k: int = WORST_MISTAKES) -> list[dict]:
     """The k most confident wrong predictions: the mistakes a user would most want to see."""
-    from .engine import png_b64
+    from ..report.images import png_b64
 
     probs = softmax(logits)
     preds = probs.argmax(axis=1)
@@ -85,7 +85,7 @@ def worst_mistakes(images: np.ndarray, labels: np.ndarray, logits: np.ndarray,
 def real_record(real_set, logits: np.ndarray, clean: dict, records: Sequence[ShiftRecord],
                 framing: dict | None = None) -> RealRecord:
     """Metrics of one model on one real set, its change from clean and its closest shifts."""
-    from .shifts.sets import set_sha256
+    from ..shifts.sets import set_sha256
 
     m = classification_metrics(real_set.labels, logits)
     pc = [None if a is None or c is None else a - c
@@ -101,23 +101,15 @@ def real_record(real_set, logits: np.ndarray, clean: dict, records: Sequence[Shi
     )
 
 
-def evaluate_real(names: Sequence[str], score_fns: Sequence[Callable[[np.ndarray], np.ndarray]],
-                  clean: Sequence[dict], records: Sequence[Sequence[ShiftRecord]], *,
-                  data_root=None, n: int | None = None, sets: Sequence | None = None,
-                  ) -> list[list[RealRecord]]:
-    """Per model (one score function, clean metrics and shift records each): one record per set.
-
-    Each set is read and framed once and scored by every model; ``sets`` adds RealSets built
-    in memory (``real.real_from_arrays``).
-    """
-    from .real import load_real
-
-    out: list[list[RealRecord]] = [[] for _ in score_fns]
-    todo = [load_real(name, data_root, n) for name in names] + list(sets or [])
-    for rs in todo:
+def real_records(sets: Sequence, logits: Sequence[Sequence[np.ndarray]], clean: Sequence[dict],
+                 records: Sequence[Sequence[ShiftRecord]]) -> list[list[RealRecord]]:
+    """Per model (clean metrics and shift records each): one record per real set, from
+    ``logits[set][model]`` (each set read and framed once, scored by every model)."""
+    out: list[list[RealRecord]] = [[] for _ in clean]
+    for rs, per_model in zip(sets, logits, strict=True):
         framing = framing_gallery(rs)
-        for i, fn in enumerate(score_fns):
-            out[i].append(real_record(rs, fn(rs.images), clean[i], records[i], framing))
+        for i, set_logits in enumerate(per_model):
+            out[i].append(real_record(rs, set_logits, clean[i], records[i], framing))
     return out
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import data_root, to_uint8
-from .errors import UserError
+from ..errors import UserError
+from .datasets import data_root, to_uint8
 
 GALLERY_PER_CLASS = 1  # framing gallery: the first image of each digit, before and after
 
@@ -127,9 +127,9 @@ PREFIXES = ("folder:", "npz:")
 # -- the user's own digits -----------------------------------------------------------------------
 
 def _folder(path: Path):
-    from .data import _list_image_folder, read_gray
+    from .datasets import list_image_folder, read_gray
 
-    paths, classes = _list_image_folder(path)
+    paths, classes = list_image_folder(path)
     digits = [c for c in classes if len(c) == 1 and c.isdigit()]
     if len(digits) != len(classes):
         bad = sorted({c or "(top level)" for c in classes} - set(digits))

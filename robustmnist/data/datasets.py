@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import UserError
+from ..errors import UserError
 from .framing import POLARITIES, frame_real
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -129,7 +129,7 @@ def load_fashion(split: str = "test", root: str | os.PathLike | None = None) -> 
     return load_torchvision("fashion", split, root)
 
 
-def _list_image_folder(folder: Path) -> tuple[list[Path], list[str]]:
+def list_image_folder(folder: Path) -> tuple[list[Path], list[str]]:
     if not folder.is_dir():
         raise UserError(f"image folder {folder} does not exist or is not a folder")
     classes = sorted(d.name for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
@@ -176,7 +176,7 @@ def load_cifar10_gray(root: str | os.PathLike | None = None, split: str = "test"
     r = data_root(root)
     folder = r / "CIFAR10" / split
     if folder.is_dir():
-        paths, classes = _list_image_folder(folder)
+        paths, classes = list_image_folder(folder)
         names = sorted(set(classes))
         arr = np.stack(read_gray(paths, size=28))
         labels = np.array([names.index(c) for c in classes], dtype=np.int64)
@@ -219,7 +219,7 @@ def load_image_folder(folder: str | os.PathLike, polarity: str = "auto", frame: 
     ground to black, tight ink box to 20 px keeping aspect, centre of mass at the centre.
     """
     folder = Path(folder)
-    paths, classes = _list_image_folder(folder)
+    paths, classes = list_image_folder(folder)
     grays = read_gray(paths)
     if frame:
         if polarity not in POLARITIES:
@@ -247,7 +247,7 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 # -- training splits (train.py's input) -------------------------------------------------------
 
-from .train_options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
+from ..train_options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
 
 
 @dataclass(frozen=True)

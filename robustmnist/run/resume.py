@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import UserError
-from .results import Result
+from ..errors import UserError
+from ..results import Result
 
 SAVE_EVERY_S = 5.0
 
@@ -62,7 +62,7 @@ class PartialSaver:
 
 def load_partial(out: Path):
     """The RunOutput an interrupted run left in ``out`` (results.json + predictions.npz)."""
-    from .engine import RunOutput
+    from .collect import RunOutput
 
     path = out / "results.json"
     if not path.is_file():

@@ -23,7 +23,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UserError
+from ..errors import UserError
 
 DEFAULT_CPU_BUDGET_S = 120.0
 MIN_GAIN_NOTE = 1.5  # say "Nx eager" in the line only when the path gains at least this
@@ -31,7 +31,7 @@ MIN_GAIN_NOTE = 1.5  # say "Nx eager" in the line only when the path gains at le
 # Seconds to generate 10,000 images of each level, measured on a 2-core x86 CPU by
 # benchmarks/shifts.py, which rewrites the table (reference/generation_costs.json). A shift not
 # listed (a spec's library shift) costs the median level; a cached set costs a read.
-COSTS_FILE = Path(__file__).resolve().parent / "reference" / "generation_costs.json"
+COSTS_FILE = Path(__file__).resolve().parent.parent / "reference" / "generation_costs.json"
 
 
 @functools.cache
@@ -71,7 +71,7 @@ PYTHON_EXPONENT = 0.6
 
 def nest_chunk() -> int:
     """Images per nested chunk: any multiple of it is a prefix of the full set."""
-    from .shifts.fingerprint import NEST_CHUNK
+    from ..shifts.fingerprint import NEST_CHUNK
 
     return NEST_CHUNK
 
@@ -208,8 +208,8 @@ def one_thread():
 def _machine_factor(suite, images, labels, seed: int) -> float:
     import time
 
-    from .shifts.registry import get_shift
-    from .shifts.sets import make_set
+    from ..shifts.registry import get_shift
+    from ..shifts.sets import make_set
 
     k = min(CALIBRATION_IMAGES, len(images))
     measured = expected = 0.0
@@ -238,7 +238,7 @@ def estimate_seconds(n: int, rates: list[float], costs: list[SetCost], ood_sets:
     Generation is shared out over the pipeline's worker processes (``workers``, else as many
     as it would start here): the table is one process's seconds, so it divides by their count.
     """
-    from .shifts.pipeline import processes_for
+    from ..shifts.pipeline import processes_for
 
     per_image = sum(1.0 / max(r, 1e-9) for r in rates)
     scored = n * (1 + len(costs) + ood_sets)
@@ -276,7 +276,7 @@ def plan_run(
     ``n`` (or the n of a run being resumed) always wins over any budget. ``spent_s``: what the
     command already used before this call (imports, loading), taken off the budget.
     """
-    from .models.fastpath import accelerate
+    from ..models.fastpath import accelerate
 
     if fast:
         models = [accelerate(m, clean_images, batch_size) for m in models]
@@ -337,14 +337,14 @@ def _source_sha(images, labels) -> str:
     its digits by position."""
     if images is None or labels is None:
         return ""
-    from .shifts import sets
+    from ..shifts import sets
 
     return sets.set_sha256(images, labels)
 
 
 def _is_cached(shift, severity: int, params: dict, seed: int, n: int, source_sha: str) -> bool:
     """Whether get_set would read this set from the cache (a cheap file test, no hashing)."""
-    from .shifts import sets
+    from ..shifts import sets
 
     try:
         return sets.set_cache_path(shift, severity, params, seed, n, source_sha).is_file()

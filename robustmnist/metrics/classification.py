@@ -126,42 +126,6 @@ def classification_metrics(labels: np.ndarray, logits: np.ndarray) -> dict:
 # accepted at the threshold that accepts 95% of MNIST test images. OpenOOD and pytorch-ood use
 # the opposite convention (OOD positive); the two fpr95 numbers are not comparable.
 
-OOD_SCORES = ("msp", "max_logit", "energy")
-
-
-def ood_scores(logits: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-image confidence scores (higher = more in-distribution)."""
-    z = logits.astype(np.float64)
-    zmax = z.max(axis=1)
-    lse = zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))
-    return {
-        "msp": np.exp(zmax - lse),  # max softmax probability
-        "max_logit": zmax,
-        "energy": lse,  # negative free energy −E(x) = T·logsumexp(z/T) with T = 1
-    }
-
-
-def fpr_at_tpr(in_scores: np.ndarray, out_scores: np.ndarray, tpr: float = 0.95) -> float:
-    from sklearn.metrics import roc_curve
-
-    y = np.concatenate([np.ones(len(in_scores)), np.zeros(len(out_scores))])
-    s = np.concatenate([in_scores, out_scores])
-    fpr, tpr_curve, _ = roc_curve(y, s, drop_intermediate=False)
-    return float(fpr[np.searchsorted(tpr_curve, tpr, side="left")])
-
-
-def ood_detection_metrics(in_scores: np.ndarray, out_scores: np.ndarray) -> dict[str, float]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    y_in = np.concatenate([np.ones(len(in_scores)), np.zeros(len(out_scores))])
-    s = np.concatenate([in_scores, out_scores])
-    return {
-        "auroc": float(roc_auc_score(y_in, s)),
-        "fpr95": fpr_at_tpr(in_scores, out_scores, 0.95),
-        "aupr_in": float(average_precision_score(y_in, s)),
-        "aupr_out": float(average_precision_score(1 - y_in, -s)),
-    }
-
 
 def edited_digit_metrics(labels: np.ndarray, preds: np.ndarray, towards: dict[int, int]) -> dict | None:
     """Accuracy on the digits a shift edits (``towards``: digit -> the digit the edit imitates)

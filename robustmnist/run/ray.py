@@ -1,10 +1,10 @@
-"""bench's (model × set) grid as Ray tasks, with the results of a local run.
+"""The Ray executor: a run's (model × set) grid as Ray tasks, with the results of a local run.
 
-The plan is local bench's: clean MNIST and every (shift, severity) set, each generated once,
+The plan is the local run's: clean MNIST and every (shift, severity) set, each generated once,
 each scored by every model. Here each set is one generation task and each (model, set) pair
-one scoring task, both calling the functions local bench calls (``shifts.sets.get_set``,
-``engine.score_set``), and the driver assembles the records in plan order with
-``engine._ModelRun``, so results match a local run byte for byte apart from timings,
+one scoring task, both calling the functions the local executor calls (``shifts.sets.get_set``,
+``run.scoring.score_set``), and the driver's collectors assemble the records in plan order
+(run/collect.py), so results match a local run byte for byte apart from timings,
 environment and the ``cached`` flags (which describe the workers' caches). The driver probes
 each model's fastest exact forward path once, as local bench does (models/fastpath.py), and
 the workers follow that choice: a path chosen per worker could differ from the driver's and
@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import socket
 import tempfile
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,26 +45,17 @@ try:
 except ImportError:  # the CLI's only way here is --ray: say what to install, not a traceback
     raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
 
-from ..data import DigitSet
-from ..engine import (
-    DEFAULT_BATCH,
-    ProgressFn,
-    RunOutput,
-    SetScore,
-    _ModelRun,
-    _output,
-    clean_and_source,
-    environment,
-    score,
-    score_set,
-)
+from ..data.datasets import DigitSet
 from ..models.fastpath import EAGER, PROBE_IMAGES, PathChoice, accelerate, as_loaded, follow
 from ..models.load import LoadedModel, load_model
 from ..models.preprocess import Preprocess
 from ..shifts.fingerprint import chunk_digests
+from ..shifts.pipeline import SetRequest
 from ..shifts.registry import get_shift
 from ..shifts.sets import ShiftSet, get_set, set_sha256
-from ..shifts.suite import Suite
+from .collector import RunOutput
+from .executor import RunContext, ScoredSet
+from .scoring import SetScore, score, score_set
 
 # Scoring an MNIST model leaves most of a GPU idle, so four tasks share one.
 GPU_SHARE = 0.25
@@ -182,7 +173,7 @@ def _logits(spec: ModelSpec, payload: list, images: np.ndarray, batch_size: int)
 @ray.remote(max_retries=MAX_RETRIES)
 def _ood(spec: ModelSpec, payload: list, names: list[str], clean_logits: np.ndarray,
          data_root: str | None, seed: int, n: int | None, batch_size: int) -> tuple[list, float]:
-    from ..ood import evaluate_ood  # the OOD module owns OOD sets and their metrics
+    from .ood import evaluate_ood  # both executors score OOD sets the same way
 
     model = _worker_model(spec, payload)
     t = time.perf_counter()
@@ -317,58 +308,169 @@ def _raise_task_error(exc: Exception) -> None:
     raise exc
 
 
-def evaluate_many(
-    models: list[LoadedModel],
-    suite: Suite | None,
-    *,
-    address: str = "auto",
-    n: int | None = None,
-    seed: int = 0,
-    ood: list[str] | None = None,
-    data_root: str | os.PathLike | None = None,
-    batch_size: int = DEFAULT_BATCH,
-    use_cache: bool = True,
-    names: list[str] | None = None,
-    progress: ProgressFn | None = None,
-    clean: DigitSet | None = None,
-    device: str = "auto",
-    stats: Stats | None = None,
-    real: list[str] | None = None,
-    real_sets: list | None = None,
-    attacks=None,
-    fast: bool = True,
-    execution: dict | None = None,
-    trained_on: str | list[str] | None = None,
-    trained_on_each: list | None = None,
-) -> list[RunOutput]:
-    """``engine.evaluate_many`` on a Ray cluster; its arguments plus the cluster's ``address``
-    and the workers' ``device``.
+class RayExecutor:
+    """The executor on a Ray cluster: each set one generation task, each (model, set) pair one
+    scoring task; the collector assembles the records in plan order, as it does locally.
 
-    ``data_root`` (when given) must exist on the workers for OOD sets; real digit sets are read
-    here and scored on the workers. Adversarial attacks run here, after the grid, by the call
-    local bench makes (``execution["ray"]`` in each result says so). Pass a ``Stats`` to learn
-    how the work split.
-    """
-    t_start = time.perf_counter()
-    clean, source = clean_and_source(clean, n, data_root)
-    stats = stats if stats is not None else Stats()
-    session = connect(address)
-    try:
-        opts = _resources(device, stats)
-        models = _forward_paths(models, clean, batch_size, fast, stats.device)
-        return _run(models, suite, clean, source, n, seed, ood, data_root, batch_size, use_cache, names,
-                    progress, opts, stats, t_start, real, real_sets, attacks, execution,
-                    [trained_on] * len(models) if trained_on_each is None else trained_on_each)
-    finally:
-        if session.owned:
+    ``address``: "auto", "local", HOST:PORT or ray://HOST:PORT; ``device``: what the workers
+    score on (auto, cpu, cuda); pass a ``Stats`` to learn how the work split."""
+
+    name = "ray"
+
+    def __init__(self, address: str = "auto", device: str = "auto", stats: Stats | None = None):
+        self.address, self.device = address, device
+        self.stats = stats if stats is not None else Stats()
+        self.session: _Session | None = None
+        self.pending: dict[Any, tuple] = {}  # object ref -> what it is
+        self.ready: dict[tuple, Any] = {}  # what it is -> its value, once done
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def open(self, models: list[LoadedModel], ctx: RunContext) -> list[LoadedModel]:
+        self.ctx, st = ctx, self.stats
+        self.session = connect(self.address)
+        self.opts = _resources(self.device, st)
+        models = _forward_paths(models, ctx.clean, ctx.batch_size, ctx.fast, st.device)
+        clean, source = ctx.clean, ctx.source
+        self.clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
+                                  set_sha256(clean.images, clean.labels), {})
+        self.clean_ref = ray.put(self.clean_set)
+        st.bytes_to_object_store += int(clean.images.nbytes + self.clean_set.labels.nbytes)
+        self.source_ref = self.clean_ref
+        if len(source.images) != len(clean.images):  # generation reads the whole source (nested sets)
+            self.source_ref = ray.put(ShiftSet("source", 0, source.images, source.labels.astype(np.int64),
+                                               set_sha256(source.images, source.labels), {}))
+            st.bytes_to_object_store += int(source.images.nbytes + source.labels.nbytes)
+        probe = np.ascontiguousarray(source.images[:PROBE_IMAGES])  # the digits the driver's probe ran on
+        probe_ref = ray.put(probe)
+        st.bytes_to_object_store += int(probe.nbytes)
+        self.shipped = [_ship(m, probe_ref) for m in models]
+        st.bytes_to_object_store += sum(size for _, _, size in self.shipped)
+        for i, (spec, payload, _) in enumerate(self.shipped):
+            self._submit(("clean", i), _score, spec, payload, self.clean_ref, ctx.batch_size, True)
+            st.tasks_score += 1
+        return models
+
+    def score_clean(self) -> list[SetScore]:
+        units = [self._wait(("clean", i)) for i in range(len(self.shipped))]
+        for i, unit in enumerate(units):
+            if self.ctx.progress:
+                self.ctx.progress("score", len(self.ctx.clean.images), "")
+            if self.ctx.ood:  # OOD sets are scored while the shifted sets run
+                spec, payload, _ = self.shipped[i]
+                root = str(self.ctx.data_root) if self.ctx.data_root is not None else None
+                self._submit(("ood", i), _ood, spec, payload, list(self.ctx.ood), unit.logits, root, self.ctx.seed,
+                             self.ctx.n, self.ctx.batch_size)
+                self.stats.tasks_ood += 1
+        return units
+
+    def score_sets(self, requests: list[SetRequest]) -> Iterator[ScoredSet]:
+        ahead = max(2, int(SETS_AHEAD_PER_CPU * max(self.stats.cpus, 1)))
+        submitted = 0
+        for k, req in enumerate(requests):
+            while submitted < len(requests) and submitted < k + ahead:
+                self._submit_set(submitted, requests[submitted])
+                submitted += 1
+            info = self._wait(("info", k))
+            units = [self._wait(("shift", k, i)) for i in range(len(self.shipped))]
+            for unit in units:
+                if self.ctx.progress:
+                    self.ctx.progress("score", len(unit.preds), "")
+            labels = info["labels"] if info["labels"] is not None else self.ctx.clean.labels
+            yield ScoredSet(req, info["sha256"], info["cached"], labels, info["chunks"], info["seconds"], units)
+
+    def real_logits(self, images: list[np.ndarray]) -> list[list[np.ndarray]]:
+        for j, imgs in enumerate(images):
+            images_ref = ray.put(imgs)
+            self.stats.bytes_to_object_store += int(imgs.nbytes)
+            for i, (spec, payload, _) in enumerate(self.shipped):
+                self._submit(("real", j, i), _logits, spec, payload, images_ref, self.ctx.batch_size)
+                self.stats.tasks_real += 1
+        out = []
+        for j in range(len(images)):
+            row = []
+            for i in range(len(self.shipped)):
+                value = self._wait(("real", j, i))
+                self.stats.bytes_returned += int(value.nbytes)
+                if self.ctx.progress:
+                    self.ctx.progress("score", len(value), "")
+                row.append(value)
+            out.append(row)
+        return out
+
+    def ood_records(self, clean_logits: list[np.ndarray]) -> list[tuple[list, float]]:
+        out = []
+        for i in range(len(self.shipped)):
+            records, seconds = self._wait(("ood", i))
+            if self.ctx.progress:
+                self.ctx.progress("score", sum(r.n for r in records), "")
+            out.append((records, seconds))
+        return out
+
+    def annotate(self, output: RunOutput) -> None:
+        st = self.stats
+        output.result.environment = dataclasses.replace(
+            output.result.environment, device=st.device,
+            device_name=f"Ray: {st.nodes} node(s), {st.cpus:g} CPUs, {st.gpus:g} GPUs")
+        output.result.execution["ray"] = {
+            "nodes": st.nodes, "workers": st.device,
+            "tasks": {"generate": st.tasks_generate, "score": st.tasks_score, "ood": st.tasks_ood,
+                      "real": st.tasks_real},
+            "on_driver": ["attacks"] if output.result.adversarial is not None else []}
+
+    def close(self) -> None:
+        for ref in self.pending:
+            try:
+                ray.cancel(ref)
+            except Exception:  # noqa: BLE001 - best effort: the session is ending anyway
+                pass
+        self.pending.clear()
+        if self.session is not None and self.session.owned:
             ray.shutdown()
+        self.session = None
+
+    # -- tasks --------------------------------------------------------------------------------
+
+    def _submit(self, what: tuple, task, *args) -> None:
+        self.pending[task.options(**self.opts).remote(*args)] = what
+
+    def _submit_set(self, k: int, req: SetRequest) -> None:
+        c = self.ctx
+        set_ref, info_ref = _generate.options(num_cpus=1, num_returns=2).remote(
+            req.shift.name, req.severity, req.params, self.source_ref, len(c.clean.images), c.seed, c.use_cache,
+            __version__)
+        self.stats.tasks_generate += 1
+        self.pending[info_ref] = ("info", k)
+        for i, (spec, payload, _) in enumerate(self.shipped):
+            self._submit(("shift", k, i), _score, spec, payload, set_ref, c.batch_size, False)
+            self.stats.tasks_score += 1
+
+    def _wait(self, what: tuple):
+        """The value of task ``what``, gathering whatever else finishes meanwhile."""
+        from ray import exceptions as rex
+
+        try:
+            while what not in self.ready:
+                done, _ = ray.wait(list(self.pending), num_returns=1, timeout=0.5)
+                for ref in done:
+                    key = self.pending.pop(ref)
+                    value = ray.get(ref)
+                    if key[0] == "info":
+                        self.stats.bytes_sets += value["bytes"]
+                    elif key[0] in ("clean", "shift"):
+                        self.stats.bytes_returned += _nbytes(value)
+                    self.ready[key] = value
+        except rex.RayError as exc:
+            self.close()
+            _raise_task_error(exc)
+        return self.ready.pop(what)
 
 
 def _forward_paths(models: list[LoadedModel], clean: DigitSet, batch_size: int, fast: bool,
                    device: str) -> list[LoadedModel]:
     """The models on the path their workers will run: for CPU workers the fastest exact one,
-    probed here once per model as local bench probes it (a model bench already probed keeps its
-    choice); eager PyTorch for GPU workers, as local bench keeps on a GPU, and with fast=False."""
+    probed here once per model as a local run probes it (a model already probed keeps its
+    choice); eager PyTorch for GPU workers, as a local run keeps on a GPU, and with fast=False."""
     if not fast:
         return [as_loaded(m) for m in models]
     if device == "cuda":  # nothing to probe here: the GPUs are on the workers
@@ -377,170 +479,15 @@ def _forward_paths(models: list[LoadedModel], clean: DigitSet, batch_size: int, 
     return [accelerate(m, clean.images, batch_size) for m in models]
 
 
-def _run(models, suite, clean: DigitSet, source: DigitSet, n, seed, ood, data_root, batch_size, use_cache,
-         names, progress, opts: dict, stats: Stats, t_start: float, real, real_sets, attacks, execution,
-         trained_on: list) -> list[RunOutput]:
-    from ray import exceptions as rex
-
-    # unknown --trained-on names fail here, before any task
-    runs = [_ModelRun(m, shared=len(models) > 1, trained_on=t) for m, t in zip(models, trained_on, strict=True)]
-    n_clean = len(clean.images)
-    clean_set = ShiftSet("clean", 0, clean.images, clean.labels.astype(np.int64),
-                         set_sha256(clean.images, clean.labels), {})
-    clean_ref = ray.put(clean_set)
-    stats.bytes_to_object_store += int(clean.images.nbytes + clean_set.labels.nbytes)
-    source_ref = clean_ref
-    if len(source.images) != n_clean:  # generation reads the whole source (nested sets)
-        source_ref = ray.put(ShiftSet("source", 0, source.images, source.labels.astype(np.int64),
-                                      set_sha256(source.images, source.labels), {}))
-        stats.bytes_to_object_store += int(source.images.nbytes + source.labels.nbytes)
-    probe = np.ascontiguousarray(source.images[:PROBE_IMAGES])  # the digits bench's probe ran on
-    probe_ref = ray.put(probe)
-    stats.bytes_to_object_store += int(probe.nbytes)
-    shipped = [_ship(m, probe_ref) for m in models]
-    stats.bytes_to_object_store += sum(size for _, _, size in shipped)
-    root = str(data_root) if data_root is not None else None
-    real_todo = _real_sets(real, real_sets, data_root, n)
-
-    plan = [(nm, s) for nm in (suite.shift_names if suite else []) for s in suite.severities]
-    pending: dict[Any, tuple] = {}  # object ref -> what it is
-    live: dict[int, list] = {}  # plan index -> [set ref, scoring tasks still running]
-    infos: dict[int, dict] = {}
-    units: dict[tuple[int, int], SetScore] = {}
-    oods: dict[int, tuple[list, float]] = {}
-    real_logits: dict[tuple[int, int], np.ndarray] = {}
-    next_set = 0
-    ahead = max(2, int(SETS_AHEAD_PER_CPU * max(stats.cpus, 1)))
-
-    def submit_set(k: int) -> None:
-        shift_name, sev = plan[k]
-        set_ref, info_ref = _generate.options(num_cpus=1, num_returns=2).remote(
-            shift_name, sev, suite.params(shift_name, sev), source_ref, n_clean, seed, use_cache, __version__)
-        stats.tasks_generate += 1
-        pending[info_ref] = ("info", k)
-        for i, (spec, payload, _) in enumerate(shipped):
-            pending[_score.options(**opts).remote(spec, payload, set_ref, batch_size, False)] = ("shift", k, i)
-            stats.tasks_score += 1
-        live[k] = [set_ref, len(shipped)]
-
-    try:
-        for i, (spec, payload, _) in enumerate(shipped):
-            pending[_score.options(**opts).remote(spec, payload, clean_ref, batch_size, True)] = ("clean", i)
-            stats.tasks_score += 1
-        for j, rs in enumerate(real_todo):
-            images_ref = ray.put(rs.images)
-            stats.bytes_to_object_store += int(rs.images.nbytes)
-            for i, (spec, payload, _) in enumerate(shipped):
-                pending[_logits.options(**opts).remote(spec, payload, images_ref, batch_size)] = ("real", j, i)
-                stats.tasks_real += 1
-        while next_set < len(plan) and len(live) < ahead:
-            submit_set(next_set)
-            next_set += 1
-        while pending:
-            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=0.5)
-            for ref in done:
-                what = pending.pop(ref)
-                value = ray.get(ref)
-                if what[0] == "info":
-                    infos[what[1]] = value
-                    stats.bytes_sets += value["bytes"]
-                    continue
-                if what[0] == "ood":
-                    oods[what[1]] = value
-                    if progress:
-                        progress("score", sum(r.n for r in value[0]), "")
-                    continue
-                if what[0] == "real":
-                    real_logits[what[1:]] = value
-                    stats.bytes_returned += int(value.nbytes)
-                    if progress:
-                        progress("score", len(value), "")
-                    continue
-                stats.bytes_returned += _nbytes(value)
-                if what[0] == "clean":
-                    i = what[1]
-                    runs[i].add_clean(value, clean.labels)
-                    if progress:
-                        progress("score", n_clean, "")
-                    if ood:
-                        spec, payload, _ = shipped[i]
-                        pending[_ood.options(**opts).remote(spec, payload, ood, value.logits, root, seed, n,
-                                                            batch_size)] = ("ood", i)
-                        stats.tasks_ood += 1
-                    continue
-                _, k, i = what
-                units[(k, i)] = value
-                if progress:
-                    progress("score", len(value.preds), "")
-                live[k][1] -= 1
-                if live[k][1] == 0:
-                    del live[k]  # the last reference: Ray frees the set
-                    if progress:
-                        progress("set", 1, f"{plan[k][0]} s{plan[k][1]}")
-                    if next_set < len(plan):
-                        submit_set(next_set)
-                        next_set += 1
-    except rex.RayError as exc:
-        for ref in pending:
-            try:
-                ray.cancel(ref)
-            except Exception:  # noqa: BLE001 - best effort: the session is ending anyway
-                pass
-        _raise_task_error(exc)
-
-    for k, (shift_name, sev) in enumerate(plan):
-        shift, info = get_shift(shift_name), infos[k]
-        for i, run in enumerate(runs):
-            run.timings["generate"] += info["seconds"] / len(runs)
-            run.add_shift(units[(k, i)], shift, sev, suite.params(shift_name, sev), info["sha256"],
-                          info["cached"], info["labels"] if info["labels"] is not None else clean.labels,
-                          info["chunks"])
-    real_records: list[list] = [[] for _ in runs]
-    if real_todo:
-        from ..real_metrics import evaluate_real  # real records (closest shifts...) live there
-
-        t = time.perf_counter()
-        which = {id(rs.images): j for j, rs in enumerate(real_todo)}  # the scores the tasks made
-        real_records = evaluate_real(
-            [], [lambda imgs, i=i: real_logits[(which[id(imgs)], i)] for i in range(len(runs))],
-            [run.clean_m for run in runs], [run.records for run in runs], sets=real_todo)
-        for run in runs:
-            run.timings["real"] = (time.perf_counter() - t) / len(runs)
-    env = dataclasses.replace(environment(torch.device("cpu")), device=stats.device,
-                              device_name=f"Ray: {stats.nodes} node(s), {stats.cpus:g} CPUs, {stats.gpus:g} GPUs")
-    where = {"nodes": stats.nodes, "workers": stats.device,
-             "tasks": {"generate": stats.tasks_generate, "score": stats.tasks_score, "ood": stats.tasks_ood,
-                       "real": stats.tasks_real},
-             "on_driver": ["attacks"] if attacks is not None else []}
-    outputs = []
-    for i, run in enumerate(runs):
-        records, ood_s = oods.get(i, ([], 0.0))
-        if ood:
-            run.timings["ood"] = ood_s
-        adversarial = None
-        attack_plan = attacks[i] if isinstance(attacks, list) else attacks  # one plan, or one per model
-        if attack_plan is not None:
-            from ..attacks.evaluate import evaluate_attacks  # the attacks package owns adversarial metrics
-
-            t = time.perf_counter()  # on the driver: gradients need the model as loaded
-            adversarial = evaluate_attacks(as_loaded(run.model), clean.images, clean.labels, attack_plan, progress)
-            run.timings["attack"] = time.perf_counter() - t
-        out = _output(run, i, names, suite, n_clean, seed, records, t_start, execution, False, real_records[i],
-                      adversarial)
-        out.result.environment = env
-        out.result.execution["ray"] = where
-        outputs.append(out)
-    return outputs
-
-
-def _real_sets(names: list[str] | None, sets: list | None, data_root, n: int | None) -> list:
-    """Real digit sets, read on the driver as local bench reads them (their data root is here)."""
-    from ..real import load_real
-
-    return [load_real(name, data_root, n) for name in names or []] + list(sets or [])
-
-
 def _nbytes(unit: SetScore) -> int:
     size = unit.preds.nbytes + (unit.logits.nbytes if unit.logits is not None else 0)
     gal = unit.metrics.get("gallery", {})
     return int(size + len(gal.get("samples_png", "")) + sum(len(m["png"]) for m in gal.get("misclassified", [])))
+
+
+def evaluate_many(models: list[LoadedModel], suite, *, address: str = "auto", device: str = "auto",
+                  stats: Stats | None = None, **kwargs) -> list[RunOutput]:
+    """``run.collect.evaluate_many`` on the Ray cluster at ``address``, workers scoring on ``device``."""
+    from .collect import evaluate_many as run_many
+
+    return run_many(models, suite, executor=RayExecutor(address, device, stats), **kwargs)

@@ -38,7 +38,7 @@ class SeenInTraining:
 
 def _families_of(names: Sequence[str]) -> tuple[list[str], list[str]]:
     """(shift names, families) for shift or family names; unknown names fail with the list."""
-    from .shifts.registry import all_shifts, resolve_names
+    from ..shifts.registry import all_shifts, resolve_names
 
     shifts = all_shifts()
     picked = resolve_names(list(names))
@@ -62,7 +62,7 @@ def from_checkpoint(metadata: dict | None) -> tuple[list[str], list[str]]:
 
 
 def _known_shift_names() -> set[str]:
-    from .shifts.registry import all_shifts
+    from ..shifts.registry import all_shifts
 
     return set(all_shifts())
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def check_request(n: int | None, batch_size: int | None, ood: Sequence[str] | None = None,
@@ -26,11 +26,11 @@ def check_request(n: int | None, batch_size: int | None, ood: Sequence[str] | No
     if batch_size is not None and batch_size < 1:
         raise UserError(f"{batch_name} must be at least 1, got {batch_size}")
     if ood:
-        from .ood import check_ood_names
+        from ..data.ood import check_ood_names
 
         check_ood_names(list(ood))
     if real:
-        from .real import check_real_names
+        from ..data.real import check_real_names
 
         check_real_names(list(real))
 
@@ -39,7 +39,7 @@ def load_real_sets(names: Sequence[str] | None, data_root, n: int | None):
     """Real sets read and framed up front, so a missing one fails before any progress output."""
     if not names:
         return None
-    from .real import load_real
+    from ..data.real import load_real
 
     return [load_real(name, data_root, n) for name in names]
 
@@ -57,17 +57,17 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
             real: Sequence[str] | None = None, ood_sets: int = 0, budget: float | None = None, seed: int = 0,
             use_cache: bool = True, batch_size: int = 512, force: bool = False,
             warn: Callable[[str], None] | None = None, resume_n: int | None = None,
-            spent_s: float = 0.0, fast: bool = True, api: bool = False) -> Prepared:
+            spent_s: float = 0.0, fast: bool = True) -> Prepared:
     """Read the data, guard every model's convention (all before any is scored: a wrong one is
     found in seconds, not after the grid), plan n. ``explicit[i]``: model i's convention was given
     (--preprocess or MODEL::SPEC), which is the user's call, so the guard skips it."""
+    from ..convention import guard
+    from ..data.datasets import load_mnist
     from .budget import plan_run
-    from .convention import guard
-    from .data import load_mnist
 
     clean = load_mnist("test", data_root)  # a missing data root fails before any progress output
     real_sets = load_real_sets(real, data_root, n)
-    checks = [None if given else guard(m, data_root=data_root, force=force, warn=warn, api=api)
+    checks = [None if given else guard(m, data_root=data_root, force=force, warn=warn)
               for m, given in zip(models, explicit, strict=True)]
     fast_models, plan = plan_run(models, suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                  budget=budget, seed=seed, ood_sets=ood_sets, use_cache=use_cache,
@@ -77,11 +77,12 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
 
 def finish(result, check, reference=None) -> None:
     """The guard's verdict into the summary; CE/mCE against the reference (default: the pinned one)."""
-    from .convention import record
+    from ..convention import record
 
     record(result, check)
     if result.shifts:
-        from .bench import DEFAULT_REFERENCE, apply_reference
+        from ..metrics.corruption import apply_reference
+        from ..metrics.reference import DEFAULT_REFERENCE
 
         if reference is not None or DEFAULT_REFERENCE.is_file():
             apply_reference(result, reference)

@@ -1,1 +1,0 @@
-"""Running bench's (model × set) grid on more than one machine. Optional: needs the ``ray`` extra."""
