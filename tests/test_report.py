@@ -23,12 +23,12 @@ from report_factory import make_result  # noqa: E402
 
 from robustmnist.errors import UserError  # noqa: E402
 from robustmnist.report import render_reports  # noqa: E402
-from robustmnist.report.render import SECTIONS  # noqa: E402
+from robustmnist.report.sections import SECTIONS  # noqa: E402
 from robustmnist.results import Result  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 XSS = "<script>alert(1)</script>"
-HEADINGS = [h for _, h in SECTIONS]
+HEADINGS = [s.heading for s in SECTIONS]
 
 
 # ---- fixtures: a small suite (one shift per family, 5 severities, 2 OOD sets) -----------------
@@ -157,6 +157,13 @@ def test_broken_gallery_png_is_skipped_not_injected(tmp_path):
     text = out["html"].read_text(encoding="utf-8")
     assert "onerror" not in text
     assert all(src.startswith("data:image/") for src in outline(out["html"]).imgs)
+
+
+def test_every_section_has_one_partial_and_every_partial_a_section():
+    templates = Path(__file__).parents[1] / "robustmnist" / "report" / "templates"
+    partials = {f"sections/{p.name}" for p in (templates / "sections").glob("*.html.j2")}
+    assert sorted(s.template for s in SECTIONS) == sorted(partials)
+    assert len({s.id for s in SECTIONS}) == len(SECTIONS)
 
 
 def test_unknown_format_is_a_user_error(small, tmp_path):

@@ -167,7 +167,8 @@ def test_evaluate_marks_the_checkpoints_augmentation_seen_end_to_end():
 
 
 def test_report_cards_show_seen_families_apart():
-    from robustmnist.report.view import compare_rows, make_layout, make_models, summary_cards
+    from robustmnist.report.sections.summary import compare_rows, summary_cards
+    from robustmnist.report.view import make_layout, make_models
 
     aug, plain = _result("aug", RECS, seen=("fonts",)), _result("plain", RECS)
     models = make_models([aug, plain])

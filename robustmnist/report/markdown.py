@@ -6,8 +6,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from . import run_info, view
-from .real_section import real_markdown
+from . import run_info
+from .format import num, pct, pp
+from .sections.real import SHOWN_SHIFTS
+from .sections.summary import COMPARE_COLUMNS, compare_rows
+from .stats import mean_known, shift_drops
+from .view import Layout, Model
 
 TOP_SHIFTS = 10
 
@@ -25,7 +29,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]], align: str =
         ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
 
 
-def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
+def render_markdown(models: Sequence[Model], layout: Layout) -> str:
     lead = models[0]
     lines = [f"## robustmnist report: {_cell(' vs '.join(m.name for m in models))}", ""]
     r = lead.result
@@ -46,9 +50,9 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         lines += [f"Images per set: {_cell(run_info.images_per_set(r))}; forward path: "
                   f"{_cell(run_info.forward_path(r))}.", ""]
     rows = []
-    for row in view.compare_rows(models, layout):
+    for row in compare_rows(models, layout):
         rows.append([row.model] + [c.text for c in row.cells])
-    lines += _table(["model"] + view.COMPARE_COLUMNS, rows, "lrrlrr")
+    lines += _table(["model"] + COMPARE_COLUMNS, rows, "lrrlrr")
     lines.append("")
     for m in models:
         seen = (m.result.summary.get("seen_in_training") or {}).get("families")
@@ -56,7 +60,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
             lines.append(f"**Seen in training** by {_cell(m.name)}: {_cell(', '.join(seen))}. "
                          "Mean shifted accuracy, worst shift and mCE are over the other families.")
             lines.append("")
-    lines += real_markdown(models)
+    lines += _real_digits(models)
 
     if layout.shifts:
         sevs = layout.severities
@@ -64,8 +68,8 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
             lines.append(f"**Where it breaks**: the {TOP_SHIFTS} largest drops (mean over "
                          "severities)")
             lines.append("")
-            top = view.shift_drops(lead, layout)[:TOP_SHIFTS]
-            body = [[s, fam] + [view.num(lead.acc(s, sv)) for sv in sevs] + [view.pp(-d)]
+            top = shift_drops(lead, layout)[:TOP_SHIFTS]
+            body = [[s, fam] + [num(lead.acc(s, sv)) for sv in sevs] + [pp(-d)]
                     for s, fam, _, d, _, _ in top]
             lines += _table(["shift", "family"] + [f"s{sv}" for sv in sevs] + ["vs clean (pp)"], body,
                             "ll" + "r" * (len(sevs) + 1))
@@ -81,7 +85,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
                     if known:
                         scored.append((float(np.mean(known)), s, fam, vals))
             scored.sort(key=lambda t: (t[0], t[1]))
-            body = [[s, fam] + [view.num(v) for v in vals] for _, s, fam, vals in
+            body = [[s, fam] + [num(v) for v in vals] for _, s, fam, vals in
                     scored[:TOP_SHIFTS]]
             lines += _table(["shift", "family"] + [m.name for m in models], body,
                             "ll" + "r" * len(models))
@@ -90,7 +94,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         lines.append("")
         body = []
         for fam, names in layout.families:
-            body.append([fam] + [view.num(view._mean([m.shift_mean(s, sevs) for s in names]))
+            body.append([fam] + [num(mean_known([m.shift_mean(s, sevs) for s in names]))
                                  for m in models])
         lines += _table(["family"] + [m.name for m in models], body)
         lines.append("")
@@ -114,7 +118,7 @@ def render_markdown(models: Sequence[view.Model], layout: view.Layout) -> str:
         lines.append(f"**Under attack**{' (' + m.name + ')' if len(models) > 1 else ''}: worst case over "
                      f"{', '.join(sec.attacks)}, {sec.norm}, {sec.n:,} of {sec.n_available:,} test images")
         lines.append("")
-        body = [[f"{r.eps:g}", view.pct(r.robust_accuracy)] + [view.pct(r.per_attack.get(a, {})
+        body = [[f"{r.eps:g}", pct(r.robust_accuracy)] + [pct(r.per_attack.get(a, {})
                 .get("robust_accuracy")) for a in sec.attacks] for r in sec.records]
         lines += _table(["eps", "robust accuracy"] + [f"{a} alone" for a in sec.attacks], body)
         lines += [""] + [f"- masking check: {w}" for w in sec.warnings] + ([""] if sec.warnings else [])
@@ -128,4 +132,19 @@ def _auroc_fpr(s: dict | None) -> str:
     if s.get("available") is False:
         return "not available"
     auroc, fpr = s.get("auroc"), s.get("fpr95")
-    return f"{'—' if auroc is None else f'{auroc:.3f}'} / {view.pct(fpr)}"
+    return f"{'—' if auroc is None else f'{auroc:.3f}'} / {pct(fpr)}"
+
+
+def _real_digits(models: Sequence[Model]) -> list[str]:
+    """The real digits section's lines (none when no model has real sets)."""
+    rows = [(m, r) for m in models for r in m.result.real]
+    if not rows:
+        return []
+    lines = ["## Real digits", "", "| model | real set | n | accuracy | vs clean (pp) | looks most like |",
+             "|---|---|---:|---:|---:|---|"]
+    for m, r in rows:
+        tops = ", ".join(f"{c.get('name')} s{c.get('severity')} ({pct(c.get('accuracy'))})"
+                         for c in (r.closest_shifts or [])[:SHOWN_SHIFTS]) or "—"
+        cells = [m.name, r.name, f"{r.n:,}", pct(r.accuracy), pp(r.accuracy - m.clean.accuracy), tops]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|").replace("\n", " ") for c in cells) + " |")
+    return lines + [""]

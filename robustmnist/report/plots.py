@@ -224,6 +224,26 @@ def predicted_histogram(title: str, counts: Sequence[int], color_index: int = 3)
         return to_data_uri(fig)
 
 
+
+def accuracy_vs_eps(title: str, norm: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
+                    clean: Sequence[tuple[str, float]]) -> str:
+    """Robust accuracy against the radius, one line per (model or attack), eps 0 = clean."""
+    with matplotlib.rc_context(_RC):
+        fig = _fig()
+        ax = fig.add_subplot()
+        for i, (name, xs, ys) in enumerate(series):
+            ax.plot(xs, ys, marker="o", ms=3.5, lw=1.6, color=SERIES[i % len(SERIES)],
+                    label=label(name))
+        for i, (_name, acc) in enumerate(clean):
+            ax.axhline(acc, ls="--", lw=1.0, alpha=0.9,
+                       color=CLEAN if len(clean) == 1 else SERIES[i % len(SERIES)])
+        ax.set_title(label(title), loc="left", fontweight="bold")
+        ax.set_xlabel(f"{norm} eps (0-1 pixels, before preprocessing)")
+        ax.set_ylim(0, 1.01)
+        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
+        ax.legend(loc="best", handlelength=1.2)
+        return to_data_uri(fig)
+
 # ---- colours for HTML heat tables ------------------------------------------------------------
 
 @functools.cache

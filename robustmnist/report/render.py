@@ -15,27 +15,15 @@ import jinja2
 from ..errors import UserError
 from ..fileio import atomic_write_text
 from ..results import Result
-from . import adversarial, run_info, view
+from . import run_info
+from .format import pct, pp
 from .markdown import render_markdown
-from .real_section import real_blocks
+from .sections import SECTIONS
 from .tidy import render_csv
+from .view import Layout, Model, make_layout, make_models
 
 FORMATS = ("html", "md", "csv")
 FILENAMES = {"html": "report.html", "md": "report.md", "csv": "results.csv"}
-
-# Section ids and headings, in page order; the template and the tests use this list.
-SECTIONS = (
-    ("summary", "Summary"),
-    ("real", "Real digits"),
-    ("overview", "Robustness overview"),
-    ("per-class", "Per-class degradation"),
-    ("confusion", "Confusion matrices"),
-    ("calibration", "Calibration"),
-    ("ood", "Out-of-distribution detection"),
-    ("adversarial", "Adversarial robustness"),
-    ("galleries", "Galleries"),
-    ("reproducibility", "Model and reproducibility"),
-)
 
 
 def render_reports(results: list[Result], out_dir: Path, formats: Iterable[str] = frozenset(FORMATS),
@@ -49,8 +37,8 @@ def render_reports(results: list[Result], out_dir: Path, formats: Iterable[str] 
     if unknown:
         raise UserError(f"unknown report format(s) {', '.join(sorted(unknown))}; "
                         f"choose from {', '.join(FORMATS)}")
-    models = view.make_models(results, names)
-    layout = view.make_layout(models)
+    models = make_models(results, names)
+    layout = make_layout(models)
     out_dir = Path(out_dir)
     written: dict[str, Path] = {}
     for fmt in FORMATS:  # fixed order: the HTML is the slow one, the small files come after
@@ -77,56 +65,27 @@ def _env() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    env.filters["pct"] = view.pct
-    env.filters["pp"] = view.pp
+    env.filters["pct"] = pct
+    env.filters["pp"] = pp
     return env
 
 
-def render_html(models: Sequence[view.Model], layout: view.Layout) -> str:
+def render_html(models: Sequence[Model], layout: Layout) -> str:
     compare = len(models) > 1
-    lead = models[0]
     ctx = {
-        "sections": SECTIONS,
+        "sections": [(s, s.build(models, layout)) for s in SECTIONS],
         "compare": compare,
         "models": models,
-        "layout": layout,
         "title": " vs ".join(m.name for m in models),
         "subtitle": _subtitle(models),
-        "cards": None if compare else view.summary_cards(lead, layout),
-        # eval's convention guard: a doubtful input convention is said before any number
-        "warnings": [(m.name, w) for m in models for w in m.result.summary.get("warnings", [])],
-        "compare_columns": view.COMPARE_COLUMNS,
-        "compare_rows": view.compare_rows(models, layout) if compare else [],
-        "breaks": view.where_it_breaks(lead, layout) if not compare else [],
-        "gaps": view.model_gaps(models, layout) if compare else [],
-        "weak_classes": [] if compare else view.class_ranking(lead)[:3],
         "has_shifts": bool(layout.shifts),
-        "accuracy_heat": view.accuracy_heat(models, layout) if layout.shifts else None,
-        "curves": view.family_curves(models, layout) if layout.shifts else [],
-        "class_heat": view.class_heat(models, layout) if layout.shifts else None,
-        "class_rankings": [(m.name, view.class_ranking(m)) for m in models],
-        "matrices": view.confusion_matrices(models),
-        "pairs": view.confused_pairs(models),
-        "calibration_figures": view.calibration_figures(models, layout),
-        "ece_heat": view.ece_heat(models, layout) if layout.shifts else None,
-        "ood_rows": view.ood_rows(models),
-        "ood_convention": view.ood_convention(models),
-        "ood_panels": view.ood_panels(models),
-        "galleries": view.galleries(models, layout) if layout.shifts else [],
-        "adv_curves": adversarial.curves(models),
-        "adv_panels": adversarial.panels(models),
-        "model_rows": view.model_rows(models),
         "partial_notes": [f"{m.name}: {note}" if compare else note for m in models
                           if (note := run_info.partial_note(m.result))],
-        "timing_rows": view.timing_rows(models),
-        "set_hashes": view.set_hashes(models, layout),
-        "conventions": _conventions(models),
-        "real_blocks": real_blocks(models),
     }
     return _env().get_template("report.html.j2").render(**ctx)
 
 
-def _subtitle(models: Sequence[view.Model]) -> str:
+def _subtitle(models: Sequence[Model]) -> str:
     r = models[0].result
     suite = (r.suite or {}).get("name")
     parts = []
@@ -141,10 +100,3 @@ def _subtitle(models: Sequence[view.Model]) -> str:
         parts.append(f"evaluated {r.created}")
     return " · ".join(parts)
 
-
-def _conventions(models: Sequence[view.Model]) -> list[tuple[str, str]]:
-    seen: dict[str, str] = {}
-    for m in models:
-        for k, v in (m.result.conventions or {}).items():
-            seen.setdefault(str(k), str(v))
-    return sorted(seen.items())

@@ -14,7 +14,7 @@ import io
 from collections.abc import Sequence
 
 from ..results import SetMetrics
-from . import view
+from .view import Model
 
 COLUMNS = ["model", "set", "kind", "family", "severity", "class", "n", "correct", "accuracy",
            "n_predicted"]
@@ -39,7 +39,7 @@ def _acc(correct: int, n: int) -> str:
     return "" if not n else f"{correct / n:.6f}"
 
 
-def render_csv(models: Sequence[view.Model]) -> str:
+def render_csv(models: Sequence[Model]) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(COLUMNS)

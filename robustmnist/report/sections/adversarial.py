@@ -1,4 +1,5 @@
-"""The report's adversarial section: accuracy-vs-eps curve, table, masking warnings, gallery.
+"""Adversarial robustness: accuracy-vs-eps curves, a table per model, masking warnings and a
+gallery of attacked digits.
 
 A pure function of ``Result.adversarial``; every string reaches the page through Jinja's
 autoescaping, and every image through ``png_data_uri`` (which drops anything not a PNG).
@@ -9,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import matplotlib
-
-from . import plots
-from .images import png_data_uri
-from .view import Figure, Model, pct
+from .. import plots
+from ..blocks import Figure
+from ..format import pct
+from ..images import png_data_uri
+from ..view import Layout, Model
 
 
 @dataclass
@@ -47,24 +48,14 @@ class AdvPanel:
     black_box: bool
 
 
-def accuracy_vs_eps(title: str, norm: str, series: Sequence[tuple[str, Sequence[float], Sequence[float]]],
-                    clean: Sequence[tuple[str, float]]) -> str:
-    """Robust accuracy against the radius, one line per (model or attack), eps 0 = clean."""
-    with matplotlib.rc_context(plots._RC):
-        fig = plots._fig()
-        ax = fig.add_subplot()
-        for i, (name, xs, ys) in enumerate(series):
-            ax.plot(xs, ys, marker="o", ms=3.5, lw=1.6, color=plots.SERIES[i % len(plots.SERIES)],
-                    label=plots.label(name))
-        for i, (_name, acc) in enumerate(clean):
-            ax.axhline(acc, ls="--", lw=1.0, alpha=0.9,
-                       color=plots.CLEAN if len(clean) == 1 else plots.SERIES[i % len(plots.SERIES)])
-        ax.set_title(plots.label(title), loc="left", fontweight="bold")
-        ax.set_xlabel(f"{norm} eps (0-1 pixels, before preprocessing)")
-        ax.set_ylim(0, 1.01)
-        ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
-        ax.legend(loc="best", handlelength=1.2)
-        return plots.to_data_uri(fig)
+@dataclass
+class Adversarial:
+    curves: list[Figure]
+    panels: list[AdvPanel]
+
+
+def build(models: Sequence[Model], layout: Layout) -> Adversarial:
+    return Adversarial(curves(models), panels(models))
 
 
 def curves(models: Sequence[Model]) -> list[Figure]:
@@ -84,14 +75,14 @@ def curves(models: Sequence[Model]) -> list[Figure]:
             if len(sec.attacks) > 1:
                 series += [(a, xs, [clean] + [r.per_attack.get(a, {}).get("robust_accuracy", 0.0)
                                               for r in sec.records]) for a in sec.attacks]
-            figs.append(Figure(accuracy_vs_eps(f"robust accuracy vs {norm} eps", norm, series,
+            figs.append(Figure(plots.accuracy_vs_eps(f"robust accuracy vs {norm} eps", norm, series,
                                                [("clean", clean)]),
                                f"robust accuracy against {norm} eps, worst case and per attack"))
         else:
             series = [(m.name, [0.0] + [r.eps for r in m.result.adversarial.records],
                        [m.clean.accuracy] + [r.robust_accuracy for r in m.result.adversarial.records])
                       for m in ms]
-            figs.append(Figure(accuracy_vs_eps(f"robust accuracy vs {norm} eps", norm, series, []),
+            figs.append(Figure(plots.accuracy_vs_eps(f"robust accuracy vs {norm} eps", norm, series, []),
                                f"worst-case robust accuracy against {norm} eps, one line per model"))
     return figs
 
