@@ -62,8 +62,8 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
     found in seconds, not after the grid), plan n. ``explicit[i]``: model i's convention was given
     (--preprocess or MODEL::SPEC), which is the user's call, so the guard skips it."""
     from .budget import plan_run
-    from .convention import guard
     from .data import load_mnist
+    from .doctor.guard import guard
 
     clean = load_mnist("test", data_root)  # a missing data root fails before any progress output
     real_sets = load_real_sets(real, data_root, n)
@@ -77,7 +77,7 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
 
 def finish(result, check, reference=None) -> None:
     """The guard's verdict into the summary; CE/mCE against the reference (default: the pinned one)."""
-    from .convention import record
+    from .doctor.guard import record
 
     record(result, check)
     if result.shifts:

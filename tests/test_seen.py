@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from robustmnist import bench
-from robustmnist.augment import plan_augmentation, training_params
 from robustmnist.engine import summarise
 from robustmnist.errors import UserError
 from robustmnist.gate import check
@@ -14,6 +13,7 @@ from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, Shif
 from robustmnist.seen import SeenInTraining, resolve
 from robustmnist.shifts.fonts import load_manifest, select_faces
 from robustmnist.shifts.registry import get_shift
+from robustmnist.train.augment import plan_augmentation, training_params
 
 
 def _m(acc: float) -> dict:

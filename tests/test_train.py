@@ -10,18 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from robustmnist.augment import Augmenter, plan_augmentation
 from robustmnist.data import CIFAR10_CLASSES, TrainData
 from robustmnist.errors import UserError
 from robustmnist.models.checkpoint import model_from_checkpoint
+from robustmnist.models.recipes import DEMO_SCHEDULES
 from robustmnist.shifts import registry
 from robustmnist.shifts.registry import Shift
-from robustmnist.train import (
-    DEMO_SCHEDULES,
-    TrainCallbacks,
-    TrainingWarning,
-    train,
-)
+from robustmnist.train.augment import Augmenter, plan_augmentation
+from robustmnist.train.loop import train
+from robustmnist.train.options import TrainCallbacks, TrainingWarning
 
 QUICK = {"epochs": 1, "batch_size": 32, "device": "cpu"}
 

@@ -37,9 +37,10 @@ def register(app: typer.Typer) -> None:
         from ..engine import evaluate_many, resolve_device
         from ..errors import UserError
         from ..models.load import load_model
+        from ..models.recipes import DEMO_SCHEDULES
         from ..report.leaderboard import write_leaderboard
         from ..report.render import render_reports
-        from ..train import DEMO_SCHEDULES, train
+        from ..train.loop import train
         from .eval_cmd import _ood_image_count, build_suite, save_run
         from .train_cmd import training_progress
 
