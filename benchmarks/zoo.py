@@ -43,7 +43,8 @@ def run_zoo(out: Path, only: str, scale: float, threads: int) -> None:
 
 
 def train_fashion(out: Path, threads: int) -> None:
-    from robustmnist.train import DEMO_SCHEDULES, train
+    from robustmnist.models.recipes import DEMO_SCHEDULES
+    from robustmnist.train.loop import train
 
     schedule = {**DEMO_SCHEDULES["lenet5"], "threads": threads}
     run = train("lenet5", "fashion", device="cpu", **schedule)
@@ -52,7 +53,8 @@ def train_fashion(out: Path, threads: int) -> None:
 
 def demo_timing() -> dict:
     """The demo's two models on their DEMO_SCHEDULES: accuracy and seconds."""
-    from robustmnist.train import DEMO_SCHEDULES, train
+    from robustmnist.models.recipes import DEMO_SCHEDULES
+    from robustmnist.train.loop import train
 
     record = {"load_average_before": [round(x, 2) for x in os.getloadavg()]}
     for arch, schedule in DEMO_SCHEDULES.items():

@@ -385,7 +385,7 @@ def test_adversarial_training_step_stays_in_the_ball_and_ramps_eps(digits):
 
 
 def test_train_with_adversarial_records_its_recipe(tiny_data_root):
-    from robustmnist.train import train
+    from robustmnist.train.loop import train
 
     run = train("mlp-784-50-50-10", epochs=1, batch_size=64, data_root=tiny_data_root, device="cpu",
                 adversarial={"method": "pgd", "eps": 0.1, "steps": 2})

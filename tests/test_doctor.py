@@ -19,16 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustmnist.doctor import (
-    SAMPLE_SIZE,
-    Diagnosis,
-    _permutation_cause,
-    detect_output_kind,
-    diagnose,
-    load_for_diagnosis,
-    load_sample,
-    sample_indices,
-)
+from robustmnist.doctor import Diagnosis, diagnose, load_for_diagnosis, load_sample
+from robustmnist.doctor.findings import permutation_cause
+from robustmnist.doctor.measure import SAMPLE_SIZE, detect_output_kind, sample_indices
 from robustmnist.errors import UserError
 from robustmnist.models.load import LoadedModel
 from robustmnist.models.preprocess import Preprocess
@@ -399,7 +392,7 @@ def test_dead_relus(trained_mlp, sample, functional):
 
 @pytest.mark.mirror
 def test_convention_guard(trained_mlp, mirror_root):
-    from robustmnist.convention import guard
+    from robustmnist.doctor.guard import guard
 
     assert guard(loaded(trained_mlp), mirror_root).status == "ok"
     with pytest.raises(UserError) as exc:
@@ -494,9 +487,9 @@ def test_output_kind_detection():
 
 
 def test_permutation_causes():
-    assert "off by 1" in _permutation_cause([(o + 1) % 10 for o in range(10)])
-    assert "reversed" in _permutation_cause(list(range(9, -1, -1)))
-    assert _permutation_cause([1, 0, 2, 3, 4, 5, 6, 7, 8, 9]) == ""
+    assert "off by 1" in permutation_cause([(o + 1) % 10 for o in range(10)])
+    assert "reversed" in permutation_cause(list(range(9, -1, -1)))
+    assert permutation_cause([1, 0, 2, 3, 4, 5, 6, 7, 8, 9]) == ""
 
 
 def test_doctor_without_the_mirror(tiny_data_root):

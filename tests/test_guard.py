@@ -152,8 +152,8 @@ def test_log_softmax_model_is_stopped(log_softmax_mlp, mirror_root, tmp_path, mo
 
 @pytest.mark.mirror
 def test_zoo_models_pass_untouched(mirror_lenet, mirror_root):
-    from robustmnist.convention import check_convention
     from robustmnist.data.datasets import load_mnist
+    from robustmnist.doctor.guard import check_convention
     from robustmnist.models.load import load_model
 
     from .model_factory import quick_train

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 import torch
 
-from robustmnist.augment import plan_augmentation, training_params
 from robustmnist.errors import UserError
 from robustmnist.gate import check
 from robustmnist.metrics import reference as bench
@@ -14,6 +13,7 @@ from robustmnist.run.collector import summarise
 from robustmnist.run.seen import SeenInTraining, resolve
 from robustmnist.shifts.fonts import load_manifest, select_faces
 from robustmnist.shifts.registry import get_shift
+from robustmnist.train.augment import plan_augmentation, training_params
 
 
 def _m(acc: float) -> dict:

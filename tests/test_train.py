@@ -10,18 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from robustmnist.augment import Augmenter, plan_augmentation
 from robustmnist.data.datasets import CIFAR10_CLASSES, TrainData
 from robustmnist.errors import UserError
 from robustmnist.models.checkpoint import model_from_checkpoint
+from robustmnist.models.recipes import DEMO_SCHEDULES
 from robustmnist.shifts import registry
 from robustmnist.shifts.registry import Shift
-from robustmnist.train import (
-    DEMO_SCHEDULES,
-    TrainCallbacks,
-    TrainingWarning,
-    train,
-)
+from robustmnist.train.augment import Augmenter, plan_augmentation
+from robustmnist.train.loop import train
+from robustmnist.train.options import TrainCallbacks, TrainingWarning
 
 QUICK = {"epochs": 1, "batch_size": 32, "device": "cpu"}
 
@@ -330,3 +327,19 @@ def test_demo_schedules_are_valid_train_arguments():
     for arch, schedule in DEMO_SCHEDULES.items():
         with pytest.raises(UserError, match="unknown dataset"):  # reaches dataset validation
             train(arch, "nope", **schedule)
+
+
+def test_one_device_resolver_names_the_parameter():
+    from robustmnist.models.device import resolve_device
+
+    assert resolve_device("CPU") == torch.device("cpu")
+    with pytest.raises(UserError, match="unknown device 'gpu'; use auto, cpu, cuda, cuda:N or mps"):
+        resolve_device("gpu")
+    with pytest.raises(UserError, match="unknown score_device 'tpu'"):
+        resolve_device("tpu", param="score_device")
+    if not torch.cuda.is_available():  # cuda:N is a known name; here it is only unavailable
+        with pytest.raises(UserError, match="CUDA is not available; use device cpu"):
+            train("lenet5", data=TrainData("t", torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+                                           torch.zeros(4, dtype=torch.long),
+                                           torch.zeros(2, 1, 28, 28, dtype=torch.uint8),
+                                           torch.zeros(2, dtype=torch.long)), device="cuda:1")

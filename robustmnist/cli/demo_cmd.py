@@ -35,8 +35,9 @@ def register(app: typer.Typer) -> None:
         from ..data.datasets import data_root as resolve_root
         from ..data.datasets import load_mnist
         from ..errors import UserError
+        from ..models.recipes import DEMO_SCHEDULES
         from ..report.render import render_reports
-        from ..train import DEMO_SCHEDULES, train
+        from ..train.loop import train
         from .train_cmd import training_progress
 
         t0 = time.perf_counter()

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..errors import UserError
 from ..fileio import atomic_write_json
-from ..train_options import DATASETS, DEVICES, OPTIMIZERS, SCHEDULES, EpochStats, TrainCallbacks
+from ..train.options import DATASETS, DEVICES, OPTIMIZERS, SCHEDULES, EpochStats, TrainCallbacks
 from .common import console, out, parse_name_list, progress
 
 
@@ -104,7 +104,7 @@ def train_command(
         help="Also write a TorchScript copy (MODEL.ts.pt)")] = False,
 ) -> None:
     """Train a zoo architecture; writes a checkpoint and its learning curves (MODEL.curve.png)."""
-    from ..train import train  # torch: only once a command actually trains
+    from ..train.loop import train  # torch: only once a command actually trains
 
     _choice(optimizer, OPTIMIZERS, "optimizer")
     _choice(dataset, DATASETS, "dataset")
@@ -178,7 +178,9 @@ def zoo_command(
 
     Rows of zoo.json are merged, so entries trained in separate runs (--only) share one table.
     """
-    from ..train import scaled_epochs, train, zoo_entries, zoo_record
+    from ..models.recipes import scaled_epochs, zoo_entries
+    from ..train.loop import train
+    from ..train.run import zoo_record
 
     entries = zoo_entries(parse_name_list(only))
     for e in entries:  # validate before spending minutes on the first entry

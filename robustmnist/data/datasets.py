@@ -247,7 +247,7 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
 
 # -- training splits (train.py's input) -------------------------------------------------------
 
-from ..train_options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
+from ..train.options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
 
 
 @dataclass(frozen=True)

@@ -61,8 +61,8 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
     """Read the data, guard every model's convention (all before any is scored: a wrong one is
     found in seconds, not after the grid), plan n. ``explicit[i]``: model i's convention was given
     (--preprocess or MODEL::SPEC), which is the user's call, so the guard skips it."""
-    from ..convention import guard
     from ..data.datasets import load_mnist
+    from ..doctor.guard import guard
     from .budget import plan_run
 
     clean = load_mnist("test", data_root)  # a missing data root fails before any progress output
@@ -77,7 +77,7 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
 
 def finish(result, check, reference=None) -> None:
     """The guard's verdict into the summary; CE/mCE against the reference (default: the pinned one)."""
-    from ..convention import record
+    from ..doctor.guard import record
 
     record(result, check)
     if result.shifts:

@@ -22,7 +22,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from ..errors import UserError
+from .diagnosis import diagnose
+from .findings import HEALTHY_BAR
+from .measure import distance, load_sample
 
 P_VALUE = 1e-3  # paired exact McNemar on the same 1,000 images: "clearly better", not noise
 MIN_GAP = 0.01  # and at least one point of clean accuracy before eval refuses to run
@@ -65,7 +68,7 @@ def _force_word(marked: bool) -> str:
 
 def _paired(a, b) -> tuple[int, int, float]:
     """Discordant counts (a right & b wrong, a wrong & b right) and the exact McNemar p."""
-    from .metrics.paired import mcnemar_exact
+    from ..metrics.paired import mcnemar_exact
 
     wins = int((a & ~b).sum())
     losses = int((~a & b).sum())
@@ -74,8 +77,6 @@ def _paired(a, b) -> tuple[int, int, float]:
 
 def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
     """Score the doctor's convention grid on its fixed sample and judge the declared one."""
-    from .doctor import HEALTHY_BAR, _distance, diagnose, load_sample
-
     sample = sample if sample is not None else load_sample(data_root)
     # A model that already works as declared can only have its scale wrong (a flipped polarity
     # or transposition does not leave 90% standing): score the input ranges alone, a quarter
@@ -100,7 +101,7 @@ def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
         # guard also wants to hear about a 1-point gap, if the paired test is clear about it.
         better = [s for s in pool if s.nll <= as_declared.nll and s.accuracy > as_declared.accuracy]
         if better:
-            best = max(better, key=lambda s: (s.accuracy, -_distance(s.preprocess, as_declared.preprocess)))
+            best = max(better, key=lambda s: (s.accuracy, -distance(s.preprocess, as_declared.preprocess)))
     output_wrong = (kind in ("probs", "log-probs") and declared.output == "logits") or \
                    (kind == "logits" and declared.output == "probs") or \
                    (kind == "log-probs" and declared.output == "probs")

@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from .errors import UserError
-from .shifts.registry import Shift, all_shifts, resolve_names
-from .shifts.sets import derive_seed
+from ..errors import UserError
+from ..shifts.registry import Shift, all_shifts, resolve_names
+from ..shifts.sets import derive_seed
 
 FONT_POOL_PER_LEVEL = 1000  # generated digits kept per (generative shift, severity)
 
@@ -63,8 +63,8 @@ def training_params(shift: Shift, params: dict[str, Any]) -> dict[str, Any]:
 def _load_params_suite(suite_name: str) -> tuple[dict[str, list[dict]], str, list[str]]:
     """{shift: params per level} from the suite; falls back to the spec parts when the assembled
     suite is missing (shifts/default.toml is built from shifts/parts/*.toml)."""
-    from .assets import shifts_dir
-    from .shifts.suite import load_suite
+    from ..assets import shifts_dir
+    from ..shifts.suite import load_suite
 
     notes: list[str] = []
     try:
