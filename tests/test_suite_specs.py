@@ -40,12 +40,14 @@ def test_built_in_suites_are_pinned(name):
     s = load_suite(name)
     body = {"name": s.name, "description": s.description, "levels": s.levels, "severities": list(s.severities),
             "source": os.path.basename(s.source), "shifts": [[n, p] for n, p in s.shift_params.items()]}
-    assert _digest(body) == SUITE_DIGESTS[name], f"suite '{name}' differs from its pinned parameters"
+    got = _digest(body)
+    assert got == SUITE_DIGESTS[name], f"suite '{name}' differs from its pinned parameters: now {got}"
 
 
 def test_registered_names_are_pinned():
     rows = sorted((n, s.family, s.version, s.kind) for n, s in registry.all_shifts().items())
-    assert _digest(rows) == REGISTRY_DIGEST
+    got = _digest(rows)
+    assert got == REGISTRY_DIGEST, f"registered (name, family, version, kind) changed: now {got}"
 
 
 def test_importing_the_registry_alone_sees_every_shift():
