@@ -39,7 +39,7 @@ def test_a_shift_registered_at_run_time_is_known_to_suites(tmp_path, monkeypatch
     monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
     monkeypatch.setattr(registry, "_LOADED", False)  # as in a fresh process: only the catalogue
 
-    @registry.register("my_dim", family="photometric", description="darker")
+    @registry.register(family="photometric", description="darker")
     def my_dim(x, g, *, factor: float):
         return x * factor
 
@@ -108,7 +108,7 @@ def test_a_catalogue_behind_the_code_costs_time_never_a_wrong_error(monkeypatch)
     monkeypatch.setattr(registry, "_REGISTRY", {})
     monkeypatch.setattr(registry, "_LOADED", False)
     monkeypatch.setattr(registry, "load_catalog", lambda: stale)
-    monkeypatch.setattr(registry, "_load_all", load_families)
+    monkeypatch.setattr(registry, "_register_builtins", load_families)
     assert registry.resolve_names("rotate") == ["rotate"] and registry._LOADED
     monkeypatch.setattr(registry, "_REGISTRY", {})
     monkeypatch.setattr(registry, "_LOADED", False)

@@ -107,8 +107,8 @@ def test_suites_load():
 
 
 def test_default_suite_matches_its_family_parts():
-    # default.toml is assembled from shifts/parts/<family>.toml; a ladder retuned in one and
-    # not the other would make training augmentation and evaluation disagree silently.
+    # default.toml includes shifts/parts/<family>.toml, and augmentation falls back to the parts
+    # when a suite is unusable: every non-MNIST-C part must be in default, with the same ladders.
     from robustmnist.assets import shifts_dir
 
     parts = [p for p in sorted((shifts_dir() / "parts").glob("*.toml")) if not p.stem.startswith("mnistc")]

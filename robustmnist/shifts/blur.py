@@ -25,7 +25,7 @@ def _jittered(value: float, jitter: float, n: int, g: torch.Generator) -> torch.
     return value * (1.0 + jitter * (2.0 * torch.rand(n, generator=g) - 1.0))
 
 
-@register("gaussian_blur", family="blur",
+@register(family="blur",
           description="out-of-focus or soft lens: Gaussian blur, focus varying between images")
 def gaussian_blur(x: torch.Tensor, g: torch.Generator, *, sigma: float,
                   jitter: float = 0.0) -> torch.Tensor:
@@ -38,7 +38,7 @@ def gaussian_blur(x: torch.Tensor, g: torch.Generator, *, sigma: float,
     return separable_blur(x, _jittered(sigma, jitter, x.shape[0], g))
 
 
-@register("defocus_blur", family="blur",
+@register(family="blur",
           description="lens out of focus: each point spreads into a disk")
 def defocus_blur(x: torch.Tensor, g: torch.Generator, *, radius: float,
                  jitter: float = 0.0) -> torch.Tensor:
@@ -53,7 +53,7 @@ def defocus_blur(x: torch.Tensor, g: torch.Generator, *, radius: float,
     return filter_per_image(x, disk_kernels(r, size).to(x.device))
 
 
-@register("motion_blur", family="blur",
+@register(family="blur",
           description="camera or hand moving during exposure: a streak in a random direction")
 def motion_blur(x: torch.Tensor, g: torch.Generator, *, radius: float, sigma: float,
                 max_angle: float = 180.0, centred: bool = True) -> torch.Tensor:
@@ -83,7 +83,7 @@ def motion_blur(x: torch.Tensor, g: torch.Generator, *, radius: float, sigma: fl
     return filter_per_image(x, kernels.to(x.device))
 
 
-@register("glass_blur", family="blur",
+@register(family="blur",
           description="seen through frosted glass: blur, local pixel scrambling, blur again")
 def glass_blur(x: torch.Tensor, g: torch.Generator, *, sigma: float, max_delta: int,
                iterations: int, swap_prob: float = 0.5) -> torch.Tensor:

@@ -45,7 +45,7 @@ def _adjacent_edge(edge: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.where(edge < 2, 2 + pick, pick)
 
 
-@register("scan_border", family="border",
+@register(family="border",
           description="bright bar where the page edge or scanner lid shows along 1-2 edges")
 def scan_border(
     x: torch.Tensor, g: torch.Generator, *, width: float, corner_prob: float,
@@ -71,7 +71,7 @@ def scan_border(
     return x * (1 - cover) + bright.unsqueeze(1).to(x.device) * cover
 
 
-@register("crop_shift", family="border",
+@register(family="border",
           description="misplaced crop: part of the digit cut off at one edge")
 def crop_shift(x: torch.Tensor, g: torch.Generator, *, cut: float, recentre: bool = True):
     """Move each digit towards a random edge until ``cut`` of its ink box's extent (width for
@@ -108,7 +108,7 @@ def crop_shift(x: torch.Tensor, g: torch.Generator, *, cut: float, recentre: boo
     return move_whole_pixels(kept, w / 2 - cx, h / 2 - cy)
 
 
-@register("box_lines", family="border",
+@register(family="border",
           description="edges of a printed form box: thin lines near the borders")
 def box_lines(
     x: torch.Tensor, g: torch.Generator, *, inset: float, sides: int,
@@ -155,7 +155,7 @@ def _neighbours(n: int, g: torch.Generator, step: int) -> torch.Tensor:
     return nb
 
 
-@register("neighbor_fragment", family="border",
+@register(family="border",
           description="part of the adjacent digit of a written number shows at the side")
 def neighbor_fragment(
     x: torch.Tensor, g: torch.Generator, *, spacing: float, both_prob: float,
@@ -199,7 +199,7 @@ def _cast_shadow(n: int, g: torch.Generator, h: int, w: int) -> torch.Tensor:
     return fill_from_sdf(((xs - cx) ** 2 + (ys - cy) ** 2).sqrt() - radius, penumbra)
 
 
-@register("shadow", family="border",
+@register(family="border",
           description="uneven lighting: a smooth shadow lifts the background, fades the ink")
 def shadow(
     x: torch.Tensor, g: torch.Generator, *, lift: float, fade: float, cast_prob: float = 0.5,

@@ -147,7 +147,7 @@ def _jpeg_off_grid(shifted: torch.Tensor, quality: int, g: torch.Generator) -> t
     return decoded.gather(1, back[phase]).view(n, 1, h, w)
 
 
-@register("jpeg", family="digital",
+@register(family="digital",
           description="JPEG compression: 8×8 blocking and ringing, re-saved up to a few times")
 def jpeg(x: torch.Tensor, g: torch.Generator, *, quality: int, generations: int = 1,
          random_grid: bool = True) -> torch.Tensor:
@@ -211,7 +211,7 @@ def _cell_average_matrices(n: int, size: int, block: float, phase: torch.Tensor)
     return same / same.sum(dim=2, keepdim=True)
 
 
-@register("pixelate", family="digital",
+@register(family="digital",
           description="pixelation: mean colour of square cells on a grid the digit does not align with")
 def pixelate(x: torch.Tensor, g: torch.Generator, *, block: float) -> torch.Tensor:
     # Each image gets its own grid phase: a mosaic filter or a low-res sensor has no reason to
@@ -225,7 +225,7 @@ def pixelate(x: torch.Tensor, g: torch.Generator, *, block: float) -> torch.Tens
     return rows @ x @ cols.transpose(-1, -2)
 
 
-@register("downsample", family="digital",
+@register(family="digital",
           description="low resolution: shrunk with anti-aliasing, then enlarged bilinearly")
 def downsample(x: torch.Tensor, g: torch.Generator, *, size: int) -> torch.Tensor:
     del g  # the resampling is fixed; only the size varies by level
@@ -248,7 +248,7 @@ def _sensor_noise(n: int, h: int, w: int, g: torch.Generator) -> torch.Tensor:
     return _filter2d(white, box, box, "zeros") / 3.0
 
 
-@register("binarize", family="digital",
+@register(family="digital",
           description="bilevel scan/fax: noisy grey levels thresholded to black and white")
 def binarize(x: torch.Tensor, g: torch.Generator, *, threshold: float, noise: float,
              jitter: float = 0.0) -> torch.Tensor:
@@ -381,7 +381,7 @@ def canny_edge_map(x: torch.Tensor, sigma: float = 1.0, low: float = 0.1,
     return _hysteresis(weak & (mag >= high), weak)[..., 1:-1, 1:-1]
 
 
-@register("canny_edges", family="digital",
+@register(family="digital",
           description="edge-detector output: strokes hollowed into their Canny outlines")
 def canny_edges(x: torch.Tensor, g: torch.Generator, *, blend: float, sigma: float = 1.0,
                 low: float = 0.1, high: float = 0.2) -> torch.Tensor:

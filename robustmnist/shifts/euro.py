@@ -207,26 +207,26 @@ def _pick(params: dict, keys: tuple[str, ...]) -> dict:
     return {k: v for k, v in params.items() if k in keys}
 
 
-@register("euro_one", family="euro", kind="labelled", version=3,  # v3: flag ladder re-graded
+@register(family="euro", kind="labelled", version=3,  # v3: flag ladder re-graded
           description="MNIST 1s given a European flag (and a foot at levels 4-5)")
 def euro_one(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, **params) -> torch.Tensor:
     return _edit(x, y, 1, add_flag, g, **params)
 
 
-@register("euro_seven", family="euro", kind="labelled", version=3,  # v3: crossbar ladder re-graded
+@register(family="euro", kind="labelled", version=3,  # v3: crossbar ladder re-graded
           description="MNIST 7s crossed at mid-height, as Europe writes them")
 def euro_seven(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, **params) -> torch.Tensor:
     return _edit(x, y, 7, add_crossbar, g, **params)
 
 
-@register("euro", family="euro", kind="labelled", version=3,  # v3: as euro_one
+@register(family="euro", kind="labelled", version=3,  # v3: as euro_one
           description="MNIST 1s flagged and 7s crossed (euro_one + euro_seven)")
 def euro(x: torch.Tensor, y: torch.Tensor, g: torch.Generator, **params) -> torch.Tensor:
     x = _edit(x, y, 1, add_flag, g, **_pick(params, _FLAG))
     return _edit(x, y, 7, add_crossbar, g, **_pick(params, _BAR))
 
 
-@register("euro_fonts", family="euro", kind="generative", version=4,  # v4: as euro_one
+@register(family="euro", kind="generative", version=4,  # v4: as euro_one
           description="handwriting-font digits with flagged 1s and crossed 7s")
 def euro_fonts(n: int, g: torch.Generator, *, faces: str = "all", split: str = "eval", **params):
     """Digits 0-9 (balanced) from the handwriting fonts, clean print, with every 1 flagged

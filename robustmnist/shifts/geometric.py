@@ -75,13 +75,13 @@ def _linear(m00, m01, m10, m11) -> torch.Tensor:
     return torch.stack([torch.stack([m00, m01], 1), torch.stack([m10, m11], 1)], 1)
 
 
-@register("rotate", family="geometric", description="digit rotated by a fixed angle, either way")
+@register(family="geometric", description="digit rotated by a fixed angle, either way")
 def rotate(x: torch.Tensor, g: torch.Generator, *, degrees: float) -> torch.Tensor:
     a = math.radians(degrees) * random_sign(x.shape[0], g)
     return warp_affine(x, _linear(torch.cos(a), -torch.sin(a), torch.sin(a), torch.cos(a)))
 
 
-@register("shear", family="geometric", description="digit slanted sideways, either way")
+@register(family="geometric", description="digit slanted sideways, either way")
 def shear(
     x: torch.Tensor, g: torch.Generator, *, degrees: float, stretch: bool = False
 ) -> torch.Tensor:
@@ -96,7 +96,7 @@ def shear(
     return warp_affine(x, _linear(1.0, -torch.tan(s), 0.0, 1.0))
 
 
-@register("scale", family="geometric", description="digit written smaller than MNIST's 20 px box")
+@register(family="geometric", description="digit written smaller than MNIST's 20 px box")
 def scale(x: torch.Tensor, g: torch.Generator, *, factor: float, jitter: float = 0.0):
     """Resize each digit about the centre to ``factor`` times its size (MNIST-C: 0.7, as its
     inverse map 1/0.7), times 1 ± up to ``jitter`` per image, since people's digits vary in
@@ -105,7 +105,7 @@ def scale(x: torch.Tensor, g: torch.Generator, *, factor: float, jitter: float =
     return warp_affine(x, _linear(1 / f, 0.0, 0.0, 1 / f))
 
 
-@register("translate", family="geometric", description="digit off-centre by a few whole pixels")
+@register(family="geometric", description="digit off-centre by a few whole pixels")
 def translate(
     x: torch.Tensor, g: torch.Generator, *, pixels: float, diagonal: bool = False
 ) -> torch.Tensor:
@@ -159,7 +159,7 @@ def smoothing_basis(size: int, sigma: float, energy: float = 1 - 1e-4) -> torch.
     return (u_mat[:, :r] * svals[:r]).to(torch.get_default_dtype())
 
 
-@register("elastic", family="geometric", description="wobbly strokes: smooth random local warp")
+@register(family="geometric", description="wobbly strokes: smooth random local warp")
 def elastic(x: torch.Tensor, g: torch.Generator, *, alpha: float, sigma: float) -> torch.Tensor:
     """Simard, Steinkraus & Platt (2003): per-pixel random displacements, Gaussian-smoothed with
     ``sigma`` px and scaled by ``alpha`` (they augment MNIST with sigma 4, alpha 34: about

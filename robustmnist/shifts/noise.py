@@ -19,13 +19,13 @@ def _randn(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     return torch.randn(x.shape, generator=g).to(x.device)
 
 
-@register("gaussian_noise", family="noise", description="additive Gaussian sensor noise")
+@register(family="noise", description="additive Gaussian sensor noise")
 def gaussian_noise(x: torch.Tensor, g: torch.Generator, *, sigma: float) -> torch.Tensor:
     """Read-out and amplifier noise; ``sigma`` is its std in units of white (ImageNet-C's c)."""
     return x + sigma * _randn(x, g)
 
 
-@register("shot_noise", family="noise",
+@register(family="noise",
           description="photon (Poisson) noise of a dim exposure, background light included")
 def shot_noise(x: torch.Tensor, g: torch.Generator, *, photons: float,
                background: float = 0.0) -> torch.Tensor:
@@ -48,7 +48,7 @@ def shot_noise(x: torch.Tensor, g: torch.Generator, *, photons: float,
     return counts.to(x.device) * gain - background / (1.0 - background)
 
 
-@register("impulse_noise", family="noise",
+@register(family="noise",
           description="salt-and-pepper: random pixels stuck at white or black")
 def impulse_noise(x: torch.Tensor, g: torch.Generator, *, amount: float,
                   salt_vs_pepper: float = 0.5) -> torch.Tensor:
@@ -63,7 +63,7 @@ def impulse_noise(x: torch.Tensor, g: torch.Generator, *, amount: float,
     return torch.where(salt, 1.0, torch.where(pepper, 0.0, x))
 
 
-@register("speckle_noise", family="noise",
+@register(family="noise",
           description="multiplicative speckle: grainy strokes, clean background")
 def speckle_noise(x: torch.Tensor, g: torch.Generator, *, sigma: float,
                   grain: float = 0.0) -> torch.Tensor:

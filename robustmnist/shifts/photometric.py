@@ -104,7 +104,7 @@ def _plasma_crops(n: int, h: int, w: int, mapsize: int, decay: float,
 # shifts
 
 
-@register("brightness", family="photometric",
+@register(family="photometric",
           description="over-exposed scan: black paper lifted to grey, ink stays white")
 def brightness(x: torch.Tensor, g: torch.Generator, *, lift: float,
                jitter: float = 0.0) -> torch.Tensor:
@@ -113,7 +113,7 @@ def brightness(x: torch.Tensor, g: torch.Generator, *, lift: float,
     return x + lift * _per_image_factor(x, g, jitter)
 
 
-@register("contrast", family="photometric",
+@register(family="photometric",
           description="washed-out photo: ink and paper pulled towards the mean grey")
 def contrast(x: torch.Tensor, g: torch.Generator, *, factor: float,
              jitter: float = 0.0) -> torch.Tensor:
@@ -123,7 +123,7 @@ def contrast(x: torch.Tensor, g: torch.Generator, *, factor: float,
     return mean + (x - mean) * (factor * _per_image_factor(x, g, jitter))
 
 
-@register("invert", family="photometric", version=3,
+@register(family="photometric", version=3,
           description="from faintly tinted paper to dark ink on white paper (a page never re-inverted)")
 def invert(x: torch.Tensor, g: torch.Generator, *, paper: float, ink: float = 0.0,
            jitter: float = 0.0) -> torch.Tensor:
@@ -136,7 +136,7 @@ def invert(x: torch.Tensor, g: torch.Generator, *, paper: float, ink: float = 0.
     return paper_tone + (ink - paper_tone) * x
 
 
-@register("gamma", family="photometric",
+@register(family="photometric",
           description="wrong tone curve: anti-aliased stroke edges darkened or brightened")
 def gamma(x: torch.Tensor, g: torch.Generator, *, gamma: float,
           two_sided: bool = True) -> torch.Tensor:
@@ -150,7 +150,7 @@ def gamma(x: torch.Tensor, g: torch.Generator, *, gamma: float,
     return x.clamp_min(0.0).pow(exponent.view(-1, 1, 1, 1).to(x.device))
 
 
-@register("fog", family="photometric",
+@register(family="photometric",
           description="fog or haze: a patchy grey veil (plasma fractal) over the digit")
 def fog(x: torch.Tensor, g: torch.Generator, *, strength: float, decay: float,
         mapsize: int = 32) -> torch.Tensor:

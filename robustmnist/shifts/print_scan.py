@@ -300,11 +300,11 @@ def dot_canvas(bits: torch.Tensor, r: torch.Tensor, is_square: torch.Tensor,
     return counts.unsqueeze(1).to(torch.get_default_dtype()).mul_(1 / (ss * ss))
 
 
-register("print_scan", family="fonts", kind="generative",
+register(family="fonts", kind="generative",
          description="print -> page artefacts (neighbours, underline, cell lines) -> scan at "
                      "10-16 px -> cell crop -> MNIST framing")(print_scan)
 # v3: ladder re-graded; v4: framed in float64 (v3's float32 framing gave other bytes on Intel CPUs)
-register("dot_matrix", family="fonts", kind="generative", version=4,
+register(family="fonts", kind="generative", version=4,
          description="5×7 dot-matrix digits (receipt printers, LED/LCD displays)")(dot_matrix)
 
 

@@ -71,6 +71,9 @@ class Shift:
 
 
 _REGISTRY: dict[str, Shift] = {}
+# The registry imports no family module (they import it): the package's __init__ hands it the
+# function that imports them all, and the registry calls it the first time it needs every shift.
+_register_builtins: Callable[[], None] | None = None
 _LOADED = False  # whether the family modules ran (every built-in shift is in _REGISTRY)
 
 
@@ -79,27 +82,34 @@ _LOADED = False  # whether the family modules ran (every built-in shift is in _R
 BASE_VERSION = 2
 
 
-def register(name: str, *, family: str, description: str, version: int = BASE_VERSION,
+def register(name: str | None = None, *, family: str, description: str, version: int = BASE_VERSION,
              kind: Kind = "transform"):
-    """Decorator: ``@register("gaussian_noise", family="noise", description="...")``."""
+    """Decorator: ``@register(family="noise", description="...")`` registers the function under its
+    own name, so name and code cannot drift; factories making functions pass ``name``."""
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}")
 
     def deco(fn: Callable) -> Callable:
-        if name in _REGISTRY:
-            raise ValueError(f"shift {name!r} registered twice")
-        _REGISTRY[name] = Shift(name, family, description, version, kind, fn)
+        key = name or fn.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"shift {key!r} registered twice")
+        _REGISTRY[key] = Shift(key, family, description, version, kind, fn)
         return fn
 
     return deco
 
 
-def _load_all() -> None:
-    # Importing the family modules runs their @register decorators.
-    global _LOADED
-    from . import families  # noqa: F401
+def set_builtin_loader(load: Callable[[], None]) -> None:
+    """Called once by ``robustmnist.shifts``: ``load`` imports every family module."""
+    global _register_builtins
+    _register_builtins = load
 
-    _LOADED = True
+
+def _load_builtins() -> None:
+    global _LOADED
+    if not _LOADED and _register_builtins is not None:
+        _register_builtins()
+        _LOADED = True
 
 
 def _registry_order(items: dict) -> dict:
@@ -107,7 +117,7 @@ def _registry_order(items: dict) -> dict:
 
 
 def all_shifts() -> dict[str, Shift]:
-    _load_all()
+    _load_builtins()
     return _registry_order(_REGISTRY)
 
 
@@ -116,7 +126,7 @@ def shift_infos(live: bool = False) -> dict[str, ShiftInfo]:
     they have not run yet: the committed catalogue plus any shift registered since. ``live``:
     from the registry itself, for a name or key the catalogue does not know (it may lag the code)."""
     if live:
-        _load_all()
+        _load_builtins()
     if _LOADED:
         return {name: info_of(s) for name, s in all_shifts().items()}
     return _registry_order(load_catalog() | {name: info_of(s) for name, s in _REGISTRY.items()})

@@ -139,7 +139,7 @@ def _random_rows(n: int, rows: Sequence[int], g: torch.Generator, k: int, device
 # ink added by the pen or the paper
 
 
-@register("ink_blot", family="smear", description="a blob of ink spilled on the digit's strokes")
+@register(family="smear", description="a blob of ink spilled on the digit's strokes")
 def ink_blot(
     x: torch.Tensor,
     g: torch.Generator,
@@ -170,7 +170,7 @@ def ink_blot(
     return _add_ink(x, intensity * ink)
 
 
-@register("smudge", family="smear",
+@register(family="smear",
           description="wet ink dragged along one direction by a finger or the hand")
 def smudge(
     x: torch.Tensor,
@@ -194,7 +194,7 @@ def smudge(
     return (1 - strength) * x + strength * trail
 
 
-@register("coffee_stain", family="smear",
+@register(family="smear",
           description="faint rings and blotches left by a wet cup on the paper")
 def coffee_stain(
     x: torch.Tensor,
@@ -231,7 +231,7 @@ def coffee_stain(
     return _stain_paper(x, 1 - clear)
 
 
-@register("strike_through", family="smear", description="a pen line struck across the digit")
+@register(family="smear", description="a pen line struck across the digit")
 def strike_through(
     x: torch.Tensor,
     g: torch.Generator,
@@ -268,7 +268,7 @@ def strike_through(
 # MNIST-C's ink corruptions, generalised to severity ladders
 
 
-@register("spatter", family="smear", description="droplets of mud spattered over the image")
+@register(family="smear", description="droplets of mud spattered over the image")
 def spatter(
     x: torch.Tensor,
     g: torch.Generator,
@@ -293,7 +293,7 @@ def spatter(
     return x * (1 - mask) + colour * mask
 
 
-@register("dotted_line", family="smear",
+@register(family="smear",
           description="dashed lines drawn across the image from edge to edge")
 def dotted_line(
     x: torch.Tensor,
@@ -380,7 +380,7 @@ def _mnistc_segments(points: torch.Tensor, h: int, w: int, radius: float) -> tor
     return (ink * inside.gather(1, pick)).sum(dim=1).view(n, h, w)
 
 
-@register("zigzag", family="smear", version=3,
+@register(family="smear", version=3,
           description="zigzag pen scribbles across the image")
 def zigzag(
     x: torch.Tensor,
@@ -421,7 +421,7 @@ def zigzag(
     return (x + intensity * ink.to(x.device).unsqueeze(1)).clamp_(0, 1)
 
 
-@register("stripe", family="smear",
+@register(family="smear",
           description="vertical bands at the sides with inverted polarity")
 def stripe(
     x: torch.Tensor,

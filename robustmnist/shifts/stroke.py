@@ -118,7 +118,7 @@ def soft_erode(x: torch.Tensor, radii: torch.Tensor) -> torch.Tensor:
     return (255 - _dilate_levels(255 - _levels(x), radii)).to(x.dtype).div_(255.0)
 
 
-@register("thick_stroke", family="stroke",
+@register(family="stroke",
           description="broad pen or ink bleed: strokes widened, loops start to fill")
 def thick_stroke(x: torch.Tensor, g: torch.Generator, *, radius: float,
                  jitter: float = 0.0) -> torch.Tensor:
@@ -146,7 +146,7 @@ _KEEP = 0.1
 _MAX_GAIN = 3.0
 
 
-@register("thin_stroke", family="stroke",
+@register(family="stroke",
           description="fine pen: strokes narrowed towards a hairline, the whole path still drawn")
 def thin_stroke(x: torch.Tensor, g: torch.Generator, *, thinning: float,
                 jitter: float = 0.0) -> torch.Tensor:

@@ -8,6 +8,8 @@ A spec is a TOML file in ``shifts/`` (default.toml, quick.toml, mnist-c.toml) or
     # severities = [3]              # optional: run only these levels
     # inherit = "default"           # optional: take the [shifts.*] tables from another suite
     # select = ["rotate", "noise"]  # optional: only these shifts or families (default: all listed)
+    # include = ["parts/noise.toml"]  # optional: the [shifts.*] tables of these files (relative
+    #                                 # to this one), in this order, before this file's own
 
     [shifts.gaussian_noise]
     sigma = [0.04, 0.08, 0.12, 0.18, 0.26]   # one value per level
@@ -16,6 +18,9 @@ A spec is a TOML file in ``shifts/`` (default.toml, quick.toml, mnist-c.toml) or
 
 Every key directly under ``[shifts.NAME]`` must be a list with one entry per level, so a
 reader sees the whole ladder in one line; values that do not change live under ``.const``.
+default.toml and mnist-c.toml hold no tables of their own: they include one part per family
+from ``shifts/parts/``, so each ladder is written once (and a part loads on its own, for a
+family's tests and benchmarks). A shift defined twice among a spec and its includes is an error.
 A table with ``type = "albumentations"`` or ``"torchvision"`` declares a new shift from a
 library transform (see custom.py); ``Suite.shift(name)`` finds both kinds.
 """
@@ -119,12 +124,51 @@ def _parse_levels(name: str, table: dict[str, Any], levels: int, where: str) -> 
     return per_level
 
 
-def _check_keys(shift: ShiftInfo, level: dict[str, Any], path: Path) -> None:
-    """Unknown level keys fail here, naming shift, key and file, not as a TypeError later."""
-    for key in level:
+def _level_keys(table: dict[str, Any]) -> list[str]:
+    const = table.get("const", {})
+    return [k for k in table if k != "const"] + (list(const) if isinstance(const, dict) else [])
+
+
+def _check_keys(shift: ShiftInfo, keys: list[str], path: Path) -> None:
+    """Unknown level keys fail here, naming shift, key and file, not as a TypeError later. The
+    keys a shift takes are its function's signature (``catalog.info_of``)."""
+    for key in keys:
         if not shift.accepts(key):
             raise UserError(f"{path}: shift '{shift.name}' has no parameter '{key}'; "
                             f"it takes: {', '.join(shift.params) or 'none'}")
+
+
+def _read_spec(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"suite spec {path} is not valid TOML: {exc}") from None
+
+
+def _shift_tables(spec: dict[str, Any], path: Path, levels: int) -> dict[str, tuple[Any, Path]]:
+    """The [shifts.*] tables of the spec's includes, in the listed order, then its own; each with
+    the file it is written in, which error messages name."""
+    include = spec.get("include", [])
+    if not isinstance(include, list) or not all(isinstance(i, str) for i in include):
+        raise UserError(f"{path}: include must be a list of spec files (paths relative to {path.parent})")
+    sources: list[tuple[Path, dict[str, Any]]] = []
+    for rel in include:
+        part = path.parent / rel
+        if not part.is_file():
+            raise UserError(f"{path}: included file '{rel}' not found in {path.parent}")
+        sources.append((part, _read_spec(part)))
+        if int(sources[-1][1].get("levels", levels)) != levels:
+            raise UserError(f"{part}: levels = {sources[-1][1]['levels']}, but {path}, which includes it, "
+                            f"has {levels} levels")
+    sources.append((path, spec))
+    tables: dict[str, tuple[Any, Path]] = {}
+    for src, part_spec in sources:
+        for name, table in part_spec.get("shifts", {}).items():
+            if name in tables:
+                raise UserError(f"{src}: [shifts.{name}] is already defined in {tables[name][1]}; "
+                                "define each shift once")
+            tables[name] = (table, src)
+    return tables
 
 
 def _shift_metadata(tables: dict[str, Any]) -> dict[str, ShiftInfo]:
@@ -135,21 +179,15 @@ def _shift_metadata(tables: dict[str, Any]) -> dict[str, ShiftInfo]:
     for name, table in tables.items():
         if not isinstance(table, dict) or "type" in table:
             continue
-        const = table.get("const", {})
-        keys = [k for k in table if k != "const"] + (list(const) if isinstance(const, dict) else [])
-        if name not in known or not all(known[name].accepts(k) for k in keys):
+        if name not in known or not all(known[name].accepts(k) for k in _level_keys(table)):
             return shift_infos(live=True)
     return known
 
 
 def load_suite(name_or_path: str = "default") -> Suite:
     path = _spec_path(name_or_path)
-    try:
-        spec = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"suite spec {path} is not valid TOML: {exc}") from None
+    spec = _read_spec(path)
     levels = int(spec.get("levels", 5))
-    tables = spec.get("shifts", {})
     custom: dict[str, Shift] = {}
     if "inherit" in spec:
         parent = load_suite(spec["inherit"])
@@ -158,23 +196,25 @@ def load_suite(name_or_path: str = "default") -> Suite:
         custom = dict(parent.custom)
     else:
         params = {}
-    known = _shift_metadata(tables)
-    for name, table in tables.items():
+    sourced = _shift_tables(spec, path, levels)
+    known = _shift_metadata({name: table for name, (table, _) in sourced.items()})
+    for name, (table, src) in sourced.items():
         if isinstance(table, dict) and "type" in table:  # a library transform (custom.py)
             from .custom import custom_shift, finish_levels
 
             if name in known:
-                raise UserError(f"{path}: [shifts.{name}] declares a {table['type']} shift under the name of "
+                raise UserError(f"{src}: [shifts.{name}] declares a {table['type']} shift under the name of "
                                 "a built-in shift; choose another name")
-            custom[name], levels_table = custom_shift(name, table, str(path))
-            params[name] = _parse_levels(name, levels_table, levels, str(path))
-            finish_levels(custom[name], params[name], table, str(path))
+            custom[name], levels_table = custom_shift(name, table, str(src))
+            params[name] = _parse_levels(name, levels_table, levels, str(src))
+            finish_levels(custom[name], params[name], table, str(src))
             continue
         if name not in known:
-            raise UserError(f"{path}: unknown shift '{name}'. Known: {', '.join(known)} "
+            raise UserError(f"{src}: unknown shift '{name}'. Known: {', '.join(known)} "
                             "(or declare one with type = \"albumentations\" or \"torchvision\")")
-        params[name] = _parse_levels(name, table, levels, str(path))
-        _check_keys(known[name], params[name][0], path)
+        if isinstance(table, dict):
+            _check_keys(known[name], _level_keys(table), src)
+        params[name] = _parse_levels(name, table, levels, str(src))
     if isinstance(spec.get("select"), list):
         select = [s for s in spec["select"] if s not in custom]
         wanted = resolve_names(select) + [s for s in spec["select"] if s in custom]
