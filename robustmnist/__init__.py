@@ -4,6 +4,7 @@ The stable Python API (imported on first use, so ``import robustmnist`` stays ch
 not load torch)::
 
     robustmnist.evaluate(model, suite=..., shift=..., severity=..., n=..., ood=...) -> Result
+    robustmnist.bench([model, ...], suite=..., n=..., ray=...) -> BenchResult
     robustmnist.load_model(path_or_object, ...)      robustmnist.load_set(shift, severity, n=...)
     robustmnist.shifts()                             robustmnist.diagnose(model)
     robustmnist.load_suite(name)  robustmnist.get_shift(name)  robustmnist.render_reports(...)
@@ -18,6 +19,8 @@ __version__ = "0.1.0"
 # public name -> module defining it (scikit-learn's lazy top level, PEP 562)
 _API = {
     "evaluate": "robustmnist.api",
+    "bench": "robustmnist.api",
+    "BenchResult": "robustmnist.api",
     "load_model": "robustmnist.api",
     "load_set": "robustmnist.api",
     "diagnose": "robustmnist.api",

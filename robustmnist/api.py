@@ -1,13 +1,15 @@
-"""The Python API: what a notebook needs, without the engine's internal types.
+"""The Python API, and the one service under the CLI and notebooks alike.
 
     import robustmnist
     result = robustmnist.evaluate(model, suite="quick", n=1000)   # nn.Module, path or callable
     result.to_pandas()          # the tidy table of results.csv
     result                      # in Jupyter: the report, inline
     result.save("out/")         # results.json, predictions.npz, report.html/.md, results.csv
+    board = robustmnist.bench(["a.pt", "b.pt"], suite="quick", out="bench/")   # leaderboard
 
-Every function takes what the CLI takes, by the same names, and fails with the same
-one-line ``UserError`` messages.
+``evaluate`` and ``bench`` take everything ``robustmnist eval`` and ``bench`` take, by the
+same names; the commands only parse flags, call them and print. Errors name the parameter
+(``n=``); the CLI shows the flag (``--n``) instead (errors.py, cli/flags.py).
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ class Result:
     adversarial: AdversarialSection | None = None
     conventions: dict = field(default_factory=dict)
     created: str = ""
-    # forward path, n and why, time budget and estimate (engine.py, budget.py)
+    # forward path, n and why, time budget and estimate (run/collector.py, run/budget.py)
     execution: dict = field(default_factory=dict)
     partial: bool = False  # an interrupted run: some sets (or OOD) missing; eval --resume finishes it
     schema_version: int = SCHEMA_VERSION

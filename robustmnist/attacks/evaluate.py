@@ -31,7 +31,7 @@ ATTACK_BATCH = 250  # AutoAttack's default; chunks are fixed, so a longer prefix
 GALLERY = 8
 NORM_SLACK = 1e-5  # float32 rounding of x + delta, relative to eps
 
-# progress(kind, advance_images, status_text), as engine.ProgressFn; kind is "attack"
+# progress(kind, advance_images, status_text), as run.scoring.ProgressFn; kind is "attack"
 ProgressFn = Callable[[str, int, str], None]
 
 
@@ -202,7 +202,7 @@ def _attack_radius(target, x, y, correct, sev, eps, cfg, plan, progress) -> Adve
 
 
 def _gallery(target, x, y, x_adv, found) -> list[dict]:
-    from ..report.images import png_b64  # the engine's gallery encoder (tiny PNGs inside results.json)
+    from ..report.images import png_b64  # the gallery encoder (tiny PNGs inside results.json)
 
     idx = torch.nonzero(found).flatten()[:GALLERY]
     if not len(idx):

@@ -80,7 +80,7 @@ def register(app: typer.Typer) -> None:
                                        "(default: the pinned lenet5 reference, as in eval)"),
         seed: int = typer.Option(0, "--seed"),
         device: str = typer.Option("auto", "--device"),
-        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = run.scoring.DEFAULT_BATCH
         arch: str = model_opts.ARCH,
         preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
                                        "every model (MODEL::SPEC overrides it for one)"),

@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
         no_shifts: bool = typer.Option(False, "--clean-only", help="score clean MNIST (+ OOD) only"),
         seed: int = typer.Option(0, "--seed", help="seed of the generated sets"),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
-        batch_size: int = typer.Option(512, "--batch-size"),  # = engine.DEFAULT_BATCH
+        batch_size: int = typer.Option(512, "--batch-size"),  # = run.scoring.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
                                        "convention, e.g. 0-255,784,probs (see README)"),
         arch: str = model_opts.ARCH,

@@ -245,7 +245,7 @@ def to_float(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     return t.unsqueeze(1).to(torch.float32).div_(255.0)
 
 
-# -- training splits (train.py's input) -------------------------------------------------------
+# -- training splits (train/loop.py's input) -------------------------------------------------------
 
 from ..train.options import DATASETS  # noqa: E402 - torch-free, so CLI help can list them
 

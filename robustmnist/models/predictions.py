@@ -24,7 +24,7 @@ def npz_name(set_id: str) -> str:
 
 
 class PrecomputedScores:
-    """Looks scores up by set name instead of computing them; the engine asks ``scores_for``."""
+    """Looks scores up by set name instead of computing them; run.scoring asks ``scores_for``."""
 
     def __init__(self, path: Path, arrays: dict[str, np.ndarray], output: str):
         self.path = path

@@ -1,6 +1,6 @@
 """Reports: a self-contained HTML page, a short Markdown summary and a tidy CSV from Results.
 
-``render_reports`` is imported on first use: the engine needs only the leaf ``images`` module,
+``render_reports`` is imported on first use: the run layer needs only the leaf ``images`` module,
 and must not pay for jinja2 and matplotlib to encode a gallery PNG.
 """
 

@@ -20,7 +20,7 @@ _MISSING = 40  # grey level for a severity whose strip is absent
 
 
 def png_b64(img: np.ndarray) -> str:
-    """A uint8 image as base64 PNG text (the engine's galleries and OOD strips)."""
+    """A uint8 image as base64 PNG text (the run layer's galleries and OOD strips)."""
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(img, dtype=np.uint8)).save(buf, format="PNG", optimize=True)
     return base64.b64encode(buf.getvalue()).decode("ascii")

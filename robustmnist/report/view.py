@@ -4,7 +4,7 @@ indexed by (shift, severity), and the Layout of shifts and severities the sectio
 Everything in the report is a pure function of the Results (no clock, no files), so the same
 results.json always gives the same report. One Result gives a single-model report;
 several give side-by-side comparisons, shift order being the union in order of first
-appearance (the engine writes shifts grouped by family, in suite order).
+appearance (a run writes shifts grouped by family, in suite order).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def save_every_s() -> float:
 
 
 class PartialSaver:
-    """``engine.evaluate_many(on_update=saver)``: saves the partial outputs, throttled.
+    """``run.collect.evaluate_many(on_update=saver)``: saves the partial outputs, throttled.
 
     ``save(output)`` writes one model's results (e.g. cli.eval_cmd.save_run); the first update
     (clean MNIST scored) is always saved, later ones once ``every`` seconds have passed.

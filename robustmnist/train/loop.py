@@ -213,7 +213,7 @@ def train(
         "test_loss": test_loss if math.isfinite(test_loss) else None,
         "diverged": diverged,
         "warnings": list(guards.messages),
-        # eval reads "families" to mark these shifts seen in training (robustmnist/seen.py).
+        # eval reads "families" to mark these shifts seen in training (robustmnist/run/seen.py).
         "augment": None if plan is None else {
             "suite": plan.suite, "shifts": plan.names, "families": plan.families,
             "skipped": list(plan.skipped), "notes": list(plan.notes),
