@@ -260,7 +260,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     n_todo = n_sets - (len(prior.result.shifts) if prior else 0)
     if progress:
         n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
-        progress("total", n_img * (1 + n_todo) + scored_images(ood_names, run_plan.n) + n_attacked, "")
+        n_real = sum(len(rs.images) for rs in ready.real_sets or [])
+        progress("total", n_img * (1 + n_todo) + scored_images(ood_names, run_plan.n) + n_real + n_attacked, "")
 
     def finish(result) -> None:
         finish_result(result, ready.checks[0], reference)
@@ -415,7 +416,8 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
         # attacks need gradients: the models as loaded, not their fast paths
         plans = same_prefix([as_loaded(m) for m in ready.models], opts, n_img, seed, log)
     if progress:
-        progress("total", len(loaded) * (n_img * (1 + n_sets) + scored_images(ood_names, plan.n)), "")
+        n_real = sum(len(rs.images) for rs in ready.real_sets or [])
+        progress("total", len(loaded) * (n_img * (1 + n_sets) + scored_images(ood_names, plan.n) + n_real), "")
     executor, stats = None, None
     if ray:  # the same plan and results, as Ray tasks (workers follow the probed paths)
         from .run.ray import RayExecutor, Stats

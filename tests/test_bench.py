@@ -7,7 +7,9 @@ import pytest
 
 from robustmnist.errors import UserError
 from robustmnist.gate import check, load_policy
-from robustmnist.metrics import reference as bench
+from robustmnist.metrics import corruption as corruption_mod
+from robustmnist.metrics import paired as paired_mod
+from robustmnist.metrics import reference as reference_mod
 from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 
 from .conftest import synthetic_digits
@@ -15,13 +17,13 @@ from .conftest import synthetic_digits
 
 def test_mcnemar_hand_worked_table():
     # discordant pairs b=10 (A right, B wrong), c=2: P[Binom(12, ½) ≤ 2] = (1 + 12 + 66) / 4096
-    assert bench.mcnemar_exact(10, 2) == pytest.approx(2 * 79 / 4096)
-    assert bench.mcnemar_exact(2, 10) == bench.mcnemar_exact(10, 2)
-    assert bench.mcnemar_exact(5, 5) == 1.0 and bench.mcnemar_exact(0, 0) == 1.0
+    assert paired_mod.mcnemar_exact(10, 2) == pytest.approx(2 * 79 / 4096)
+    assert paired_mod.mcnemar_exact(2, 10) == paired_mod.mcnemar_exact(10, 2)
+    assert paired_mod.mcnemar_exact(5, 5) == 1.0 and paired_mod.mcnemar_exact(0, 0) == 1.0
     # scipy agrees
     from scipy.stats import binomtest
 
-    assert bench.mcnemar_exact(37, 21) == pytest.approx(binomtest(21, 58, 0.5).pvalue)
+    assert paired_mod.mcnemar_exact(37, 21) == pytest.approx(binomtest(21, 58, 0.5).pvalue)
 
 
 def _metrics(acc: float, n: int = 100) -> dict:
@@ -53,7 +55,7 @@ def test_mce_matches_imagenet_c_definition(tmp_path):
     f = make_result("f", 0.95, {("rotate", 1): 0.9, ("rotate", 2): 0.8, ("gaussian_noise", 1): 0.85})
     path = tmp_path / "ref.json"
     ref.save(path)
-    ce = bench.corruption_errors(f, bench.load_reference(path))
+    ce = corruption_mod.corruption_errors(f, reference_mod.load_reference(path))
     # CE_rotate = (0.1 + 0.2) / (0.2 + 0.4); CE_noise = 0.15 / 0.3
     assert ce["ce"]["rotate"] == pytest.approx(0.3 / 0.6)
     assert ce["ce"]["gaussian_noise"] == pytest.approx(0.5)
@@ -63,7 +65,8 @@ def test_mce_matches_imagenet_c_definition(tmp_path):
     assert ce["reference"]["name"] == "ref"
     # a set scored on other images (different sha256) does not count
     f.shifts[0].sha256 = "other"
-    assert bench.corruption_errors(f, bench.load_reference(path))["ce"]["rotate"] == pytest.approx(0.2 / 0.4)
+    ref = reference_mod.load_reference(path)
+    assert corruption_mod.corruption_errors(f, ref)["ce"]["rotate"] == pytest.approx(0.2 / 0.4)
 
 
 POLICY = """
@@ -160,10 +163,10 @@ def test_compare_pairs_predictions(tmp_path):
     pa = {"clean": labels.copy(), "labels": labels, "rotate@1": labels.copy()}
     pb = {"clean": labels.copy(), "labels": labels, "rotate@1": (labels + 1) % 10}
     pb["rotate@1"][:50] = labels[:50]
-    rows = bench.compare(a, pa, b, pb)
+    rows = paired_mod.compare(a, pa, b, pb)
     rot = next(r for r in rows if r.set_id == "rotate@1")
     assert (rot.b, rot.c) == (50, 0) and rot.p_value < 1e-10 and rot.diff == pytest.approx(-0.5)
-    assert bench.family_winners(rows) == {"geometric": "A"}
+    assert paired_mod.family_winners(rows) == {"geometric": "A"}
 
 
 @pytest.mark.mirror
@@ -178,7 +181,7 @@ def test_pinned_reference_matches_the_sets_generated_today(mnist_test, shift, se
     from robustmnist.shifts.sets import make_set
     from robustmnist.shifts.suite import load_suite
 
-    ref = bench.load_reference()
+    ref = reference_mod.load_reference()
     suite = load_suite("default")
     assert ref.name and len(ref.sets) == len(suite.shift_names) * 5
     rs = ref.sets[(shift, severity)]

@@ -146,11 +146,14 @@ def _same(local_runs, ray_runs) -> None:
 _threads_of_a_ray_worker = single_thread
 
 
-def _bench(models, suite, clean, **kw):
+def _bench(models, suite, clean, ray=None, **kw):
     # default settings: fast=True, so each model runs the path it holds, locally and on Ray
     # (whatever the driver computes itself on a Ray run, too, at the workers' thread count)
+    from robustmnist.run.ray import RayExecutor
+
     with _threads_of_a_ray_worker():
-        return evaluate_many(models, suite, clean=clean, names=[m.name for m in models], **kw)
+        return evaluate_many(models, suite, clean=clean, names=[m.name for m in models],
+                             executor=RayExecutor(ray) if ray else None, **kw)
 
 
 def test_ray_results_equal_local_bench(local_ray, three_models):

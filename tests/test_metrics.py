@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from robustmnist import metrics as M
+from robustmnist.metrics import classification as M
+from robustmnist.metrics import ood as O
 
 
 def test_wilson_interval_hand_worked():
@@ -53,7 +54,7 @@ def test_flip_rate():
 
 def test_ood_scores_hand_worked():
     logits = np.array([[2.0, 0.0] + [-50.0] * 8])
-    s = M.ood_scores(logits)
+    s = O.ood_scores(logits)
     assert s["max_logit"][0] == 2.0
     assert s["energy"][0] == pytest.approx(math.log(math.exp(2) + 1), rel=1e-6)
     assert s["msp"][0] == pytest.approx(math.exp(2) / (math.exp(2) + 1), rel=1e-6)
@@ -64,11 +65,11 @@ def test_ood_metrics_hand_worked():
     # (19 of 20) is 2, which accepts OOD 10.5 and 19.5 -> fpr95 = 2/3
     in_s = np.arange(1, 21, dtype=float)
     out_s = np.array([0.5, 10.5, 19.5])
-    m = M.ood_detection_metrics(in_s, out_s)
+    m = O.ood_detection_metrics(in_s, out_s)
     assert m["fpr95"] == pytest.approx(2 / 3)
     # AUROC = P(ID score > OOD score) = (20 + 10 + 1) / 60
     assert m["auroc"] == pytest.approx(31 / 60)
-    perfect = M.ood_detection_metrics(np.array([5.0, 6.0]), np.array([1.0, 2.0]))
+    perfect = O.ood_detection_metrics(np.array([5.0, 6.0]), np.array([1.0, 2.0]))
     assert perfect == {"auroc": 1.0, "fpr95": 0.0, "aupr_in": 1.0, "aupr_out": 1.0}
 
 
@@ -77,7 +78,7 @@ def test_ood_metrics_match_sklearn_on_random_scores():
 
     rng = np.random.default_rng(0)
     in_s, out_s = rng.normal(1, 1, 500), rng.normal(0, 1, 300)
-    m = M.ood_detection_metrics(in_s, out_s)
+    m = O.ood_detection_metrics(in_s, out_s)
     y = np.r_[np.ones(500), np.zeros(300)]
     s = np.r_[in_s, out_s]
     assert m["auroc"] == pytest.approx(roc_auc_score(y, s))

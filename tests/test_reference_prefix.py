@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustmnist.metrics import reference as bench
+from robustmnist.metrics import corruption as corruption_mod
+from robustmnist.metrics import paired as paired_mod
+from robustmnist.metrics import reference as reference_mod
 from robustmnist.shifts import get_shift
 from robustmnist.shifts.fingerprint import chunk_digests, compare_prefix
 from robustmnist.shifts.sets import NEST_CHUNK, make_set
@@ -31,7 +33,7 @@ def _reference(n: int, correct: dict[str, np.ndarray]):
     ref = _with_sets(make_result("ref", 0.9, {("rotate", 1): 0.8, ("gaussian_noise", 1): 0.7}), n, chunks)
     labels = np.zeros(n, dtype=np.int8)
     preds = {"labels": labels, **{k: np.where(v, 0, 1).astype(np.int8) for k, v in correct.items()}}
-    return bench.reference_from_result(ref, predictions=preds), chunks
+    return reference_mod.reference_from_result(ref, predictions=preds), chunks
 
 
 def test_fingerprints_compare_on_the_common_prefix():
@@ -51,7 +53,7 @@ def test_mce_at_a_smaller_n_uses_the_references_errors_on_that_prefix():
     rot[:100] = False  # all the reference's rotate errors sit in the first chunk
     ref, chunks = _reference(n_ref, {"clean": right, "rotate@1": rot, "gaussian_noise@1": ~right.copy()})
     f = _with_sets(make_result("f", 0.95, {("rotate", 1): 0.9, ("gaussian_noise", 1): 0.5}), NEST_CHUNK, chunks)
-    ce = bench.corruption_errors(f, ref)
+    ce = corruption_mod.corruption_errors(f, ref)
     # reference error on the first 500 images: 100/500, not 100/1000 (its error at n=1000)
     assert ce["ce"]["rotate"] == pytest.approx(0.1 / 0.2)
     assert ce["ce"]["gaussian_noise"] == pytest.approx(0.5 / 1.0)
@@ -65,7 +67,7 @@ def test_sets_with_other_bytes_or_recipes_are_listed_not_dropped_silently():
     f = _with_sets(make_result("f", 0.95, {("rotate", 1): 0.9, ("gaussian_noise", 1): 0.5}), n, chunks)
     f.shifts[0].chunks = ["r0", "other"]
     f.shifts[1].version = 1
-    bench.apply_reference(f, ref)
+    corruption_mod.apply_reference(f, ref)
     listed = {d["set"]: d for d in f.summary["reference_sets"]["listed"]}
     assert not listed["rotate@1"]["kept"] and "chunks" in listed["rotate@1"]["reason"]
     assert "500-999" in listed["rotate@1"]["reason"]
@@ -80,10 +82,10 @@ def test_compare_pairs_models_on_their_common_prefix():
     labels = np.arange(2 * NEST_CHUNK) % 10
     pa = {"clean": labels, "labels": labels, "rotate@1": labels}
     pb = {"clean": labels[:NEST_CHUNK], "labels": labels[:NEST_CHUNK], "rotate@1": (labels[:NEST_CHUNK] + 1) % 10}
-    rows = {r.set_id: r for r in bench.compare(a, pa, b, pb)}
+    rows = {r.set_id: r for r in paired_mod.compare(a, pa, b, pb)}
     assert rows["rotate@1"].n == NEST_CHUNK and rows["rotate@1"].acc_b == 0.0
     b.shifts[0].chunks = ["other"]
-    pairs, listed = bench.pair_sets(a, b)
+    pairs, listed = paired_mod.pair_sets(a, b)
     assert [sid for sid, _ in pairs] == ["clean"] and listed[0]["set"] == "rotate@1"
 
 
@@ -95,7 +97,7 @@ def test_verify_counts_the_pixels_a_cpu_changed(monkeypatch, tmp_path):
     suite = DEFAULT.restrict(["rotate"], [2])
     params = suite.params("rotate", 2)
     x, y = make_set(shift, 2, params, images, labels, len(images), 0)
-    pins = bench.Reference("ref", "", 0.0, {}, "", sets={("rotate", 2): bench.RefSet(
+    pins = reference_mod.Reference("ref", "", 0.0, {}, "", sets={("rotate", 2): reference_mod.RefSet(
         0.1, len(images), chunks=tuple(chunk_digests(x, y)), version=shift.version, params=params)})
     assert [c.status for c in verify.verify_suite(suite, pins, images, labels, len(images))] == ["match"]
 

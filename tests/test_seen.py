@@ -7,7 +7,9 @@ import torch
 
 from robustmnist.errors import UserError
 from robustmnist.gate import check
-from robustmnist.metrics import reference as bench
+from robustmnist.metrics import corruption as corruption_mod
+from robustmnist.metrics import leaderboard as leaderboard_mod
+from robustmnist.metrics import reference as reference_mod
 from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 from robustmnist.run.collector import summarise
 from robustmnist.run.seen import SeenInTraining, resolve
@@ -58,7 +60,7 @@ def test_mce_is_over_unseen_shifts_and_seen_ce_is_apart(tmp_path):
     ref = _result("ref", {k: v - 0.1 for k, v in RECS.items()})
     ref.save(tmp_path / "ref.json")
     r = _result("aug", RECS, seen=("fonts",))
-    ce = bench.corruption_errors(r, bench.load_reference(tmp_path / "ref.json"))
+    ce = corruption_mod.corruption_errors(r, reference_mod.load_reference(tmp_path / "ref.json"))
     assert set(ce["ce"]) == {"gaussian_noise", "rotate"}
     assert set(ce["ce_seen"]) == {"fonts"}
     assert ce["mce"] == pytest.approx((0.10 / 0.20 + 0.40 / 0.50) / 2)
@@ -69,8 +71,8 @@ def test_leaderboard_ranks_on_families_no_model_saw():
     aug = _result("aug", {**RECS, ("fonts", "fonts", 1): 1.0, ("fonts", "fonts", 2): 1.0,
                           ("gaussian_noise", "noise", 1): 0.80}, seen=("fonts",))
     plain = _result("plain", {**RECS, ("fonts", "fonts", 1): 0.5, ("fonts", "fonts", 2): 0.5})
-    ref = bench.reference_from_result(plain)
-    rows = bench.leaderboard([aug, plain], ref)
+    ref = reference_mod.reference_from_result(plain)
+    rows = leaderboard_mod.leaderboard([aug, plain], ref)
     assert [r.name for r in rows] == ["plain", "aug"]
     assert rows[1].seen == "fonts" and rows[0].seen == ""
     assert rows[0].mean_shifted_accuracy == pytest.approx((0.90 + 0.60) / 2)

@@ -24,6 +24,8 @@ def _stable(path) -> dict:
     for k in VARYING:
         d.pop(k)
     d["predictions"].pop("sha256")  # the npz's zip headers hold times; its arrays are compared apart
+    for r in d["shifts"]:
+        r.pop("cached")  # the second run finds the first one's sets in the cache
     return d
 
 
@@ -32,6 +34,15 @@ def _same_predictions(a, b) -> None:
         assert sorted(za.files) == sorted(zb.files)
         for k in za.files:
             assert np.array_equal(za[k], zb[k]), k
+
+
+@pytest.fixture(autouse=True)
+def _one_forward_path(monkeypatch):
+    # The probe picks the fastest exact path by timing, and two exact paths differ in the last
+    # float bits: pin the choice so two runs of one request compare byte for byte.
+    from robustmnist.models import fastpath
+
+    monkeypatch.setattr(fastpath, "_fastest", lambda rates: "eager")
 
 
 @pytest.fixture
