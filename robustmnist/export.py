@@ -80,10 +80,10 @@ def export_sets(suite: Suite | None, out: str | os.PathLike, fmt: str = "npz", n
     if fmt not in FORMATS:
         raise UserError(f"unknown export format '{fmt}'; use {', '.join(FORMATS)}")
     if n is not None and n < 1:
-        raise UserError(f"--n must be at least 1, got {n}")
+        raise UserError(f"`n=` must be at least 1, got {n}")
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out} already exists and is not empty; choose a new --out folder")
+        raise UserError(f"{out} already exists and is not empty; choose a new `out=` folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)

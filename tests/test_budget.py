@@ -26,7 +26,7 @@ def test_parse_budget():
     assert budget.parse_budget("1.5h") == 5400
     assert budget.parse_budget("none") == math.inf
     for bad in ("soon", "-3m", "0", "2 weeks"):
-        with pytest.raises(UserError, match="--budget"):
+        with pytest.raises(UserError, match="budget= must be"):
             budget.parse_budget(bad)
 
 

@@ -60,7 +60,7 @@ def test_ray_unreachable_address_is_a_one_line_error():
     with pytest.raises(UserError, match="cannot reach the Ray cluster at 127.0.0.1:9"):
         connect("127.0.0.1:9")  # discard port: nothing listens
     assert time.perf_counter() - t < 30
-    with pytest.raises(UserError, match="--ray takes auto, local"):
+    with pytest.raises(UserError, match="ray= takes auto, local"):
         connect("not an address")
 
 

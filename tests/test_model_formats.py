@@ -72,7 +72,7 @@ def _same(model_a, loaded, digits):
 def test_state_dict_of_your_own_class(code_dir, tmp_path, digits):
     net = _mynet(code_dir, hidden=24)
     torch.save(net.state_dict(), tmp_path / "sd.pt")
-    with pytest.raises(UserError, match="--model-code FILE.py:ClassName"):
+    with pytest.raises(UserError, match='model_code="FILE.py:ClassName"'):
         load_model(tmp_path / "sd.pt")
     m = load_model(tmp_path / "sd.pt", model_code=f"{code_dir / 'mynet.py'}:MyNet", model_kwargs='{"hidden": 24}')
     assert m.format == "state_dict" and m.n_params == sum(p.numel() for p in net.parameters())
@@ -89,7 +89,7 @@ def test_arch_mismatch_names_the_first_missing_or_unexpected_key(tmp_path):
     from robustmnist.models.zoo import build
 
     torch.save(build("mlp-784-50-50-10").state_dict(), tmp_path / "mlp.pt")
-    with pytest.raises(UserError, match=r"missing key '0.weight' \(shape \(6, 1, 5, 5\)\); pass --arch"):
+    with pytest.raises(UserError, match=r"missing key '0.weight' \(shape \(6, 1, 5, 5\)\); pass arch=NAME"):
         load_model(tmp_path / "mlp.pt", arch="lenet5")
     state = build("lenet5").state_dict()
     state["extra.bias"] = torch.zeros(3)
@@ -102,11 +102,11 @@ def test_pickle_saved_from_a_script_names_the_fix(code_dir, tmp_path, digits):
     whole = tmp_path / "whole.pt"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     subprocess.run([sys.executable, str(code_dir / "mynet.py"), str(whole)], check=True, env=env, timeout=120)
-    with pytest.raises(UserError, match="--trust-pickle"):
+    with pytest.raises(UserError, match="trust_pickle=True"):
         load_model(whole)
     with pytest.warns(UserWarning, match="unpickling"):
         with pytest.raises(UserError, match=r"class MyNet was defined in the script that saved it; pass "
-                                            r"--model-code FILE.py:MyNet .*torch.jit.script"):
+                                            r'model_code="FILE.py:MyNet" .*torch.jit.script'):
             load_model(whole, trust_pickle=True)
     with pytest.warns(UserWarning, match="unpickling"):
         m = load_model(whole, trust_pickle=True, model_code=code_dir / "mynet.py")
@@ -220,7 +220,7 @@ def test_skops_estimators_and_their_trusted_types(tmp_path):
     assert np.array_equal(ours, est.predict(flat))
     mlp = MLPClassifier((8,), max_iter=30, random_state=0).fit(flat, y)
     sio.dump(mlp, tmp_path / "mlp.skops")
-    with pytest.raises(UserError, match="AdamOptimizer.*--trust-pickle"):
+    with pytest.raises(UserError, match="AdamOptimizer.*trust_pickle=True"):
         load_model(tmp_path / "mlp.skops")
     assert np.array_equal(score(load_model(tmp_path / "mlp.skops", trust_pickle=True), x).argmax(1),
                           mlp.predict(flat))

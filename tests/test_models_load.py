@@ -80,7 +80,7 @@ def test_state_dict_architecture_is_matched_without_arch(trained, tmp_path):
 def test_pickled_module_needs_trust_pickle(trained, tmp_path):
     path = tmp_path / "whole.pt"
     torch.save(trained, path)
-    with pytest.raises(UserError, match="--trust-pickle"):
+    with pytest.raises(UserError, match="trust_pickle=True"):
         load_model(path)
     with pytest.warns(UserWarning, match="unpickling"):
         assert load_model(path, trust_pickle=True).format == "pickle"

@@ -13,15 +13,15 @@ from .model_factory import quick_train
 
 
 @pytest.mark.parametrize("kwargs, words", [
-    ({"n": 0}, "n must be at least 1, got 0"),
-    ({"n": -5}, "n must be at least 1, got -5"),
-    ({"batch_size": 0}, "batch_size must be at least 1, got 0"),
+    ({"n": 0}, "n= must be at least 1, got 0"),
+    ({"n": -5}, "n= must be at least 1, got -5"),
+    ({"batch_size": 0}, "batch_size= must be at least 1, got 0"),
     ({"ood": "fashon"}, "fashon"),
 ])
 def test_api_refuses_bad_requests_before_loading_anything(tmp_path, kwargs, words):
     with pytest.raises(UserError) as exc:
         robustmnist.evaluate(tmp_path / "missing.pt", **kwargs)  # the file's absence is not what fails
-    assert words in str(exc.value) and "missing.pt" not in str(exc.value)
+    assert words in str(exc.value) and "missing.pt" not in str(exc.value) and "--" not in str(exc.value)
 
 
 def test_api_runs_the_same_convention_guard_as_eval(tiny_data_root):

@@ -78,16 +78,16 @@ def plan_attacks(model: LoadedModel, names: str | list[str], *, norm: str = "lin
     norm = check_norm(norm)
     attacks = resolve_attacks(names)
     if restarts < 1 or steps < 1:
-        raise UserError(f"--restarts and PGD steps must be at least 1, got {restarts} and {steps}")
+        raise UserError(f"`restarts=` and PGD steps must be at least 1, got {restarts} and {steps}")
     if n is not None and n < 1:
-        raise UserError(f"--attack-n must be at least 1, got {n}")
+        raise UserError(f"`attack_n=` must be at least 1, got {n}")
     target = Target(model).eval()
     black_box = not has_gradients(target)
     if black_box:
         white = [a for a in attacks if get_attack(a).needs_gradients]
         if white:
             raise UserError(f"{model.name} ({model.format}) gives no gradients, so {', '.join(white)} cannot "
-                            "run; use --attack square (black-box)")
+                            "run; use `attack=\"square\"` (black-box)")
     plan = AttackPlan(tuple(attacks), norm, tuple(eps_for(norm, severities)), 0, n_available, seed,
                       restarts, steps, black_box=black_box)
     if budget_s is None and default_budget and model.device.type == "cpu":

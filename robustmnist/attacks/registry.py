@@ -76,7 +76,7 @@ def resolve_attacks(names: str | list[str]) -> list[str]:
     """A comma list of attack and set names -> attack names, in order, each once."""
     items = [s.strip().lower() for s in (names.split(",") if isinstance(names, str) else names) if s.strip()]
     if not items:
-        raise UserError(f"--attack needs at least one name. Known: {', '.join([*_ATTACKS, *SETS])}")
+        raise UserError(f"`attack=` needs at least one name. Known: {', '.join([*_ATTACKS, *SETS])}")
     out: list[str] = []
     for item in items:
         picked = SETS.get(item, (item,))

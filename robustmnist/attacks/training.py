@@ -34,9 +34,9 @@ class AdversarialTraining:
         if self.norm not in ("linf", "l2"):
             raise UserError(f"unknown norm '{self.norm}' for adversarial training; use linf or l2")
         if not self.eps > 0:
-            raise UserError(f"--adversarial-eps must be positive, got {self.eps}")
+            raise UserError(f"`eps=` must be positive, got {self.eps}")
         if self.steps < 1:
-            raise UserError(f"--adversarial-steps must be at least 1, got {self.steps}")
+            raise UserError(f"`steps=` must be at least 1, got {self.steps}")
         if not 0 <= self.ramp < 1:
             raise UserError(f"the eps ramp must be a share in [0, 1), got {self.ramp}")
 

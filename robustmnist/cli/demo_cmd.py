@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
             load_mnist("test", root)
             load_mnist("train", root)
         except UserError as exc:
-            raise UserError(f"{exc} The demo needs MNIST (train and test); see the README, 'Offline "
+            raise UserError(f"{exc.raw} The demo needs MNIST (train and test); see the README, 'Offline "
                             "use and the data root', then: ROBUSTMNIST_DATA=FOLDER robustmnist demo") from None
         console.print(f"data root: {root}")
         models_dir = out_dir / "models"

@@ -15,6 +15,7 @@ from ..errors import UserError
 from ..fileio import atomic_write_json
 from ..train.options import DATASETS, DEVICES, OPTIMIZERS, SCHEDULES, EpochStats, TrainCallbacks
 from .common import console, out, parse_name_list, progress
+from .flags import to_flags
 
 
 class RichTrainProgress(TrainCallbacks):
@@ -43,7 +44,7 @@ class RichTrainProgress(TrainCallbacks):
                                f"({stats.seconds:.1f} s)")
 
     def on_warning(self, message: str) -> None:
-        self.bar.console.print(f"[bold yellow]warning:[/] {message}", highlight=False)
+        self.bar.console.print(f"[bold yellow]warning:[/] {to_flags(message)}", highlight=False)
 
 
 @contextmanager

@@ -58,7 +58,7 @@ def _offline_message(dataset: str, root: Path) -> str:
     where = f"{root} does not exist" if not root.exists() else f"{folder} not found under {root}"
     return (
         f"{where} and it could not be downloaded. Expected {root}/{folder}/raw/{imgs} and "
-        f"{labels} (and train-*). Point --data-root or ROBUSTMNIST_DATA at a folder with that "
+        f"{labels} (and train-*). Point `data_root=` or ROBUSTMNIST_DATA at a folder with that "
         "layout (see the README, 'Offline use and the data root')."
     )
 
@@ -109,7 +109,7 @@ def load_torchvision(dataset: str, split: str = "test", root: str | os.PathLike 
         # A named folder that is not there is a typo far more often than a wish to download
         # into a new folder: say so and create nothing (the default cache root still downloads).
         folder = _TV_NAMES[dataset]
-        raise UserError(f"data root {r} does not exist; point --data-root or ROBUSTMNIST_DATA at "
+        raise UserError(f"data root {r} does not exist; point `data_root=` or ROBUSTMNIST_DATA at "
                         f"the folder holding {folder}/raw/{_RAW_FILES['test'][0]} and the other "
                         "raw files (see the README, 'Offline use and the data root'), or create "
                         f"the folder first to download {folder} into it")
@@ -189,7 +189,7 @@ def load_cifar10_gray(root: str | os.PathLike | None = None, split: str = "test"
     except RuntimeError:
         raise UserError(
             f"CIFAR-10 not found under {r}: expected an image folder {folder}/<class>/*.jpg "
-            "or torchvision's cifar-10-batches-py. Point --data-root or ROBUSTMNIST_DATA at it."
+            "or torchvision's cifar-10-batches-py. Point `data_root=` or ROBUSTMNIST_DATA at it."
         ) from None
     gray = [
         np.asarray(Image.fromarray(a).convert("L").resize((28, 28), Image.Resampling.LANCZOS))
@@ -303,7 +303,7 @@ def _cifar_missing(root: Path, split: str) -> UserError:
     return UserError(
         f"CIFAR-10 {split} set not found under {root}: expected torchvision's "
         f"cifar-10-batches-py or an image folder {root}/CIFAR10/{split}/<class>/*.jpg "
-        "(the offline mirror has only the test set). Point --data-root at a root that has it."
+        "(the offline mirror has only the test set). Point `data_root=` at a root that has it."
     )
 
 

@@ -52,7 +52,7 @@ def _torchvision(name: str, root: Path, make: Callable[[bool], object]):
         pass  # not there: try to download below
     src = SOURCES[name]
     message = (f"real set '{name}' not found under {root} and it could not be downloaded. Expected "
-               f"{root / src.expected}. Put the file(s) there or point --data-root or "
+               f"{root / src.expected}. Put the file(s) there or point `data_root=` or "
                "ROBUSTMNIST_DATA at a folder with that layout.")
     if os.environ.get("ROBUSTMNIST_OFFLINE"):
         raise UserError(message)

@@ -170,8 +170,8 @@ def load_model(
         # Only a bare state_dict needs to be told its architecture; anywhere else --arch would
         # be silently ignored (or contradict the file), so say so.
         carried = f"stores architecture '{read.arch}'" if read.arch else "carries its own architecture"
-        raise UserError(f"--arch applies to bare state_dicts only: {p} is a {read.format} file, which "
-                        f"{carried}; drop --arch")
+        raise UserError(f"`arch=` applies to bare state_dicts only: {p} is a {read.format} file, which "
+                        f"{carried}; drop `arch=`")
     return _finish(read, str(p), digest, preprocess)
 
 

@@ -43,11 +43,11 @@ def parse_model_code(spec: str | Path | ModelCode | None) -> ModelCode | None:
         head, sep, cls = text, "", ""
     path = Path(head).expanduser()
     if not path.exists():
-        raise UserError(f"--model-code: {path} does not exist; write FILE.py:ClassName, e.g. train.py:MyNet")
+        raise UserError(f"`model_code=`: {path} does not exist; write FILE.py:ClassName, e.g. train.py:MyNet")
     if path.is_file() and path.suffix != ".py":
-        raise UserError(f"--model-code: {path} is not a .py file; write FILE.py:ClassName")
+        raise UserError(f"`model_code=`: {path} is not a .py file; write FILE.py:ClassName")
     if sep and not cls.isidentifier():
-        raise UserError(f"--model-code: '{cls}' is not a class name; write FILE.py:ClassName")
+        raise UserError(f"`model_code=`: '{cls}' is not a class name; write FILE.py:ClassName")
     return ModelCode(path, cls or None)
 
 
@@ -59,9 +59,9 @@ def parse_model_kwargs(text: str | dict | None) -> dict[str, Any]:
     try:
         kwargs = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise UserError(f"--model-kwargs must be a JSON object, e.g. '{{\"hidden\": 128}}' ({exc.msg})") from None
+        raise UserError(f"`model_kwargs=` must be a JSON object, e.g. '{{\"hidden\": 128}}' ({exc.msg})") from None
     if not isinstance(kwargs, dict):
-        raise UserError("--model-kwargs must be a JSON object, e.g. '{\"hidden\": 128}'")
+        raise UserError("`model_kwargs=` must be a JSON object, e.g. '{\"hidden\": 128}'")
     return kwargs
 
 
@@ -74,7 +74,7 @@ def import_file(path: Path) -> ModuleType:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise UserError(f"--model-code: cannot import {path}")
+        raise UserError(f"`model_code=`: cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     # the file may import its neighbours (from layers import Block)
@@ -83,7 +83,7 @@ def import_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:  # noqa: BLE001 - the user's file can raise anything
         del sys.modules[name]
-        raise UserError(f"--model-code: importing {path} failed: {type(exc).__name__}: {first_line(exc)}") from None
+        raise UserError(f"`model_code=`: importing {path} failed: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         sys.path.remove(str(path.parent))
     return module
@@ -91,7 +91,7 @@ def import_file(path: Path) -> ModuleType:
 
 def build_model(code: ModelCode, kwargs: dict[str, Any] | None = None) -> nn.Module:
     if code.path.is_dir() or code.class_name is None:
-        raise UserError(f"--model-code {code.path}: name the class too, e.g. {code.path.name}:MyNet")
+        raise UserError(f"`model_code=\"{code.path}\"`: name the class too, e.g. {code.path.name}:MyNet")
     module = import_file(code.path)
     cls = getattr(module, code.class_name, None)
     if cls is None:
@@ -103,7 +103,7 @@ def build_model(code: ModelCode, kwargs: dict[str, Any] | None = None) -> nn.Mod
         model = cls(**(kwargs or {}))
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"{code.class_name}(**{kwargs or {}}) failed: {type(exc).__name__}: {first_line(exc)}; "
-                        "pass constructor arguments with --model-kwargs '{\"hidden\": 128}'") from None
+                        "pass constructor arguments with `model_kwargs=` '{\"hidden\": 128}'") from None
     if not isinstance(model, nn.Module):
         raise UserError(f"{code.path}:{code.class_name} is not a torch.nn.Module class")
     return model

@@ -24,7 +24,7 @@ from .model_code import ModelCode, import_file
 from .read import first_line
 
 SAVE_SAFELY = ("or re-save it without pickled classes: torch.jit.script(model).save('model.pt'), "
-               "or torch.save(model.state_dict(), 'model.pt') loaded with --model-code FILE.py:ClassName")
+               "or torch.save(model.state_dict(), 'model.pt') loaded with `model_code=\"FILE.py:ClassName\"`")
 
 
 class MissingClass(Exception):
@@ -66,15 +66,15 @@ def _unpickle_error(path: Path, exc: BaseException, code: ModelCode | None) -> U
     if isinstance(exc, MissingClass):
         cls, mod = exc.name, exc.module
         where = "the script that saved it" if mod == "__main__" else f"module '{mod}'"
-        hint = (f"pass --model-code FILE.py:{cls} (the file that defines {cls}) with --trust-pickle"
-                if code is None else f"{code.path} does not define {cls}; point --model-code at the file that does")
+        hint = (f"pass `model_code=\"FILE.py:{cls}\"` (the file that defines {cls}) with `trust_pickle=True`"
+                if code is None else f"{code.path} does not define {cls}; point `model_code=` at the file that does")
         return UserError(f"{path} is a pickled model whose class {cls} was defined in {where}; {hint}, "
                          f"{SAVE_SAFELY}")
     if missing_mod:
         top = missing_mod.split(".")[0]
         return UserError(f"{path} is a pickled model that needs the module '{missing_mod}' (where its class "
-                         f"was defined); pass --model-code path/to/{top}.py (or the directory holding it) "
-                         f"with --trust-pickle, {SAVE_SAFELY}")
+                         f"was defined); pass `model_code=\"path/to/{top}.py\"` (or the directory holding it) "
+                         f"with `trust_pickle=True`, {SAVE_SAFELY}")
     return UserError(f"{path} could not be unpickled ({text})")
 
 
@@ -86,7 +86,7 @@ def torch_load(path: Path, trust_pickle: bool, code: ModelCode | None = None) ->
             raise UserError(
                 f"{path} contains pickled Python objects (e.g. a whole nn.Module saved with "
                 "torch.save(model)); loading it could run arbitrary code. If you trust the file, "
-                f"re-run with --trust-pickle, {SAVE_SAFELY}"
+                f"re-run with `trust_pickle=True`, {SAVE_SAFELY}"
             ) from None
     except Exception as exc:  # noqa: BLE001 - garbage input fails in many ways (KeyError on text...)
         # torch's own words ("pop from empty list" for a text file) only help when the file
@@ -98,7 +98,7 @@ def torch_load(path: Path, trust_pickle: bool, code: ModelCode | None = None) ->
             f"{path} is not a model file robustmnist can read: expected TorchScript, ONNX, Keras, a "
             "robustmnist checkpoint or a state_dict saved with torch.save"
             + (f" (torch: {first_line(exc)})" if looks_torch else "")) from None
-    warnings.warn(f"unpickling {path} because --trust-pickle was given", stacklevel=3)
+    warnings.warn(f"unpickling {path} because `trust_pickle=True` was given", stacklevel=3)
     main = import_file(code.path) if code is not None and code.path.is_file() else None
     try:
         with _importable(code.directory if code else None):

@@ -38,8 +38,8 @@ class PrecomputedScores:
         if raw is None:
             have = ", ".join(sorted(self.arrays)[:12])
             raise UserError(f"{self.path} has no scores for set '{set_id}' (it has: {have}); score the sets "
-                            "written by robustmnist shifts export with the same --suite, --shift, "
-                            "--severity, --n and --seed")
+                            "written by robustmnist shifts export with the same `suite=`, `shift=`, "
+                            "`severity=`, `n=` and `seed=`")
         if raw.ndim != 2 or raw.shape != (n, 10):
             raise UserError(f"{self.path}: scores '{set_id}' have shape {raw.shape}; that set has {n} images, "
                             f"so they must be {n}×10")

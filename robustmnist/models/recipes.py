@@ -76,5 +76,5 @@ def zoo_entries(only: Sequence[str] | None = None) -> list[ZooEntry]:
 
 def scaled_epochs(epochs: int, scale: float) -> int:
     if not scale > 0:
-        raise UserError(f"--epochs-scale must be positive, got {scale}")
+        raise UserError(f"`epochs_scale=` must be positive, got {scale}")
     return max(1, round(epochs * scale))

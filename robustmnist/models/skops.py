@@ -36,7 +36,7 @@ def read_skops(path: Path, trust_pickle: bool = False) -> ReadModel:
         raise UserError(f"{path} is not a readable skops file ({first_line(exc)})") from None
     if untrusted and not trust_pickle:
         raise UserError(f"{path} needs types skops does not trust by default ({', '.join(untrusted)}); "
-                        "if you trust the file, re-run with --trust-pickle to allow exactly these")
+                        "if you trust the file, re-run with `trust_pickle=True` to allow exactly these")
     try:
         estimator: Any = sio.load(path, trusted=untrusted or None)
     except Exception as exc:  # noqa: BLE001

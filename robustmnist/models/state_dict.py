@@ -17,7 +17,7 @@ from .model_code import ModelCode, build_model
 from .read import ReadModel
 from .zoo import all_archs, build, get_arch
 
-FIX = "pass --arch NAME, or --model-code FILE.py:ClassName for your own class"
+FIX = "pass `arch=NAME`, or `model_code=\"FILE.py:ClassName\"` for your own class"
 
 
 def _shapes(state: dict[str, Any]) -> dict[str, tuple[int, ...]]:

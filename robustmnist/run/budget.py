@@ -85,10 +85,10 @@ def parse_budget(text: str | None) -> float | None:
         return math.inf
     m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)?", t)
     if not m:
-        raise UserError(f"--budget must be a duration like 90s, 2m or 1.5h (or 'none'), got '{text}'")
+        raise UserError(f"`budget=` must be a duration like 90s, 2m or 1.5h (or 'none'), got '{text}'")
     value = float(m.group(1)) * {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}.get(m.group(2) or "s", 1)
     if value <= 0:
-        raise UserError(f"--budget must be positive, got '{text}'")
+        raise UserError(f"`budget=` must be positive, got '{text}'")
     return value
 
 

@@ -17,14 +17,13 @@ from ..errors import UserError
 
 
 def check_request(n: int | None, batch_size: int | None, ood: Sequence[str] | None = None,
-                  real: Sequence[str] | None = None, *, flags: bool = True) -> None:
+                  real: Sequence[str] | None = None) -> None:
     """Counts below 1 and unknown OOD/real set names, refused before any data is read or a bar is
-    drawn. ``flags``: name them as the CLI's flags (--n) or as the API's arguments (n)."""
-    n_name, batch_name = ("--n", "--batch-size") if flags else ("n", "batch_size")
+    drawn."""
     if n is not None and n < 1:
-        raise UserError(f"{n_name} must be at least 1, got {n}")
+        raise UserError(f"`n=` must be at least 1, got {n}")
     if batch_size is not None and batch_size < 1:
-        raise UserError(f"{batch_name} must be at least 1, got {batch_size}")
+        raise UserError(f"`batch_size=` must be at least 1, got {batch_size}")
     if ood:
         from ..data.ood import check_ood_names
 

@@ -43,7 +43,7 @@ from ..errors import UserError
 try:
     import ray
 except ImportError:  # the CLI's only way here is --ray: say what to install, not a traceback
-    raise UserError("--ray needs Ray: pip install 'robustmnist[ray]'") from None
+    raise UserError("`ray=` needs Ray: pip install 'robustmnist[ray]'") from None
 
 from ..data.datasets import DigitSet
 from ..models.fastpath import EAGER, PROBE_IMAGES, PathChoice, accelerate, as_loaded, follow
@@ -191,7 +191,7 @@ def _probe(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except ValueError:
-        raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'") from None
+        raise UserError(f"`ray=` takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'") from None
     except OSError as exc:
         raise UserError(f"cannot reach the Ray cluster at {hostport} ({exc.strerror or exc}); start it with "
                         "`ray start --head` on the head node, or check the address and firewall") from None
@@ -209,7 +209,7 @@ def _resolve_auto() -> str:
         address = None
     if not address:
         raise UserError("no running Ray cluster found on this machine or in RAY_ADDRESS; start one with "
-                        "`ray start --head`, pass --ray HOST:PORT, or use --ray local for a one-off local one")
+                        "`ray start --head`, pass `ray=\"HOST:PORT\"`, or use `ray=\"local\"` for a one-off local one")
     return address
 
 
@@ -232,7 +232,7 @@ def connect(address: str = "auto") -> _Session:
     if ray.is_initialized():  # the caller set Ray up (ray.init in a notebook): use theirs
         return _Session(owned=False)
     if not is_address(address):
-        raise UserError(f"--ray takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
+        raise UserError(f"`ray=` takes auto, local, HOST:PORT or ray://HOST:PORT, got '{address}'")
     quiet = dict(logging_level=logging.ERROR, log_to_driver=False, configure_logging=True)
     try:
         if address == "local":
@@ -284,7 +284,7 @@ def _resources(device: str, stats: Stats) -> dict:
     stats.cpus, stats.gpus = float(res.get("CPU", 0)), float(res.get("GPU", 0))
     name = (device or "auto").lower()
     if name.startswith("cuda") and not stats.gpus:
-        raise UserError(f"device '{device}' requested but the Ray cluster has no GPUs; use --device cpu")
+        raise UserError(f"device '{device}' requested but the Ray cluster has no GPUs; use `device=\"cpu\"`")
     if name not in ("auto", "cpu") and not name.startswith("cuda"):
         raise UserError(f"device '{device}' is not available on Ray workers; use auto, cpu or cuda")
     if name != "cpu" and stats.gpus:

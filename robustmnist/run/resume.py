@@ -66,10 +66,10 @@ def load_partial(out: Path):
 
     path = out / "results.json"
     if not path.is_file():
-        raise UserError(f"nothing to resume: {path} does not exist; run without --resume")
+        raise UserError(f"nothing to resume: {path} does not exist; run without `resume=True`")
     result = Result.load(path)
     if not result.partial:
-        raise UserError(f"{path} is already complete; nothing to resume (run without --resume to redo it)")
+        raise UserError(f"{path} is already complete; nothing to resume (run without `resume=True` to redo it)")
     preds_name = (result.predictions or {}).get("file") or "predictions.npz"
     preds: dict[str, np.ndarray] = {}
     try:
@@ -93,7 +93,7 @@ def check_resumable(prior, model, suite, seed: int, n: int | None, ood: list[str
     if r.model.preprocess != model.preprocess.to_string():
         what.append(f"preprocess {r.model.preprocess}")
     if r.seed != seed:
-        what.append(f"--seed {r.seed}")
+        what.append(f"`seed={r.seed}`")
     have = r.suite or {}
     if suite is not None and (have.get("name") != suite.name or have.get("shifts") != suite.shift_names
                               or have.get("severities") != list(suite.severities)):
@@ -102,11 +102,11 @@ def check_resumable(prior, model, suite, seed: int, n: int | None, ood: list[str
         what.append(f"suite {have.get('name')}")
     prior_n = int(have.get("n") or 0)
     if n is not None and n != prior_n:
-        what.append(f"--n {prior_n}")
+        what.append(f"`n={prior_n}`")
     prior_ood = (r.execution or {}).get("ood") or []
     if sorted(prior_ood) != sorted(ood or []):
-        what.append("other --ood sets")
+        what.append("other `ood=` sets")
     if what:
         raise UserError(f"the partial results were made with {', '.join(what)}; resume with the same "
-                        "settings, or run without --resume (or with another --out) to start over")
+                        "settings, or run without `resume=True` (or with another `out=`) to start over")
     return prior_n

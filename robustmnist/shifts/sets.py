@@ -140,7 +140,7 @@ def make_set(
         assert source_images is not None and source_labels is not None
         if n > len(source_images):
             raise UserError(f"asked for {n} images of '{shift.name}' but the source has only "
-                            f"{len(source_images)} digits; use a smaller --n")
+                            f"{len(source_images)} digits; use a smaller `n=`")
     images = np.empty((n, 28, 28), dtype=np.uint8)
     labels = np.empty(n, dtype=np.int64)
     for k in range(n_chunks(n)):

@@ -135,7 +135,7 @@ def plan_augmentation(
         target.append((shift, params[name]))
     if not plan.names:
         raise UserError(
-            f"--augment {','.join(names) if names else spec}: none of these shifts can be used "
+            f"`augment=\"{','.join(names) if names else spec}\"`: none of these shifts can be used "
             f"for training ({'; '.join(plan.notes + plan.skipped) or 'nothing matched'})"
         )
     return plan

@@ -145,14 +145,14 @@ def train(
     plan = augmenter = None
     if augment:
         if data.input_shape != (1, 28, 28):
-            raise UserError(f"--augment needs 1×28×28 images; {data.name} has "
+            raise UserError(f"`augment=` needs 1×28×28 images; {data.name} has "
                             f"{'×'.join(map(str, data.input_shape))}")
         plan = plan_augmentation(augment, augment_suite, digits=data.digits)
         augmenter = Augmenter(plan, seed, augment_fraction)
         for note in plan.notes:
-            callbacks.on_warning(f"--augment: {note}")
+            callbacks.on_warning(f"`augment=`: {note}")
         for skipped in plan.skipped:
-            callbacks.on_warning(f"--augment: not using {skipped}")
+            callbacks.on_warning(f"`augment=`: not using {skipped}")
 
     train_idx, val_idx = split_validation(len(data.train_images), val_split, seed)
     x_train, y_train = data.train_images[train_idx], data.train_labels[train_idx]
