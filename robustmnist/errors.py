@@ -34,5 +34,9 @@ class UserError(_Marked, Exception):
     exit_code = 2
 
 
+class MarkedWarning(_Marked, UserWarning):
+    """A warning whose text names parameters: Python shows ``name=``, the CLI the flag."""
+
+
 class RunInterrupted(_Marked, KeyboardInterrupt):
     """Ctrl-C after partial results were saved: the message says where, and how to finish them."""

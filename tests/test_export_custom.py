@@ -94,8 +94,8 @@ def _cli(*args, env):
 
 def test_export_then_predictions_score_like_the_model(suite_file, tiny_data_root, tmp_path, monkeypatch, capsys):
     import robustmnist
-    from robustmnist.export import export_sets
     from robustmnist.models.zoo import build
+    from robustmnist.shifts.export import export_sets
 
     env = {**os.environ, "ROBUSTMNIST_DATA": str(tiny_data_root)}
     torch.manual_seed(0)

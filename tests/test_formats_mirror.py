@@ -73,9 +73,9 @@ def test_torch_paths_match_torchscript(mirror_lenet, mnist_test, tmp_path):
 
 
 def test_exported_clean_set_scored_elsewhere_matches(mirror_lenet, mirror_root, mnist_test, tmp_path):
-    from robustmnist.export import export_sets
     from robustmnist.models.predictions import load_predictions
     from robustmnist.run.collect import evaluate
+    from robustmnist.shifts.export import export_sets
 
     export_sets(None, tmp_path / "sets", "idx", data_root=mirror_root)  # clean only, MNIST's own format
     raw = (tmp_path / "sets" / "clean-images-idx3-ubyte").read_bytes()

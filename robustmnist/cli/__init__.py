@@ -33,7 +33,8 @@ for _name in _COMMANDS:
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
     # a warning a user sees is a note about their input, not a pointer into our source
-    print(f"robustmnist: warning: {to_flags(str(message))}", file=sys.stderr)
+    text = message.raw if hasattr(message, "raw") else str(message)  # marked: spell the flags
+    print(f"robustmnist: warning: {to_flags(text)}", file=sys.stderr)
 
 
 def main() -> None:

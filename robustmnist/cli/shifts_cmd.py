@@ -124,7 +124,7 @@ def register(app: typer.Typer) -> None:
         """Write every set (and clean) with a manifest, to score with any framework or language;
         score them back in with robustmnist eval --predictions."""
         from ..api import build_suite
-        from ..export import export_sets
+        from ..shifts.export import export_sets
 
         s = build_suite(suite, shift, severity)
         total = 1 + len(s.shift_names) * len(s.severities)

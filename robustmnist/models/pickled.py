@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from ..errors import UserError
+from ..errors import MarkedWarning, UserError
 from .model_code import ModelCode, import_file
 from .read import first_line
 
@@ -98,7 +98,7 @@ def torch_load(path: Path, trust_pickle: bool, code: ModelCode | None = None) ->
             f"{path} is not a model file robustmnist can read: expected TorchScript, ONNX, Keras, a "
             "robustmnist checkpoint or a state_dict saved with torch.save"
             + (f" (torch: {first_line(exc)})" if looks_torch else "")) from None
-    warnings.warn(f"unpickling {path} because `trust_pickle=True` was given", stacklevel=3)
+    warnings.warn(MarkedWarning(f"unpickling {path} because `trust_pickle=True` was given"), stacklevel=3)
     main = import_file(code.path) if code is not None and code.path.is_file() else None
     try:
         with _importable(code.directory if code else None):

@@ -7,13 +7,15 @@ import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from ..errors import MarkedWarning
+
 DATASETS = ("mnist", "fashion", "cifar10", "cifar10-rgb")
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("constant", "onecycle", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
-class TrainingWarning(UserWarning):
+class TrainingWarning(MarkedWarning):
     """A sanity guard fired while training (also recorded in the checkpoint)."""
 
 
@@ -44,4 +46,4 @@ class TrainCallbacks:
         pass
 
     def on_warning(self, message: str) -> None:
-        warnings.warn(message, TrainingWarning, stacklevel=3)
+        warnings.warn(TrainingWarning(message), stacklevel=3)

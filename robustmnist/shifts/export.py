@@ -19,12 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .data.datasets import load_mnist
-from .errors import UserError
-from .fileio import atomic_save_npz, atomic_write_bytes, atomic_write_json
-from .models.predictions import npz_name
-from .shifts.sets import get_set, set_sha256
-from .shifts.suite import Suite
+from ..data.datasets import load_mnist
+from ..errors import UserError
+from ..fileio import atomic_save_npz, atomic_write_bytes, atomic_write_json
+from ..models.predictions import npz_name
+from .sets import get_set, set_sha256
+from .suite import Suite
 
 FORMATS = ("npz", "idx", "png")
 
