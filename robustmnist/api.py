@@ -183,7 +183,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
              predictions: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
              formats: str | Sequence[str] = "json", resume: bool = False,
              progress: ProgressFn | None = None, log: Callable[[str], None] | None = _say,
-             warn: Callable[[str], None] | None = _warn, spent_s: float = 0.0) -> Result:
+             warn: Callable[[str], None] | None = _warn, spent_s: float = 0.0,
+             selective_coverage: float = 0.95, conformal_alpha: float = 0.1) -> Result:
     """Evaluate ``model`` on clean MNIST test, a suite of shifts, OOD and real sets, attacks.
 
     ``model``: an ``nn.Module``, a path in any supported format, or a callable mapping an array
@@ -200,7 +201,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     (saved as the run goes; ``resume=True`` finishes the partial results an interrupted run
     left there). ``progress(kind, k, status)`` follows the run ("total" first); ``log`` and
     ``warn`` receive its lines (default: standard error); ``spent_s`` is time the caller already
-    used, taken off ``budget``.
+    used, taken off ``budget``. ``selective_coverage`` (share of clean digits the confidence
+    threshold accepts) and ``conformal_alpha`` fix every record's ``selective`` and ``conformal``.
     """
     from .models.device import resolve_device
     from .run.attack_plans import AttackOptions, make_plan
@@ -273,7 +275,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
                           batch_size=batch_size, use_cache=use_cache, name=name or loaded.name,
                           progress=progress, clean=clean, real_sets=ready.real_sets, attacks=plan,
                           on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood_names or [])},
-                          resume=[prior] if prior else None, trained_on=_as_list(trained_on), fast=not elsewhere)
+                          resume=[prior] if prior else None, trained_on=_as_list(trained_on), fast=not elsewhere,
+                          selective_coverage=selective_coverage, conformal_alpha=conformal_alpha)
         except KeyboardInterrupt:
             if saver is not None and saver.saves:
                 raise RunInterrupted(f"interrupted after {saver.sets_saved} of {n_sets} sets: partial results in "

@@ -59,6 +59,11 @@ class SetMetrics:
     mean_confidence: float
     reliability: dict = field(default_factory=dict)
     gallery: dict = field(default_factory=dict)  # {"samples": [...], "misclassified": [...]}
+    # does the model know when it is wrong (metrics/deployment.py): at the clean MSP threshold,
+    # conformal sets calibrated on clean digits, a BBSD monitor; None in results made before them
+    selective: dict | None = None
+    conformal: dict | None = None
+    detection: dict | None = None
 
 
 @dataclass

@@ -65,6 +65,8 @@ def evaluate_many(
     resume: list[RunOutput | None] | None = None,
     trained_on: str | list[str] | None = None,
     trained_on_each: list[str | None] | None = None,
+    selective_coverage: float = 0.95,
+    conformal_alpha: float = 0.1,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
     set (``real``: names as data.real.load_real takes them; ``real_sets``: data.real.RealSet in
@@ -80,6 +82,9 @@ def evaluate_many(
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
     shift/family names for every model, or ``trained_on_each``: one entry per model) are marked
     ``seen`` and left out of the headline.
+
+    ``selective_coverage`` (the share of clean digits the confidence threshold accepts) and
+    ``conformal_alpha`` fix what every set's deployment records are measured at (metrics/deployment.py).
     """
     from .local import LocalExecutor
 
@@ -99,7 +104,8 @@ def evaluate_many(
     ctx = RunContext(clean=clean, source=source, n=n, seed=seed, batch_size=batch_size, use_cache=use_cache,
                      data_root=data_root, fast=fast, progress=progress, ood=tuple(ood or ()),
                      n_real=len(real_sets or []))
-    runs = [ModelCollector(m, names[i] if names else None, shared=len(models) > 1, trained_on=d)
+    runs = [ModelCollector(m, names[i] if names else None, shared=len(models) > 1, trained_on=d,
+                           target_coverage=selective_coverage, alpha=conformal_alpha)
             for i, (m, d) in enumerate(zip(models, declared, strict=True))]
     priors = _resumed(runs, resume)
     sets = plan_sets(suite, priors)

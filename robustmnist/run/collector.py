@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..metrics import deployment
 from ..metrics.classification import edited_digit_metrics, flip_rate
 from ..models.load import LoadedModel
 from ..results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
@@ -33,6 +34,12 @@ CONVENTIONS = {
     "flip_rate": "fraction of images whose prediction differs from the same clean image's",
     "fpr95": "Hendrycks & Gimpel: MNIST test is the positive class; fraction of OOD images "
              "accepted at the threshold that accepts 95% of MNIST test images",
+    "selective": "max softmax probability; threshold = the one accepting target_coverage of the clean "
+                 "test digits, applied unchanged to every set; accepted_error_rate = wrong and "
+                 "accepted, over all images; AURC over the risk-coverage step curve (ties enter "
+                 "together); misclassification AUROC: correct images positive",
+    "conformal": deployment.conformal.CALIBRATION,
+    "detection": deployment.detection.TEST,
 }
 
 
@@ -72,7 +79,9 @@ class ModelCollector:
     """One model's records, predictions and stage timings while a run goes."""
 
     def __init__(self, model: LoadedModel, name: str | None = None, shared: bool = False,
-                 trained_on: str | list[str] | None = None):
+                 trained_on: str | list[str] | None = None,
+                 target_coverage: float = deployment.selective.DEFAULT_TARGET_COVERAGE,
+                 alpha: float = deployment.conformal.DEFAULT_ALPHA):
         self.model = model
         self.name = name
         self.shared = shared  # one of several models scored on the same sets
@@ -86,12 +95,17 @@ class ModelCollector:
         self.clean_m: dict = {}
         self.clean_logits: np.ndarray | None = None
         self.clean_preds: np.ndarray | None = None
+        self.target_coverage, self.alpha = target_coverage, alpha
+        self.calibration: deployment.Calibration | None = None  # fixed on clean, used on every set
 
     def add_clean(self, unit: SetScore, labels: np.ndarray) -> None:
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
         self.clean_logits = unit.logits
-        self.clean_m = unit.metrics
+        t = time.perf_counter()
+        self.calibration = deployment.calibrate(unit.logits, labels, self.target_coverage, self.alpha)
+        self.clean_m = {**unit.metrics, **deployment.clean_metrics(self.calibration, unit.logits, labels)}
+        self.timings["deployment"] = self.timings.get("deployment", 0.0) + time.perf_counter() - t
         self.clean_preds = unit.preds
         self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
 
@@ -101,8 +115,11 @@ class ModelCollector:
         paired = shift.kind != "generative"
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
+        t = time.perf_counter()
+        deploy = deployment.deployment_metrics(self.calibration, unit.logits, labels, set_id(shift.name, severity))
+        self.timings["deployment"] = self.timings.get("deployment", 0.0) + time.perf_counter() - t
         self.records.append(ShiftRecord(
-            **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
+            **unit.metrics, **deploy, name=shift.name, family=shift.family, severity=severity, version=shift.version,
             sha256=sha256, params=params, cached=cached, chunks=chunks or [],
             flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
             edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])

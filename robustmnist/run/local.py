@@ -37,7 +37,7 @@ class LocalExecutor:
     def score_clean(self) -> list[SetScore]:
         c = self.ctx
         return [score_set(m, c.clean.images, c.clean.labels, self.indices, c.batch_size, c.progress,
-                          keep_logits=True, key="clean") for m in self.models]
+                          key="clean") for m in self.models]
 
     def score_sets(self, requests: list[SetRequest]) -> Iterator[ScoredSet]:
         c = self.ctx

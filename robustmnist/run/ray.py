@@ -159,10 +159,9 @@ def _generate(shift_name: str, severity: int, params: dict, source: ShiftSet, n:
 
 
 @ray.remote(max_retries=MAX_RETRIES)
-def _score(spec: ModelSpec, payload: list, sset: ShiftSet, batch_size: int,
-           keep_logits: bool) -> SetScore:
+def _score(spec: ModelSpec, payload: list, sset: ShiftSet, batch_size: int) -> SetScore:
     model = _worker_model(spec, payload)
-    return score_set(model, sset.images, sset.labels, None, batch_size, keep_logits=keep_logits)
+    return score_set(model, sset.images, sset.labels, None, batch_size)
 
 
 @ray.remote(max_retries=MAX_RETRIES)
@@ -347,7 +346,7 @@ class RayExecutor:
         self.shipped = [_ship(m, probe_ref) for m in models]
         st.bytes_to_object_store += sum(size for _, _, size in self.shipped)
         for i, (spec, payload, _) in enumerate(self.shipped):
-            self._submit(("clean", i), _score, spec, payload, self.clean_ref, ctx.batch_size, True)
+            self._submit(("clean", i), _score, spec, payload, self.clean_ref, ctx.batch_size)
             st.tasks_score += 1
         return models
 
@@ -442,7 +441,7 @@ class RayExecutor:
         self.stats.tasks_generate += 1
         self.pending[info_ref] = ("info", k)
         for i, (spec, payload, _) in enumerate(self.shipped):
-            self._submit(("shift", k, i), _score, spec, payload, set_ref, c.batch_size, False)
+            self._submit(("shift", k, i), _score, spec, payload, set_ref, c.batch_size)
             self.stats.tasks_score += 1
 
     def _wait(self, what: tuple):
@@ -480,7 +479,7 @@ def _forward_paths(models: list[LoadedModel], clean: DigitSet, batch_size: int, 
 
 
 def _nbytes(unit: SetScore) -> int:
-    size = unit.preds.nbytes + (unit.logits.nbytes if unit.logits is not None else 0)
+    size = unit.preds.nbytes + unit.logits.nbytes
     gal = unit.metrics.get("gallery", {})
     return int(size + len(gal.get("samples_png", "")) + sum(len(m["png"]) for m in gal.get("misclassified", [])))
 

@@ -128,14 +128,16 @@ class SetScore:
 
     metrics: dict  # classification_metrics + gallery
     preds: np.ndarray  # int8 N, the argmax
-    logits: np.ndarray | None  # float32 N×10, kept for clean only (OOD scores compare against it)
+    # float32 N×10: the collector derives the deployment records from them (metrics/deployment.py)
+    # and keeps clean's only (OOD scores compare against it)
+    logits: np.ndarray
     score_s: float
     metrics_s: float
 
 
 def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indices: list[int] | None = None,
               batch_size: int = DEFAULT_BATCH, progress: ProgressFn | None = None,
-              keep_logits: bool = False, key: str | None = None) -> SetScore:
+              key: str | None = None) -> SetScore:
     t = time.perf_counter()
     logits = score_named(model, key, images, batch_size, progress)  # key: the set's name (predictions=)
     score_s = time.perf_counter() - t
@@ -143,4 +145,4 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
     m = classification_metrics(labels, logits)
     m["gallery"] = gallery(images, labels, logits, sample_indices(labels) if indices is None else indices)
     preds = logits.argmax(axis=1).astype(np.int8)
-    return SetScore(m, preds, logits if keep_logits else None, score_s, time.perf_counter() - t)
+    return SetScore(m, preds, logits, score_s, time.perf_counter() - t)

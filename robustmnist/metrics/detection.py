@@ -1,0 +1,126 @@
+"""Black-box shift detection (BBSD, Rabanser, Günnemann & Lipton 2019, "Failing Loudly"): would a
+monitor watching the model's softmax outputs notice the shift?
+
+Per batch of b unlabeled images: one two-sample Kolmogorov-Smirnov test per softmax class against
+a clean reference, Bonferroni over the 10 classes, flag when any p < alpha / 10. Power = the share
+of random batches flagged; the false-alarm rate is the same measurement on clean batches.
+
+Split (disjoint, no extra forward pass): the reference is the clean digits at even positions; the
+batches are drawn without replacement from a set's images at odd positions (clean's own odd
+positions for the false alarm), so no batch holds a transform of a reference digit. A batch size
+larger than that pool gets no number (None), never a resampled one: drawing with replacement
+from a finite pool makes the KS p-values lie.
+
+The p-value is scipy's: ``scipy.stats.kstwo.sf(D, round(m*b/(m+b)))``, exactly what
+``scipy.stats.ks_2samp(..., method="asymp")`` returns; the statistic is computed for all batches
+at once from each image's rank in the sorted reference (tests/test_detection.py checks both
+against ks_2samp). Exact p-values (ks_2samp's default below 10,000 samples) cost a Python call per
+test, 3,000 per set here.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+BATCH_SIZES = (10, 100, 1000)
+TRIALS = 100  # batches per size: power to +-5 points (binomial SE at 50%)
+ALPHA = 0.05
+TEST = ("BBSD: two-sample KS per softmax class (p from scipy.stats.kstwo, as ks_2samp "
+        "method='asymp'), Bonferroni over 10 classes, alpha 0.05; reference = clean digits at even "
+        "positions, batches drawn without replacement from the set's images at odd positions")
+
+
+@dataclass
+class Reference:
+    """The clean softmax outputs a monitor compares against, sorted per class."""
+
+    sorted_probs: np.ndarray  # m×K, each column sorted
+    false_alarm: list[float | None]
+    batch_sizes: tuple[int, ...] = BATCH_SIZES
+    trials: int = TRIALS
+    alpha: float = ALPHA
+
+
+def ks_ranks(sorted_ref: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per class and image (K×N): how many reference values are < it (left) and <= it (right)."""
+    k_classes = probs.shape[1]
+    left = np.empty((k_classes, len(probs)), dtype=np.int32)
+    right = np.empty((k_classes, len(probs)), dtype=np.int32)
+    for k in range(k_classes):
+        left[k] = np.searchsorted(sorted_ref[:, k], probs[:, k], side="left")
+        right[k] = np.searchsorted(sorted_ref[:, k], probs[:, k], side="right")
+    return left, right
+
+
+def ks_statistic_batches(left: np.ndarray, right: np.ndarray, m: int) -> np.ndarray:
+    """Two-sided KS statistic per class and batch from the batch images' reference ranks (K×T×b).
+
+    The reference CDF is monotone, so sorting the ranks sorts the batch: D+ = max_j j/b - F_ref(x_j)
+    at the batch's jumps, D- = max_j F_ref(x_j-) - (j-1)/b just before them (ties resolve by max)."""
+    b = left.shape[-1]
+    # exact integer arithmetic over the common denominator m*b, one float division at the end
+    dtype = np.int32 if m * b < 2**31 else np.int64
+    j = np.arange(1, b + 1, dtype=dtype)
+    d_plus = (j * m - np.sort(right, axis=-1).astype(dtype, copy=False) * b).max(axis=-1)
+    d_minus = (np.sort(left, axis=-1).astype(dtype, copy=False) * b - (j - 1) * m).max(axis=-1)
+    return np.maximum(np.maximum(d_plus, d_minus), 0) / (m * b)
+
+
+def ks_pvalue(d: np.ndarray, m: int, b: int) -> np.ndarray:
+    from scipy.stats import kstwo
+
+    en = m * b / (m + b)
+    return kstwo.sf(d, np.round(en))
+
+
+@functools.lru_cache(maxsize=64)
+def ks_critical_value(m: int, b: int, level: float) -> float:
+    """The D above which ``ks_pvalue`` falls below ``level``: p is continuous and decreasing in D,
+    so one inverse per (m, b) replaces a p-value per test (scipy evaluates those one at a time)."""
+    from scipy.stats import kstwo
+
+    return float(kstwo.isf(level, np.round(m * b / (m + b))))
+
+
+def detection_power(sorted_ref: np.ndarray, pool: np.ndarray, rng: np.random.Generator,
+                    batch_sizes=BATCH_SIZES, trials: int = TRIALS, alpha: float = ALPHA) -> list[float | None]:
+    """Share of ``trials`` random batches of each size drawn from ``pool`` (N×K softmax) flagged."""
+    m, k = sorted_ref.shape
+    left, right = ks_ranks(sorted_ref, pool)
+    out: list[float | None] = []
+    for b in batch_sizes:
+        if b > len(pool) or m == 0:
+            out.append(None)
+            continue
+        idx = np.stack([rng.choice(len(pool), b, replace=False) for _ in range(trials)])
+        d = ks_statistic_batches(left[:, idx], right[:, idx], m)  # K×T
+        flagged = (d > ks_critical_value(m, b, alpha / k)).any(axis=0)  # some class has p < alpha / K
+        out.append(float(flagged.mean()))
+    return out
+
+
+def set_rng(key: str) -> np.random.Generator:
+    """The same batches for the same set wherever it is scored (local, Ray, a resumed run)."""
+    return np.random.default_rng(zlib.crc32(key.encode()))
+
+
+def reference(clean_probs: np.ndarray, batch_sizes=BATCH_SIZES, trials: int = TRIALS,
+              alpha: float = ALPHA) -> Reference:
+    ref = np.sort(clean_probs[0::2].astype(np.float32), axis=0)
+    fa = detection_power(ref, clean_probs[1::2], set_rng("clean"), batch_sizes, trials, alpha)
+    return Reference(ref, fa, tuple(batch_sizes), trials, alpha)
+
+
+def detection_metrics(ref: Reference, probs: np.ndarray, key: str) -> dict:
+    power = detection_power(ref.sorted_probs, probs[1::2].astype(np.float32), set_rng(key),
+                            ref.batch_sizes, ref.trials, ref.alpha)
+    return as_record(ref, power, len(probs))
+
+
+def as_record(ref: Reference, power: list[float | None], n: int) -> dict:
+    return {"batch_sizes": list(ref.batch_sizes), "power": list(power), "false_alarm": list(ref.false_alarm),
+            "test": TEST, "trials": ref.trials, "reference_n": int(len(ref.sorted_probs)), "pool_n": n // 2}
