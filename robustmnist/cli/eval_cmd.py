@@ -24,6 +24,23 @@ from .common import (
 from .flags import to_flags
 
 
+def deployment_line(d: dict | None) -> str | None:
+    """One line: does the model know when it is wrong (summary["deployment"], metrics/deployment.py)."""
+    if not d or "worst_accepted_error" not in d:
+        return None
+    w, c = d["worst_accepted_error"], d["min_conformal_coverage"]
+    fa = d["false_alarm"].get("100")
+    power = d.get("mean_power_100")
+    silent = d["silent_failures"]
+    names = ", ".join(f"{f['name']} s{f['severity']}" for f in silent[:3]) + (" ..." if len(silent) > 3 else "")
+    return (f"  deployment: threshold accepting {d['target_coverage']:.0%} of clean accepts "
+            f"{d['min_coverage']:.0%}-{d['max_coverage']:.0%} of shifted; silent errors up to "
+            f"{w['accepted_error_rate']:.1%} ({w['name']} s{w['severity']}); {1 - d['alpha']:.0%} sets cover "
+            f">= {c['coverage']:.0%}; monitor (batch 100) "
+            + (f"fires {power:.0%}, false alarm {fa:.0%}" if power is not None and fa is not None else "n/a")
+            + f"; silent failures: {len(silent)}" + (f" ({names})" if silent else ""))
+
+
 def print_summary(result, written: dict) -> None:
     s = result.summary
     t = Table(title=f"robustmnist — {result.model.name}", show_lines=False)
@@ -60,6 +77,9 @@ def print_summary(result, written: dict) -> None:
         out.print(f"  seen in training ({seen.get('source', '')}): {', '.join(sorted(seen_fams))}"
                   + (f", mean {mean:.2%}" if mean is not None else "")
                   + "; left out of the headline numbers and mCE", highlight=False)
+    line = deployment_line(s.get("deployment"))
+    if line:
+        out.print(line, highlight=False)
     for w in s.get("warnings", []):
         out.print(f"[yellow]warning:[/] {w}", highlight=False)
     print_listed_sets(s.get("reference_sets", {}).get("listed", []), "this run and the mCE reference")

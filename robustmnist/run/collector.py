@@ -161,17 +161,18 @@ class ModelCollector:
         if self.resumed:
             info["resumed_sets"] = self.resumed
         ood_records = list(ood_records)
+        clean = SetMetrics(**self.clean_m)
         result = Result(
             model=model_info(self.model, self.name),
             environment=environment(self.model.device),
-            clean=SetMetrics(**self.clean_m),
+            clean=clean,
             suite=suite_info(suite, n_clean),
             seed=seed,
             shifts=list(self.records),
             ood=ood_records,
             real=real_records or [],
             summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
-                              adversarial, seen=self.seen),
+                              adversarial, seen=self.seen, clean=clean),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in timings.items()},
             conventions=CONVENTIONS,
@@ -183,9 +184,12 @@ class ModelCollector:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              adversarial=None, seen: SeenInTraining | None = None) -> dict:
+              adversarial=None, seen: SeenInTraining | None = None, clean: SetMetrics | None = None) -> dict:
     """Headline numbers over the shifts not seen in training; the seen ones apart."""
     summary: dict = {"clean_accuracy": clean_acc}
+    deploy = deployment.summarise(clean, [r for r in records if not r.seen]) if clean is not None else None
+    if deploy is not None:
+        summary["deployment"] = deploy
     seen_records = [r for r in records if r.seen]
     if seen or seen_records:
         summary["seen_in_training"] = {
