@@ -11,6 +11,10 @@
     min_accuracy = 0.70
     aggregate = "mean"             # "mean" over the matching records, or "each" (every one)
     # max_ece = 0.2                # optional, same aggregation
+    # max_accepted_error_rate = 0.05  # wrong AND accepted at the clean 95% confidence threshold
+    # min_conformal_coverage = 0.8    # 90% sets calibrated on clean digits: true digit inside
+    # min_detection_power = 0.9       # a softmax monitor flags batches of detection_batch images
+    # detection_batch = 100           # 10, 100 or 1000 (default 100)
     # include_seen = true          # also gate on shifts the model saw in training
 
     [[real]]                       # real digit sets (eval --real); any number of these
@@ -44,7 +48,11 @@ from .results import Result
 
 TOP_KEYS = {"min_clean_accuracy", "max_clean_ece", "max_accuracy_drop", "min_ood_auroc", "shift", "real",
             "attack", "include_seen"}
-SHIFT_KEYS = {"name", "severities", "min_accuracy", "max_ece", "aggregate", "include_seen"}
+# deployment rules read each record's selective / conformal / detection (metrics/deployment.py)
+DEPLOY_METRICS = (("accepted-error rate", "max_accepted_error_rate"), ("conformal coverage", "min_conformal_coverage"),
+                  ("detection power", "min_detection_power"))
+SHIFT_METRICS = (("accuracy", "min_accuracy"), ("ECE", "max_ece")) + DEPLOY_METRICS
+SHIFT_KEYS = {"name", "severities", "aggregate", "include_seen", "detection_batch"} | {k for _, k in SHIFT_METRICS}
 REAL_KEYS = {"name", "min_accuracy", "max_accuracy_drop", "max_ece"}
 ATTACK_KEYS = {"norm", "eps", "severities", "min_accuracy", "attacks"}
 # the standard AutoAttack set (as attacks/registry.py expands it; repeated here to keep gate torch-free)
@@ -80,13 +88,16 @@ def load_policy(path: str | Path) -> dict:
         if key in policy:
             _check_number(p, key, policy[key])
     for i, rule in enumerate(_rule_tables(p, policy, "shift", SHIFT_KEYS), 1):
-        if "name" not in rule or not ({"min_accuracy", "max_ece"} & set(rule)):
-            raise UserError(f"policy {p}: [[shift]] #{i} needs a name and min_accuracy or max_ece")
+        if "name" not in rule or not ({k for _, k in SHIFT_METRICS} & set(rule)):
+            raise UserError(f"policy {p}: [[shift]] #{i} needs a name and a threshold "
+                            f"({', '.join(k for _, k in SHIFT_METRICS)})")
+        if not isinstance(rule.get("detection_batch", 100), int) or isinstance(rule.get("detection_batch"), bool):
+            raise UserError(f"policy {p}: [[shift]] #{i} detection_batch must be a whole number (10, 100, 1000)")
         if not isinstance(rule.get("include_seen", False), bool):
             raise UserError(f"policy {p}: [[shift]] #{i} include_seen must be true or false")
         if rule.get("aggregate", "mean") not in ("mean", "each"):
             raise UserError(f"policy {p}: [[shift]] #{i} aggregate must be 'mean' or 'each'")
-        _check_numbers(p, f"[[shift]] #{i}", rule, ("min_accuracy", "max_ece"))
+        _check_numbers(p, f"[[shift]] #{i}", rule, [k for _, k in SHIFT_METRICS])
     for i, rule in enumerate(_rule_tables(p, policy, "real", REAL_KEYS), 1):
         if not (REAL_KEYS - {"name"}) & set(rule):
             raise UserError(f"policy {p}: [[real]] #{i} needs min_accuracy, max_accuracy_drop or max_ece")
@@ -244,12 +255,17 @@ def _shift_rule(result: Result, rule: dict) -> list[RuleResult]:
                         f"results; they have: {', '.join(have) or 'no shifts'}")
     label = f"{name}" + (f" s{','.join(map(str, sevs))}" if sevs else "")
     out = []
-    for metric, key, better in (("accuracy", "min_accuracy", np.greater_equal), ("ECE", "max_ece", np.less_equal)):
+    for metric, key in SHIFT_METRICS:
         if key not in rule:
             continue
+        better = np.greater_equal if key.startswith("min") else np.less_equal
+        if metric == "detection power":
+            batch = rule.get("detection_batch", 100)
+            metric = f"detection power (batch {batch})"
+            recs = [_with_power(r, batch) for r in recs]
         t = rule[key]
         sym = "≥" if key.startswith("min") else "≤"
-        edited = metric == "accuracy" and all(r.edited for r in recs)
+        edited = metric == "accuracy" and all(r.edited for r in recs)  # euro: read the edited digits
         what = "accuracy on the edited digits" if edited else metric
         if rule.get("aggregate", "mean") == "mean":
             v = float(np.mean([_measure(r, metric) for r in recs]))
@@ -263,9 +279,34 @@ def _shift_rule(result: Result, rule: dict) -> list[RuleResult]:
     return out
 
 
+def _with_power(r, batch: int):
+    """The record, after checking it has a detection power at ``batch``."""
+    det = _deploy(r, "detection")
+    if batch not in det["batch_sizes"] or det["power"][det["batch_sizes"].index(batch)] is None:
+        have = ", ".join(str(b) for b, v in zip(det["batch_sizes"], det["power"], strict=True) if v is not None)
+        raise UserError(f"{r.name} s{r.severity} has no detection power at batch {batch} (measured: {have}"
+                        "); a batch needs twice as many images per set (`n=`), or pick another detection_batch")
+    return r
+
+
+def _deploy(r, part: str) -> dict:
+    rec = getattr(r, part, None)
+    if not rec:
+        raise UserError(f"{r.name} s{r.severity} has no {part} record: the results predate deployment "
+                        "metrics; re-run robustmnist eval")
+    return rec
+
+
 def _measure(r, metric: str) -> float:
     # A euro shift edits only the 1s or 7s (~11% of a set): overall accuracy stays high even if
     # every edited digit is misread, so an accuracy rule reads the edited digits' accuracy.
     if metric == "ECE":
         return r.ece
+    if metric == "accepted-error rate":
+        return _deploy(r, "selective")["accepted_error_rate"]
+    if metric == "conformal coverage":
+        return _deploy(r, "conformal")["coverage"]
+    if metric.startswith("detection power"):
+        det = _deploy(r, "detection")
+        return det["power"][det["batch_sizes"].index(int(metric.split()[-1][:-1]))]
     return r.edited["accuracy"] if r.edited else r.accuracy
