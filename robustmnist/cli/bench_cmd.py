@@ -142,6 +142,10 @@ def register(app: typer.Typer) -> None:
         raise typer.Exit(1 if failed else 0)
 
 
+def _pct_or_dash(v: float | None, digits: int = 1) -> str:
+    return "—" if v is None else f"{v:.{digits}%}"
+
+
 def print_leaderboard(res) -> None:
     """bench's terminal summary: sets left out, the leaderboard, real-set predictors, files."""
     for r in res.results:
@@ -153,14 +157,18 @@ def print_leaderboard(res) -> None:
     t = Table(title=f"leaderboard — suite {res.suite}, {res.n} images/set")
     robust_col = [f"robust {rows[0].robust_label}"] if attacked and rows and rows[0].robust_label else []
     cols = ["#", "model", "clean", "mean shifted", f"mCE (vs {ref['name']})", "worst", "OOD AUROC", *robust_col]
-    for col in cols + ([f"mCE vs {first['name']}"] if first else []):
+    deploy = any(r.silent_failures is not None for r in rows)
+    deploy_cols = ["max silent errors", "monitor (100)", "silent"] if deploy else []
+    for col in cols + ([f"mCE vs {first['name']}"] if first else []) + deploy_cols:
         t.add_column(col)
     for r in rows:
         t.add_row(str(r.rank), r.name, f"{r.clean_accuracy:.2%}", f"{r.mean_shifted_accuracy:.2%}",
                   "—" if r.mce is None else f"{r.mce:.1%}", f"{r.worst} ({r.worst_accuracy:.1%})",
                   "—" if r.ood_auroc is None else f"{r.ood_auroc:.3f}",
                   *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
-                  *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
+                  *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []),
+                  *([_pct_or_dash(r.max_accepted_error), _pct_or_dash(r.power_100, 0),
+                     "—" if r.silent_failures is None else str(r.silent_failures)] if deploy else []))
     out.print(t)
     for c in res.real_correlation or []:
         top = [f for f in c["families"] if f["rho"] is not None][:3]

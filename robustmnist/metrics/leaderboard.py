@@ -29,6 +29,20 @@ class LeaderRow:
     robust_label: str = ""  # e.g. "linf 0.3"
     mce_vs_first: float | None = None  # bench's extra column: against its first model, labelled so
     seen: str = ""  # families seen in training (left out of this row's headline numbers)
+    # does it know when it is wrong (summary["deployment"]): the largest accepted-error rate at the
+    # clean threshold, the lowest conformal coverage, mean monitor power at batch 100, silent failures
+    max_accepted_error: float | None = None
+    min_conformal_coverage: float | None = None
+    power_100: float | None = None
+    silent_failures: int | None = None
+
+
+def _deployment(d: dict | None) -> dict:
+    if not d or "worst_accepted_error" not in d:
+        return {}
+    return {"max_accepted_error": d["worst_accepted_error"]["accepted_error_rate"],
+            "min_conformal_coverage": d["min_conformal_coverage"]["coverage"],
+            "power_100": d.get("mean_power_100"), "silent_failures": len(d["silent_failures"])}
 
 
 def _robust_label(summary: dict) -> str:
@@ -71,6 +85,7 @@ def leaderboard(results: list[Result], reference: Reference,
             robust_accuracy=s.get("robust_accuracy", {}).get("accuracy"),
             robust_label=_robust_label(s), mce_vs_first=first,
             seen=", ".join((s.get("seen_in_training") or {}).get("families", [])),
+            **_deployment(s.get("deployment")),
         ))
     rows.sort(key=lambda d: -d["mean_shifted_accuracy"])
     return [LeaderRow(rank=i + 1, **d) for i, d in enumerate(rows)]

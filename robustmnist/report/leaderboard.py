@@ -34,12 +34,17 @@ mCE relative to the first model, <b>{{ first }}</b>, instead.{% endif %}</p>
 <div class="wrap"><table>
 <tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th>
 <th>mCE (vs {{ reference.name }})</th><th>rel. mCE (vs {{ reference.name }})</th><th>worst shift</th>
-<th>worst acc.</th><th>OOD AUROC</th><th>seen in training</th>{% if first %}<th>mCE vs {{ first }}</th>{% endif %}</tr>
+<th>worst acc.</th><th>OOD AUROC</th><th>seen in training</th>{% if first %}<th>mCE vs {{ first }}</th>{% endif %}
+<th title="largest share of a set's images wrong yet passing the clean threshold">max silent errors</th>
+<th title="lowest coverage of the 90% conformal sets over the shifted sets">min conformal cov.</th>
+<th title="mean share of 100-image batches a softmax KS monitor flags">monitor (100)</th><th>silent failures</th></tr>
 {% for r in rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.name }}</td><td>{{ pct(r.clean_accuracy) }}</td>
 <td>{{ pct(r.clean_ci[0]) }}–{{ pct(r.clean_ci[1]) }}</td><td>{{ pct(r.mean_shifted_accuracy) }}</td>
 <td>{{ pct(r.mce) }}</td><td>{{ pct(r.relative_mce) }}</td><td class="l">{{ r.worst }}</td>
 <td>{{ pct(r.worst_accuracy) }}</td><td>{{ num(r.ood_auroc) }}</td><td class="l">{{ r.seen or "—" }}</td>
-{%- if first %}<td>{{ pct(r.mce_vs_first) }}</td>{% endif %}</tr>
+{%- if first %}<td>{{ pct(r.mce_vs_first) }}</td>{% endif %}
+<td>{{ pct(r.max_accepted_error) }}</td><td>{{ pct(r.min_conformal_coverage) }}</td><td>{{ pct(r.power_100) }}</td>
+<td>{{ "—" if r.silent_failures is none else r.silent_failures }}</td></tr>
 {% endfor %}</table></div>
 {% if real_corr %}<h2>Which parts of the suite predict your data</h2>
 <p class="note">For each real digit set: Spearman's rank correlation, across the benchmarked models, between a
@@ -118,11 +123,13 @@ def leaderboard_csv(rows: list[LeaderRow]) -> str:
     w = csv.writer(buf)
     w.writerow(["rank", "model", "clean_accuracy", "clean_ci_low", "clean_ci_high", "mean_shifted_accuracy",
                 "mce", "relative_mce", "worst_shift", "worst_accuracy", "ood_mean_auroc", "sha256",
-                "seen_in_training", "mce_vs_first_model"])
+                "seen_in_training", "mce_vs_first_model", "max_accepted_error_rate", "min_conformal_coverage",
+                "detection_power_100", "silent_failures"])
     for r in rows:
         w.writerow([r.rank, r.name, r.clean_accuracy, r.clean_ci[0], r.clean_ci[1], r.mean_shifted_accuracy,
                     r.mce, r.relative_mce, r.worst, r.worst_accuracy, r.ood_auroc, r.sha256, r.seen,
-                    r.mce_vs_first])
+                    r.mce_vs_first, r.max_accepted_error, r.min_conformal_coverage, r.power_100,
+                    r.silent_failures])
     return buf.getvalue()
 
 
