@@ -1,0 +1,48 @@
+"""The deployment records through a real run: every record has them, results without them still
+load, the gate reads them, the report and the leaderboard show them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import robustmnist
+from robustmnist.gate import check
+from robustmnist.results import Result
+
+from .helpers import untrained_checkpoint
+
+
+@pytest.fixture
+def run(tiny_data_root, tmp_path):
+    model = untrained_checkpoint(tmp_path / "m.pt")
+    return robustmnist.evaluate(model, suite="quick", shift="rotate,fonts", severity=[1, 3], n=120,
+                                data_root=tiny_data_root, force=True, device="cpu", out=tmp_path / "out",
+                                formats="json,html", log=None, warn=None)
+
+
+def test_records_load_gate_and_report(run, tmp_path):
+    for rec in [run.clean, *run.shifts]:
+        assert set(rec.selective) >= {"threshold", "target_coverage", "coverage", "selective_accuracy",
+                                      "accepted_error_rate", "aurc", "misclassification_auroc"}
+        assert set(rec.conformal) >= {"alpha", "qhat", "coverage", "mean_set_size", "method"}
+        assert set(rec.detection) >= {"batch_sizes", "power", "false_alarm", "test"}
+        assert rec.selective["threshold"] == run.clean.selective["threshold"]  # fixed on clean
+    assert run.clean.selective["coverage"] >= 0.95
+    assert run.clean.detection["power"][2] is None  # 1,000 > the 60-image pool: no number
+    d = json.loads((tmp_path / "out" / "results.json").read_text())
+    for rec in [d["clean"], *d["shifts"]]:
+        for key in ("selective", "conformal", "detection"):
+            rec.pop(key)
+    old = Result.from_dict(d)
+    assert old.clean.selective is None
+    assert 'id="deployment"' in (tmp_path / "out" / "report.html").read_text()
+
+    # the gate reads them
+    policy = {"shift": [{"name": "rotate", "max_accepted_error_rate": 0.99, "min_conformal_coverage": 0.01,
+                         "min_detection_power": 0.01, "detection_batch": 10, "aggregate": "each"}]}
+    rules = check(run, policy)
+    assert len(rules) == 6 and {r.rule.split()[2] for r in rules} == {"accepted-error", "conformal", "detection"}
+    with pytest.raises(robustmnist.UserError, match="batch 1000"):
+        check(run, {"shift": [{"name": "rotate", "min_detection_power": 0.5, "detection_batch": 1000}]})
