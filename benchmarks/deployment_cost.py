@@ -31,6 +31,7 @@ def run(tree: Path, model: str, n: int | None) -> dict:
         wall = time.perf_counter() - t
         r = json.loads((Path(out) / "results.json").read_text())
     return {"wall_s": round(wall, 2), "total_s": r["timings"]["total"], "deployment_s": r["timings"].get("deployment"),
+            "timings": r["timings"],
             "n": r["suite"]["n"], "sets": len(r["shifts"])}
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 BATCH_SIZES = (10, 100, 1000)
-TRIALS = 100  # batches per size: power to +-5 points (binomial SE at 50%)
+TRIALS = 50  # batches per size: power to +-7 points (binomial SE at 50%); 100 doubles the cost
 ALPHA = 0.05
 TEST = ("BBSD: two-sample KS per softmax class (p from scipy.stats.kstwo, as ks_2samp "
         "method='asymp'), Bonferroni over 10 classes, alpha 0.05; reference = clean digits at even "
@@ -48,8 +48,10 @@ class Reference:
 def ks_ranks(sorted_ref: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per class and image (K×N): how many reference values are < it (left) and <= it (right)."""
     k_classes = probs.shape[1]
-    left = np.empty((k_classes, len(probs)), dtype=np.int32)
-    right = np.empty((k_classes, len(probs)), dtype=np.int32)
+    # ranks fit 16 bits for any reference up to 65,535 digits, and 16-bit sorts run ~5x faster
+    dtype = np.uint16 if len(sorted_ref) < 2**16 else np.int64
+    left = np.empty((k_classes, len(probs)), dtype=dtype)
+    right = np.empty((k_classes, len(probs)), dtype=dtype)
     for k in range(k_classes):
         left[k] = np.searchsorted(sorted_ref[:, k], probs[:, k], side="left")
         right[k] = np.searchsorted(sorted_ref[:, k], probs[:, k], side="right")
