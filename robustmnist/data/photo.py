@@ -103,11 +103,14 @@ def photo_ink(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, to
         ground = torch.cat([x[:, 0, 0, :], x[:, 0, -1, :], x[:, 0, :, 0], x[:, 0, :, -1]], dim=1)
         contrast = x.amax(dim=(1, 2, 3)) - ground.median(dim=1).values
         return lift_ink(x), contrast.clamp_min(0)
-    # the window must be wider than a stroke (a digit's stroke is ~1/10 of its height, and the
-    # digit at most the image) and narrower than the light's variation (a vignette, a shadow edge)
-    k = _odd(max(h, w) / 6)
-    bg_white = _box_blur(_max_filter(_min_filter(x, k), k), k)  # under bright ink: opening
-    bg_black = _box_blur(_min_filter(_max_filter(x, k), k), k)  # over dark ink: closing
+    # the window must be well wider than a stroke (a marker's stroke is up to ~1/5 of the digit's
+    # height, and the digit up to most of the image: at 1/6 of the side, thick strokes kept a
+    # dark core in the background and came out hollow) and narrower than the light's
+    # variation (a vignette, a shadow's soft edge); the smoothing, half the window, blends the
+    # plateaus the opening leaves without reaching back into the strokes
+    k = _odd(max(h, w) / 3.5)
+    bg_white = _box_blur(_max_filter(_min_filter(x, k), k), _odd(k / 2))  # under bright ink: opening
+    bg_black = _box_blur(_min_filter(_max_filter(x, k), k), _odd(k / 2))  # over dark ink: closing
     if polarity == "auto":
         dark = _dark_ink(x)
     else:

@@ -36,6 +36,7 @@ from .registry import register
 CANVAS = 96  # the photo crop, px (a multiple of 8: JPEG blocks tile it)
 DIGIT = 0.55  # the 28-px MNIST box spans this fraction of the crop (the digit ~0.4 of it)
 CHUNK = 128
+BASE_BLUR = 1.5  # px of the crop (the digit ~55 px tall)
 
 
 def _u(n: int, g: torch.Generator, *shape: int) -> torch.Tensor:
@@ -148,8 +149,11 @@ def _scene(x: torch.Tensor, d: dict, p: dict) -> torch.Tensor:
 
 def _optics(img: torch.Tensor, d: dict, p: dict, noise: torch.Tensor) -> torch.Tensor:
     n = len(img)
-    if p["defocus"] > 0:
-        img = gaussian_blur(img, p["defocus"] * (0.5 + 0.5 * d["defocus"]), radius=8)
+    # every phone photo is a little soft (lens, demosaicing, the phone's own denoising): a
+    # sharp render framed like MNIST has harder edges than MNIST's digits, and reads worse
+    # than a slightly blurred one; ``defocus`` adds to that base in quadrature
+    sigma = (BASE_BLUR**2 + (p["defocus"] * (0.5 + 0.5 * d["defocus"])) ** 2).sqrt()
+    img = gaussian_blur(img, sigma, radius=8)
     if p["motion"] > 0:
         length = p["motion"] * (0.5 + 0.5 * d["motion_len"])
         t = torch.linspace(-0.5, 0.5, 9).view(1, -1) * length.view(-1, 1)
