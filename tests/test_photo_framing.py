@@ -83,3 +83,18 @@ def test_doubtful_framings_are_named():
     _, why = frame_real_report([blank, edge])
     assert DOUBT_EMPTY in why[0]
     assert why[1]
+
+
+def test_real_sets_count_doubtful_framings():
+    from robustmnist.data.real import real_from_arrays
+    from robustmnist.metrics.real import framing_gallery
+    from robustmnist.report.sections.real import _doubtful_line
+
+    ok = np.full((64, 64), 0.85)
+    ok[20:44, 30:35] = 0.1  # a "1" in the middle
+    blank = np.full((64, 64), 0.85)
+    rs = real_from_arrays("mine", [ok, blank, ok], np.array([1, 1, 1]))
+    assert rs.doubtful[0] == () and DOUBT_EMPTY in rs.doubtful[1]
+    d = framing_gallery(rs)["doubtful"]
+    assert d["count"] == 1 and d["n"] == 3 and d["indices"] == [1] and d["before_png"]
+    assert _doubtful_line(d).startswith("1 of 3 framings look doubtful")
