@@ -7,6 +7,7 @@ not load torch)::
     robustmnist.bench([model, ...], suite=..., n=..., ray=...) -> BenchResult
     robustmnist.load_model(path_or_object, ...)      robustmnist.load_set(shift, severity, n=...)
     robustmnist.shifts()                             robustmnist.diagnose(model)
+    robustmnist.predict(model, ["photo.jpg", ...]) -> [Prediction]  (your own photos, framed)
     robustmnist.load_suite(name)  robustmnist.get_shift(name)  robustmnist.render_reports(...)
     robustmnist.Result  robustmnist.Preprocess  robustmnist.UserError
 """
@@ -24,6 +25,7 @@ _API = {
     "load_model": "robustmnist.api",
     "load_set": "robustmnist.api",
     "diagnose": "robustmnist.api",
+    "predict": "robustmnist.api",
     "Result": "robustmnist.api",
     "load_suite": "robustmnist.shifts.suite",
     "get_shift": "robustmnist.shifts.registry",

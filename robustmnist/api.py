@@ -339,6 +339,23 @@ def diagnose(model: Any, *, preprocess: str | None = None, arch: str | None = No
     return run_doctor(loaded, data_root=data_root)
 
 
+def predict(model: Any, images: Sequence, *, polarity: str = "auto", preprocess: str | None = None,
+            arch: str | None = None, trust_pickle: bool = False, model_code: str | os.PathLike | None = None,
+            model_kwargs: dict | str | None = None) -> list:
+    """``robustmnist predict``: photo-frame each image (paths or arrays) and score it on its own:
+    a list of ``run.predict.Prediction`` (prediction, probabilities, top3, doubtful, error)."""
+    from .data.photo import POLARITIES
+    from .run.predict import predict_images
+
+    if polarity not in POLARITIES:
+        raise UserError(f"polarity= must be one of {', '.join(POLARITIES)}, got {polarity!r}")
+    if isinstance(images, str | os.PathLike | np.ndarray):
+        images = [images]
+    loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
+                        model_code=model_code, model_kwargs=model_kwargs)
+    return predict_images(loaded, list(images), polarity)
+
+
 @dataclass
 class BenchResult:
     """``robustmnist.bench``: every model's Result, the leaderboard and what it was ranked against."""

@@ -22,7 +22,8 @@ from real_factory import (  # noqa: E402
     write_usps,
 )
 
-from robustmnist.data.framing import centre_of_mass, frame_real  # noqa: E402
+from robustmnist.data.framing import centre_of_mass  # noqa: E402
+from robustmnist.data.photo import frame_real  # noqa: E402
 from robustmnist.data.real import check_real_names, load_real, real_from_arrays  # noqa: E402
 from robustmnist.errors import UserError  # noqa: E402
 from robustmnist.metrics.real import (  # noqa: E402

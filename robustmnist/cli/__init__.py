@@ -25,7 +25,7 @@ app = typer.Typer(
 
 # Each module defines register(app); listed here, so a missing one fails loudly.
 _COMMANDS = ("eval_cmd", "shifts_cmd", "report_cmd", "train_cmd", "demo_cmd", "doctor_cmd",
-             "bench_cmd")
+             "bench_cmd", "predict_cmd")
 
 for _name in _COMMANDS:
     import_module(f"{__name__}.{_name}").register(app)

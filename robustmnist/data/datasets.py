@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from .framing import POLARITIES, frame_real
+from .photo import POLARITIES, frame_real
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 
@@ -215,7 +215,7 @@ def normalise_polarity(x: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
 def load_image_folder(folder: str | os.PathLike, polarity: str = "auto", frame: bool = True) -> DigitSet:
     """Images in class sub-folders (named 0-9 for digits; anything else gets label −1) or flat.
 
-    Applies the MNIST framing of real digits (``framing.frame_real``): grayscale, polarity,
+    Applies the MNIST framing of real digits (``photo.frame_real``): grayscale, polarity,
     ground to black, tight ink box to 20 px keeping aspect, centre of mass at the centre.
     """
     folder = Path(folder)

@@ -8,11 +8,7 @@ edge-to-edge, a photo of a digit) are a preprocessing mismatch, not a robustness
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 # MNIST test digits have their centre of mass at (14.0, 14.0) in pixel-index coordinates
 # (measured: mean 13.99 / 14.01, sd 0.29), i.e. at size/2, not at the geometric 13.5.
@@ -215,59 +211,3 @@ def lift_ink(x: torch.Tensor) -> torch.Tensor:
     span = peak - ground
     lifted = ((x - ground) / span.clamp_min(1e-3)).clamp(0, 1)
     return torch.where(span > 1e-3, lifted, torch.zeros_like(x))
-
-
-def _frame_group(x: torch.Tensor, polarity: str) -> torch.Tensor:
-    h, w = x.shape[-2:]
-    if max(h, w) > MAX_SIDE:
-        s = MAX_SIDE / max(h, w)
-        x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
-                          antialias=True, align_corners=False).clamp(0, 1)
-        h, w = x.shape[-2:]
-    if polarity == "dark-on-light":
-        x = 1.0 - x
-    elif polarity == "auto":
-        x = torch.where(detect_dark_on_light(x).view(-1, 1, 1, 1), 1.0 - x, x)
-    # A ratio from the image size alone (never from the other images in the batch) makes each
-    # framed digit depend only on itself: a subset, a reordering or a chunking gives the same bytes.
-    ratio = max(2, math.ceil(max(h, w) / 20) * 2)
-    return frame_mnist(lift_ink(x), sampling_ratio=ratio)
-
-
-def frame_real(images, polarity: str = "auto") -> torch.Tensor:
-    """The MNIST framing of real digit images, each on its own: N×1×28×28 float32 in [0, 1].
-
-    ``images``: a uint8 array N×H×W (or N×H×W×3), or a list of float arrays in [0, 1], each
-    H×W or H×W×3, of any sizes. Steps: grayscale (ITU-R 601), shrink to at most MAX_SIDE,
-    polarity ('auto' detects dark ink on a light ground), ground to 0 and ink peak to 1, then
-    ``frame_mnist`` (tight ink box, longer side to 20 px keeping aspect, centre of mass at the
-    centre of 28×28). Images of one size are framed together as one batch.
-    """
-    if polarity not in POLARITIES:
-        raise ValueError(f"polarity must be one of {POLARITIES}, got {polarity!r}")
-    if isinstance(images, np.ndarray):
-        scale = 255.0 if images.dtype == np.uint8 else 1.0
-        if images.ndim not in (3, 4):
-            raise ValueError(f"frame_real expects N×H×W or N×H×W×3 images, got {images.shape}")
-        items = list(images)
-        shapes = {images.shape[1:]} if len(images) else set()
-        groups = {shape: list(range(len(images))) for shape in shapes}
-    else:
-        scale, items = 1.0, list(images)
-        groups: dict[tuple, list[int]] = {}
-        for i, a in enumerate(items):
-            groups.setdefault(tuple(a.shape), []).append(i)
-    out = torch.zeros((len(items), 1, 28, 28), dtype=torch.float64)
-    for idx in groups.values():
-        for lo in range(0, len(idx), REAL_CHUNK):
-            part = idx[lo : lo + REAL_CHUNK]
-            if isinstance(images, np.ndarray) and len(groups) == 1:
-                arr = images[part[0] : part[-1] + 1]  # one group of consecutive images: a view
-            else:
-                arr = np.stack([items[i] for i in part])
-            # float64, as sets are generated: float32 sums and matrix products differ between
-            # CPUs by a unit in the last place, enough to move a pixel across a rounding step
-            t = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float64) / scale
-            t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
-            out[part] = _frame_group(to_gray(t), polarity)
-    return out.to(torch.float32)  # rounded once, the same on every CPU

@@ -1,5 +1,5 @@
 """Real digit sets: handwriting, scans and photos that nobody generated, put through the same
-MNIST framing (``framing.frame_real``) so a model sees them the way it saw MNIST.
+MNIST framing (``photo.frame_real``) so a model sees them the way it saw MNIST.
 
 Sources: ``usps``, ``svhn`` (test split), ``emnist`` (digits test split), ``qmnist``
 (test50k, the control: MNIST's own distribution) through torchvision, downloaded when there is
@@ -32,6 +32,8 @@ class RealSet:
     labels: np.ndarray  # int64 N, digits 0-9
     before: list[np.ndarray]  # the raw images shown in the framing gallery (float [0, 1], any size)
     before_indices: list[int]
+    doubtful: list[tuple[str, ...]] | None = None  # per image: why its framing is doubtful
+    doubtful_before: list[np.ndarray] | None = None  # the raw images of doubtful_indices(doubtful)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,13 @@ def _raw(name: str, root: Path) -> tuple[list | np.ndarray, np.ndarray, str]:
     return *src.load(root), src.description
 
 
+DOUBTFUL_SHOWN = 8  # doubtful framings shown in the report, the first ones in the set
+
+
+def doubtful_indices(doubtful: list[tuple[str, ...]] | None) -> list[int]:
+    return [i for i, why in enumerate(doubtful or []) if why][:DOUBTFUL_SHOWN]
+
+
 def gallery_indices(labels: np.ndarray) -> list[int]:
     idx = []
     for k in range(10):
@@ -199,7 +208,7 @@ def load_real(name: str, root: str | os.PathLike | None = None, n: int | None = 
     Each image is framed on its own (``frame_real``), so the first n framed are the same bytes
     as the first n of the whole set framed.
     """
-    from .framing import frame_real
+    from .photo import frame_real_report
 
     check_real_names([name])
     raw, labels, description = _raw(name, data_root(root))
@@ -207,24 +216,28 @@ def load_real(name: str, root: str | os.PathLike | None = None, n: int | None = 
         raw, labels = raw[:n], labels[:n]
     if len(labels) == 0:
         raise UserError(f"real set '{name}' has no images")
-    images = to_uint8(frame_real(raw, polarity))
+    framed, doubtful = frame_real_report(raw, polarity)
+    images = to_uint8(framed)
     idx = gallery_indices(labels)
     scale = 255.0 if isinstance(raw, np.ndarray) and raw.dtype == np.uint8 else 1.0
     before = [np.asarray(raw[i], dtype=np.float32) / scale for i in idx]
-    return RealSet(name, description, images, labels, before, idx)
+    doubt_before = [np.asarray(raw[i], dtype=np.float32) / scale for i in doubtful_indices(doubtful)]
+    return RealSet(name, description, images, labels, before, idx, doubtful, doubt_before)
 
 
 def real_from_arrays(name: str, raw: np.ndarray | list, labels: np.ndarray, description: str = "",
                      polarity: str = "auto") -> RealSet:
     """A real set from images in memory (what ``npz:`` reads), for the Python API and tests."""
-    from .framing import frame_real
+    from .photo import frame_real_report
 
     labels = np.asarray(labels, dtype=np.int64)
-    images = to_uint8(frame_real(raw, polarity))
+    framed, doubtful = frame_real_report(raw, polarity)
+    images = to_uint8(framed)
     idx = gallery_indices(labels)
     scale = 255.0 if isinstance(raw, np.ndarray) and raw.dtype == np.uint8 else 1.0
     return RealSet(name, description or name, images, labels,
-                   [np.asarray(raw[i], dtype=np.float32) / scale for i in idx], idx)
+                   [np.asarray(raw[i], dtype=np.float32) / scale for i in idx], idx, doubtful,
+                   [np.asarray(raw[i], dtype=np.float32) / scale for i in doubtful_indices(doubtful)])
 
 
 def thumbnail(img: np.ndarray, size: int = 28) -> np.ndarray:

@@ -64,8 +64,27 @@ def framing_gallery(real_set) -> dict:
         return {}
     before = np.concatenate([thumbnail(b) for b in real_set.before], axis=1)
     after = np.concatenate([real_set.images[i] for i in idx], axis=1)
-    return {"before_png": png_b64(before), "after_png": png_b64(after), "indices": list(idx),
-            "labels": [int(real_set.labels[i]) for i in idx]}
+    out = {"before_png": png_b64(before), "after_png": png_b64(after), "indices": list(idx),
+           "labels": [int(real_set.labels[i]) for i in idx]}
+    if real_set.doubtful is not None:
+        out["doubtful"] = doubtful_gallery(real_set)
+    return out
+
+
+def doubtful_gallery(real_set) -> dict:
+    """How many framings look doubtful (data.photo's reasons), by reason, and the first few."""
+    from collections import Counter
+
+    from ..data.real import doubtful_indices, thumbnail
+    from ..report.images import png_b64
+
+    reasons = Counter(r for why in real_set.doubtful for r in why)
+    out = {"count": sum(1 for why in real_set.doubtful if why), "n": len(real_set.doubtful),
+           "reasons": dict(sorted(reasons.items())), "indices": doubtful_indices(real_set.doubtful)}
+    if out["indices"] and real_set.doubtful_before:
+        out["before_png"] = png_b64(np.concatenate([thumbnail(b) for b in real_set.doubtful_before], axis=1))
+        out["after_png"] = png_b64(np.concatenate([real_set.images[i] for i in out["indices"]], axis=1))
+    return out
 
 
 def worst_mistakes(images: np.ndarray, labels: np.ndarray, logits: np.ndarray,

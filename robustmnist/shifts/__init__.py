@@ -21,6 +21,7 @@ def _register_builtin_shifts() -> None:
     from . import (  # noqa: F401
         blur,
         border,
+        camera,  # photos of digits on paper, framed by data.photo
         digital,
         euro,
         fonts,

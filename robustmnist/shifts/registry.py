@@ -39,6 +39,7 @@ FAMILIES = (
     "stroke",
     "fonts",
     "euro",
+    "camera",
 )
 
 

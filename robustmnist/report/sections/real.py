@@ -50,6 +50,9 @@ class RealBlock:
     before: str | None  # data URIs of the framing gallery strips
     after: str | None
     gallery_labels: list[int]
+    doubtful: str  # "12 of 1,000 framings look doubtful: ..." ("" when none or not counted)
+    doubtful_before: str | None
+    doubtful_after: str | None
     matches: list[ShiftMatch]
     classes: list[ClassLine]
     matrices: list[Matrix]
@@ -68,6 +71,13 @@ def build(models: Sequence[Model], layout: Layout) -> Real:
 
 def _f(v) -> float | None:
     return None if v is None else float(v)
+
+
+def _doubtful_line(d: dict) -> str:
+    if not d.get("count"):
+        return ""
+    why = ", ".join(f"{k}: {v:,}" for k, v in d.get("reasons", {}).items())
+    return f"{d['count']:,} of {d.get('n', 0):,} framings look doubtful ({why})"
 
 
 def _cards(m: Model, r: RealRecord) -> list[Card]:
@@ -143,6 +153,9 @@ def real_blocks(models: Sequence[Model]) -> list[RealBlock]:
                 model=who, name=r.name, source=r.source, n=r.n, sha256=r.sha256, cards=_cards(m, r),
                 before=png_data_uri(framing.get("before_png")), after=png_data_uri(framing.get("after_png")),
                 gallery_labels=[int(v) for v in framing.get("labels", [])],
+                doubtful=_doubtful_line(framing.get("doubtful") or {}),
+                doubtful_before=png_data_uri((framing.get("doubtful") or {}).get("before_png")),
+                doubtful_after=png_data_uri((framing.get("doubtful") or {}).get("after_png")),
                 matches=matches, classes=_classes(m, r), matrices=matrices, mistakes=_mistakes(r),
                 calibration=f"ECE {r.ece:.3f} (clean {m.clean.ece:.3f}) · NLL {r.nll:.3f} (clean "
                             f"{m.clean.nll:.3f}) · Brier {r.brier:.3f} (clean {m.clean.brier:.3f})",
