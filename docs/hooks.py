@@ -15,6 +15,9 @@ ROOT = Path(__file__).resolve().parent.parent
 CATALOG = ROOT / "robustmnist" / "shifts" / "catalog.json"
 IMAGES = Path(__file__).resolve().parent / "img" / "shifts"
 MARK = "<!-- catalog -->"
+SCHEMA_MARK = "<!-- results-schema -->"
+SCHEMA = ROOT / "robustmnist" / "results.schema.json"
+SCREENSHOT = ROOT / "reports" / "demo" / "screenshot.png"
 
 
 def catalog_markdown() -> str:
@@ -26,10 +29,10 @@ def catalog_markdown() -> str:
     lines += [f"| {fam} | " + ", ".join(f"[`{s['name']}`](#{s['name']})" for s in group) + " |"
               for fam, group in families.items()]
     for fam, group in families.items():
-        lines += ["", f"## {fam}"]
+        lines += ["", f"### {fam}"]
         for s in group:
             kind = "" if s["kind"] == "transform" else f", {s['kind']}"
-            lines += ["", f"### {s['name']}", "",
+            lines += ["", f"#### {s['name']}", "",
                       f"*{fam}, version {s['version']}{kind}*: {s['description']}."]
             png = IMAGES / f"{s['name']}.png"
             if png.is_file():
@@ -44,7 +47,25 @@ def _png_width(path: Path) -> int:
     return int.from_bytes(path.read_bytes()[16:20], "big")  # IHDR: width, the first field after the signature
 
 
+def on_files(files, config):
+    # the README's screenshot, served from where it lives (reports/demo/) rather than a copy
+    from mkdocs.structure.files import File
+
+    files.append(File.generated(config, "img/screenshot.png", abs_src_path=str(SCREENSHOT)))
+    return files
+
+
+def schema_markdown() -> str:
+    if not SCHEMA.is_file():
+        return ("A JSON Schema of results.json will ship as `robustmnist/results.schema.json`; until "
+                "then the dataclasses in [`robustmnist.results`](reference/results.md) are the reference.")
+    return ("`robustmnist/results.schema.json`, as shipped (it validates every results.json this "
+            "version writes):\n\n```json\n" + SCHEMA.read_text().rstrip() + "\n```")
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     if MARK in markdown:
-        return markdown.replace(MARK, catalog_markdown())
+        markdown = markdown.replace(MARK, catalog_markdown())
+    if SCHEMA_MARK in markdown:
+        markdown = markdown.replace(SCHEMA_MARK, schema_markdown())
     return markdown
