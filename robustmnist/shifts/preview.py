@@ -47,21 +47,22 @@ def _one_of_each_class(labels: np.ndarray, n: int) -> np.ndarray:
     return np.array(order, dtype=np.int64)
 
 
-def render_grid(rows: list[tuple[str, np.ndarray]], title: str = "") -> Image.Image:
+def render_grid(rows: list[tuple[str, np.ndarray]], title: str = "", cell: int = CELL) -> Image.Image:
+    """Rows of tiles, each 28 px image shown at ``cell`` px (nearest neighbour), labelled on the left."""
     n_cols = max(len(r[1]) for r in rows)
     top = 18 if title else 0
-    w = LABEL_W + n_cols * (CELL + 2)
-    h = top + len(rows) * (CELL + 2)
+    w = LABEL_W + n_cols * (cell + 2)
+    h = top + len(rows) * (cell + 2)
     canvas = Image.new("RGB", (w, h), (245, 245, 245))
     draw = ImageDraw.Draw(canvas)
     if title:
         draw.text((4, 3), title, fill=(20, 20, 20))
     for r, (label, imgs) in enumerate(rows):
-        y = top + r * (CELL + 2)
-        draw.text((4, y + CELL // 2 - 6), label, fill=(20, 20, 20))
+        y = top + r * (cell + 2)
+        draw.text((4, y + cell // 2 - 6), label, fill=(20, 20, 20))
         for c, img in enumerate(imgs):
-            tile = Image.fromarray(img).resize((CELL, CELL), Image.Resampling.NEAREST)
-            canvas.paste(tile.convert("RGB"), (LABEL_W + c * (CELL + 2), y))
+            tile = Image.fromarray(img).resize((cell, cell), Image.Resampling.NEAREST)
+            canvas.paste(tile.convert("RGB"), (LABEL_W + c * (cell + 2), y))
     return canvas
 
 
