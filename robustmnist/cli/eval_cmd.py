@@ -139,6 +139,10 @@ def register(app: typer.Typer) -> None:
                                      "fits --attack-budget on CPU, all 10,000 on CUDA)"),
         attack_budget: float = typer.Option(None, "--attack-budget", help="seconds the attacks may take "
                                             "(default 300 on CPU)"),
+        selective_coverage: float = typer.Option(0.95, "--selective-coverage", help="share of clean digits "
+                                                 "the confidence threshold accepts (selective prediction)"),
+        conformal_alpha: float = typer.Option(0.1, "--conformal-alpha", help="conformal prediction sets "
+                                              "aim at coverage 1 - alpha"),
         trained_on: str = typer.Option(None, "--trained-on", help="shifts or families the model "
                                        "was trained on (e.g. fonts,noise): marked seen and left "
                                        "out of the headline numbers. robustmnist checkpoints "
@@ -158,7 +162,8 @@ def register(app: typer.Typer) -> None:
                     reference=reference, force=force, data_root=data_root, use_cache=not no_cache,
                     trained_on=trained_on, attack=attack, norm=norm, attack_severity=attack_severity,
                     restarts=restarts, attack_n=attack_n, attack_budget=attack_budget, predictions=predictions,
-                    out=out, formats=fmt, resume=resume, progress=bar, log=None if quiet else say,
+                    out=out, formats=fmt, resume=resume, selective_coverage=selective_coverage,
+                    conformal_alpha=conformal_alpha, progress=bar, log=None if quiet else say,
                     warn=None if quiet else warn, spent_s=time.monotonic() - STARTED)
         except RunInterrupted as exc:  # click turns Ctrl-C into Abort: say where the partial results are
             console.print(to_flags(exc.raw), markup=False, highlight=False)
