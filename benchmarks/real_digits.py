@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def render_printed(out: Path, per_face: int = 1, seed: int = 0) -> Path:
     """Class sub-folders 0-9: every upright pinned face (not handwriting) × digits × per_face
     sizes; grey paper, dark ink, canvases from 30 to 160 px."""
-    from robustmnist.shifts.fonts import load_manifest
+    from robustmnist.shifts.glyphs import load_manifest
 
     rng = np.random.default_rng(seed)
     faces = [f for f in load_manifest() if not f.italic and f.category != "handwriting"]

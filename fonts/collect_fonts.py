@@ -297,7 +297,7 @@ def subset_digits(src: Path, dst: Path) -> None:
 def digits_raster_key(path: Path) -> str:
     """A hash of the rendered digits: two files that draw the same digits count once."""
     sys.path.insert(0, str(HERE.parent))
-    from robustmnist.shifts.fonts import render_face
+    from robustmnist.shifts.glyphs import render_face
 
     return hashlib.sha256(render_face(path).tobytes()).hexdigest()
 

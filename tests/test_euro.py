@@ -12,7 +12,8 @@ from robustmnist.data.datasets import to_float
 from robustmnist.data.framing import centre_of_mass, ink_boxes
 from robustmnist.shifts import euro as E
 from robustmnist.shifts._draw import segments_distance, stroke_from_distance
-from robustmnist.shifts.fonts import generate_fonts, stroke_width
+from robustmnist.shifts.fonts import generate_fonts
+from robustmnist.shifts.glyphs import stroke_width
 from robustmnist.shifts.registry import get_shift
 from robustmnist.shifts.suite import load_suite
 

@@ -14,6 +14,7 @@ from robustmnist.data.framing import centre_of_mass, frame_mnist, ink_boxes
 from robustmnist.errors import UserError
 from robustmnist.fileio import sha256_file
 from robustmnist.shifts import fonts as F
+from robustmnist.shifts import glyphs as G
 from robustmnist.shifts._draw import segments_distance, stroke_from_distance
 from robustmnist.shifts.registry import get_shift
 from robustmnist.shifts.suite import load_suite
@@ -38,9 +39,9 @@ def _gen(n=200, seed=0, **params):
 
 @pytest.fixture(scope="module")
 def framed_bank():
-    glyphs, _ = F.glyph_bank()
+    glyphs, _ = G.glyph_bank()
     nf = glyphs.shape[0]
-    return frame_mnist(glyphs.reshape(-1, 1, F.CANVAS, F.CANVAS)).reshape(nf, 10, 1, 28, 28)
+    return frame_mnist(glyphs.reshape(-1, 1, G.CANVAS, G.CANVAS)).reshape(nf, 10, 1, 28, 28)
 
 
 def test_manifest_pins_every_file_with_a_redistributable_licence():
@@ -54,21 +55,21 @@ def test_manifest_pins_every_file_with_a_redistributable_licence():
         assert sha256_file(path) == e["sha256"], f"{e['file']} differs from its pinned sha256"
         assert e["license"] in REDISTRIBUTABLE, e
         assert (ROOT / e["license_file"]).is_file(), e["license_file"]
-        assert e["category"] in F.CATEGORIES
+        assert e["category"] in G.CATEGORIES
         assert e["package"] and e["package_version"]
     # Every font file shipped is in the manifest (nothing unpinned sneaks into a set).
     shipped = {p.name for p in ROOT.iterdir() if p.suffix.lower() in {".ttf", ".otf"}}
     assert shipped == files
     total = sum(p.stat().st_size for p in ROOT.rglob("*") if p.is_file())
     assert total < SIZE_BUDGET
-    faces = F.load_manifest()
-    for cat in F.CATEGORIES:
-        assert F.select_faces(faces, cat, "regular"), f"no regular face in {cat}"
-        assert len(F.select_faces(faces, cat, "all")) >= 5
+    faces = G.load_manifest()
+    for cat in G.CATEGORIES:
+        assert G.select_faces(faces, cat, "regular"), f"no regular face in {cat}"
+        assert len(G.select_faces(faces, cat, "all")) >= 5
 
 
 def test_every_face_renders_all_ten_digits_mnist_framed(framed_bank):
-    faces = F.load_manifest()
+    faces = G.load_manifest()
     x = framed_bank.reshape(-1, 1, 28, 28)
     where = [f"{faces[i // 10].file} digit {i % 10}" for i in range(len(x))]
     mass = x.sum(dim=(1, 2, 3))
@@ -89,7 +90,7 @@ def test_digits_of_one_face_differ_from_each_other(framed_bank):
     x = framed_bank[:, :, 0]
     diff = (x.unsqueeze(1) - x.unsqueeze(2)).abs().sum(dim=(-1, -2))  # F×10×10
     least = (diff + torch.eye(10) * 1e9).flatten(1).amin(dim=1)
-    segment = torch.tensor([f.category == "segment" for f in F.load_manifest()])
+    segment = torch.tensor([f.category == "segment" for f in G.load_manifest()])
     assert least[~segment].min() > 15
     assert least[segment].min() > 8
 
@@ -98,8 +99,8 @@ def test_rasteriser_fills_with_the_nonzero_rule():
     outer = np.array([[0, 0], [100, 0], [100, 100], [0, 100]], dtype=float)  # counter-clockwise
     hole = outer[::-1] * 0.5 + 25  # reversed winding: a counter
     same = outer * 0.5 + 25  # same winding: overlap, still filled (non-zero, not even-odd)
-    ring = F.rasterise([outer, hole], canvas=48, box=32, ss=8) / 64
-    solid = F.rasterise([outer, same], canvas=48, box=32, ss=8) / 64
+    ring = G.rasterise([outer, hole], canvas=48, box=32, ss=8) / 64
+    solid = G.rasterise([outer, same], canvas=48, box=32, ss=8) / 64
     assert ring[24, 24] == 0 and ring[10, 10] == 1 and ring[24, 10] == 1
     assert solid[24, 24] == 1
     # Area is exact up to the sampling grid: 32² outer minus 16² hole.
@@ -115,7 +116,7 @@ def test_stroke_width_estimates_drawn_pens_at_any_angle(angle):
     c = torch.full((n, 2), 14.3)
     d = torch.stack([torch.cos(a), torch.sin(a)], 1) * 7
     x = stroke_from_distance(segments_distance(c - d, c + d, 28, 28), widths).unsqueeze(1)
-    est = F.stroke_width(x)
+    est = G.stroke_width(x)
     assert torch.allclose(est, widths, atol=0.35), est
 
 
@@ -135,10 +136,10 @@ def test_generation_is_deterministic_balanced_and_chunk_independent(monkeypatch)
 def test_clean_level_is_exactly_the_category_glyphs_framed(framed_bank):
     # Clean regular upright print (no defect, as the ladder's defects start from): each digit must
     # be one of the framed glyphs of a regular face of the requested category, with its label.
-    faces = F.load_manifest()
+    faces = G.load_manifest()
     params = {"category": "ocr", "faces": "regular"}
     x, y = get_shift("fonts_ocr").generate(100, torch.Generator().manual_seed(0), **params)
-    ocr = F.select_faces(faces, "ocr", "regular")
+    ocr = G.select_faces(faces, "ocr", "regular")
     assert all(faces[i].category == "ocr" and faces[i].is_regular for i in ocr)
     bank = to_uint8(framed_bank[ocr].reshape(-1, 1, 28, 28)).reshape(len(ocr), 10, 28, 28)
     got = to_uint8(x)
@@ -154,7 +155,7 @@ def test_clean_print_looks_like_mnist_ink(mnist_test):
     # MNIST: peak ~1.0, mean of bright pixels ~0.88, median pen ~2.3 px.
     assert x.amax(dim=(1, 2, 3)).min() > 0.95
     assert abs(x[x > 0.5].mean() - m[m > 0.5].mean()) < 0.04
-    assert abs(F.stroke_width(x).median() - F.stroke_width(m).median()) < 0.5
+    assert abs(G.stroke_width(x).median() - G.stroke_width(m).median()) < 0.5
 
 
 def test_severity_ladder_moves_away_from_clean_print():
@@ -169,11 +170,11 @@ def test_severity_ladder_moves_away_from_clean_print():
 
 
 def test_weight_change_thickens_and_thins_strokes():
-    glyphs, _ = F.glyph_bank()
+    glyphs, _ = G.glyph_bank()
     x = glyphs[:8, 4].unsqueeze(1)  # regular faces first: the 4s
-    w0 = F.stroke_width(x)
-    assert (F.stroke_width(F.change_weight(x, torch.full((8,), 1.0))) > w0 + 1).all()
-    assert (F.stroke_width(F.change_weight(x, torch.full((8,), -0.5))) < w0).all()
+    w0 = G.stroke_width(x)
+    assert (G.stroke_width(F.change_weight(x, torch.full((8,), 1.0))) > w0 + 1).all()
+    assert (G.stroke_width(F.change_weight(x, torch.full((8,), -0.5))) < w0).all()
 
 
 def test_registry_and_suite_part():

@@ -13,7 +13,7 @@ from robustmnist.metrics import reference as reference_mod
 from robustmnist.results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 from robustmnist.run.collector import summarise
 from robustmnist.run.seen import SeenInTraining, resolve
-from robustmnist.shifts.fonts import load_manifest, select_faces
+from robustmnist.shifts.glyphs import load_manifest, select_faces
 from robustmnist.shifts.registry import get_shift
 from robustmnist.train.augment import plan_augmentation, training_params
 

@@ -27,7 +27,8 @@ import torch
 
 from ..data.framing import centre_by_mass, frame_mnist, ink_boxes
 from ._draw import segments_distance, stroke_from_distance
-from .fonts import generate_fonts, stroke_width
+from .fonts import generate_fonts
+from .glyphs import stroke_width
 from .registry import register
 
 INK = 0.3  # a pixel at least this bright is ink when locating strokes

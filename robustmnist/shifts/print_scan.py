@@ -33,19 +33,8 @@ import torch.nn.functional as F
 from ..assets import fonts_dir
 from ..data.framing import frame_mnist
 from ._ops import resize
-from .fonts import (
-    CANVAS,
-    GLYPH_BOX,
-    HIRES_PER_PX,
-    _glyph_bank,
-    balanced_labels,
-    change_weight,
-    gaussian_blur,
-    glyph_bank,
-    load_manifest,
-    sample_faces,
-    select_faces,
-)
+from .fonts import balanced_labels, change_weight, gaussian_blur, sample_faces
+from .glyphs import CANVAS, GLYPH_BOX, HIRES_PER_PX, _glyph_bank, glyph_bank, load_manifest, select_faces
 from .registry import register
 
 STRIP_H, STRIP_W = 64, 3 * CANVAS  # hi-res page strip: glyph canvases side by side, 8 px more
