@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from score import cpu_model  # benchmarks/score.py: the script's own folder is on sys.path
 
 from robustmnist.api import load_model
 from robustmnist.data.datasets import load_mnist
@@ -47,16 +48,6 @@ from robustmnist.shifts.suite import load_suite
 
 HERE = Path(__file__).resolve().parent
 ZOO_NAMES = ("lenet5", "cnn-small")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def train_zoo(folder: Path, epochs_scale: float, seed: int) -> list[Path]:
