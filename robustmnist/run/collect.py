@@ -102,8 +102,7 @@ def evaluate_many(
         real_sets = load_real_sets(real, data_root, n) + list(real_sets or [])
     ex = executor if executor is not None else LocalExecutor()
     ctx = RunContext(clean=clean, source=source, n=n, seed=seed, batch_size=batch_size, use_cache=use_cache,
-                     data_root=data_root, fast=fast, progress=progress, ood=tuple(ood or ()),
-                     n_real=len(real_sets or []))
+                     data_root=data_root, fast=fast, progress=progress, ood=tuple(ood or ()))
     runs = [ModelCollector(m, names[i] if names else None, shared=len(models) > 1, trained_on=d,
                            target_coverage=selective_coverage, alpha=conformal_alpha)
             for i, (m, d) in enumerate(zip(models, declared, strict=True))]
@@ -132,7 +131,7 @@ def evaluate_many(
         for run, unit in zip(runs, ex.score_clean(), strict=True):
             run.add_clean(unit, clean.labels)
         update()
-        for _, held in sets.held:
+        for held in sets.held:
             for run, prior, record in zip(runs, priors, held, strict=True):
                 run.take_prior(prior, record)
         for s in ex.score_sets(sets.todo):

@@ -36,7 +36,6 @@ class RunContext:
     fast: bool = True  # each model on its fastest exact forward path (models/fastpath.py)
     progress: ProgressFn | None = None
     ood: tuple[str, ...] = ()
-    n_real: int = 0  # real sets the run will ask logits for
 
 
 @dataclass

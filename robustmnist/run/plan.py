@@ -36,20 +36,20 @@ def suite_requests(suite: Suite | None) -> list[SetRequest]:
 
 @dataclass
 class SetPlan:
-    """The sets still to score, and per planned set the earlier records that stand in for it."""
+    """The sets still to score, and the sets every prior output already holds (one record per
+    prior each), both in suite order."""
 
     todo: list[SetRequest] = field(default_factory=list)
-    held: list[tuple[int, list[ShiftRecord]]] = field(default_factory=list)  # (plan index, record per prior)
-    order: list[SetRequest] = field(default_factory=list)  # the whole plan
+    held: list[list[ShiftRecord]] = field(default_factory=list)
 
 
 def plan_sets(suite: Suite | None, priors: list[RunOutput]) -> SetPlan:
     """Split the suite's sets into those to score and those every prior output already holds."""
-    plan = SetPlan(order=suite_requests(suite))
-    for k, req in enumerate(plan.order):
+    plan = SetPlan()
+    for req in suite_requests(suite):
         held = [prior_record(p, req) for p in priors]
         if priors and all(h is not None for h in held):
-            plan.held.append((k, held))
+            plan.held.append(held)
         else:
             plan.todo.append(req)
     return plan
