@@ -265,7 +265,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     if progress:
         n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
         n_real = sum(len(rs.images) for rs in ready.real_sets or [])
-        progress("total", n_img * (1 + n_todo) + scored_images(ood_names, run_plan.n) + n_real + n_attacked, "")
+        n_clean = n_img if elsewhere else len(clean.images)  # the clean record is every digit
+        progress("total", n_clean + n_img * n_todo + scored_images(ood_names, run_plan.n) + n_real + n_attacked, "")
 
     def finish(result) -> None:
         finish_result(result, ready.checks[0], reference)
@@ -446,7 +447,8 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
         plans = same_prefix([as_loaded(m) for m in ready.models], opts, n_img, seed, log)
     if progress:
         n_real = sum(len(rs.images) for rs in ready.real_sets or [])
-        progress("total", len(loaded) * (n_img * (1 + n_sets) + scored_images(ood_names, plan.n) + n_real), "")
+        progress("total", len(loaded) * (len(clean.images) + n_img * n_sets + scored_images(ood_names, plan.n)
+                                         + n_real), "")
     executor, stats = None, None
     if ray:  # the same plan and results, as Ray tasks (workers follow the probed paths)
         from .run.ray import RayExecutor, Stats

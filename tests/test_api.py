@@ -75,7 +75,7 @@ def test_evaluate_an_in_memory_module(net, tiny_root_module, suite_path, tmp_pat
     r = robustmnist.evaluate(net, suite=suite_path, n=100, device="cpu", data_root=tiny_root_module, force=True)
     assert isinstance(r, robustmnist.Result)
     assert r.model.format == "module" and r.model.name == "Sequential" and len(r.model.sha256) == 64
-    assert r.clean.n == 100 and r.clean.accuracy > 0.5
+    assert r.clean.n == 200 and r.summary["clean_prefix"]["n"] == 100 and r.clean.accuracy > 0.5
     assert [(s.name, s.severity) for s in r.shifts] == [("rotate", 1), ("rotate", 2), ("gaussian_noise", 1),
                                                        ("gaussian_noise", 2)]
     df = r.to_pandas()

@@ -86,14 +86,27 @@ class ModelCollector:
         self.clean_m: dict = {}
         self.clean_logits: np.ndarray | None = None
         self.clean_preds: np.ndarray | None = None
+        self.clean_prefix: dict | None = None  # the first n's accuracy, where clean is all digits
 
-    def add_clean(self, unit: SetScore, labels: np.ndarray) -> None:
+    def add_clean(self, unit: SetScore, labels: np.ndarray, whole: SetScore | None = None,
+                  whole_labels: np.ndarray | None = None) -> None:
+        """``unit``: the first n clean digits (what shifted sets pair with: flip rate, OOD);
+        ``whole``: every clean digit (scoring.whole_clean), the clean record where given."""
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
         self.clean_logits = unit.logits
-        self.clean_m = unit.metrics
         self.clean_preds = unit.preds
+        self.clean_m = unit.metrics
+        self.clean_prefix = None
         self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
+        if whole is not None:
+            self.timings["score"] += whole.score_s
+            self.timings["metrics"] += whole.metrics_s
+            self.clean_m = whole.metrics
+            self.clean_prefix = {"n": len(unit.preds), "accuracy": unit.metrics["accuracy"],
+                                 "accuracy_ci": unit.metrics["accuracy_ci"]}
+            # predictions follow the record (clean.n): consumers take the first n of them
+            self.predictions = {"clean": whole.preds, "labels": whole_labels.astype(np.int8)}
 
     def add_shift(self, unit: SetScore, shift, severity: int, params: dict, sha256: str, cached: bool,
                   labels: np.ndarray, chunks: list[str] | None = None) -> None:
@@ -154,7 +167,7 @@ class ModelCollector:
             ood=ood_records,
             real=real_records or [],
             summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
-                              adversarial, seen=self.seen),
+                              adversarial, seen=self.seen, clean_prefix=self.clean_prefix),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in timings.items()},
             conventions=CONVENTIONS,
@@ -166,9 +179,13 @@ class ModelCollector:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              adversarial=None, seen: SeenInTraining | None = None) -> dict:
-    """Headline numbers over the shifts not seen in training; the seen ones apart."""
+              adversarial=None, seen: SeenInTraining | None = None, clean_prefix: dict | None = None) -> dict:
+    """Headline numbers over the shifts not seen in training; the seen ones apart.
+    ``clean_prefix``: clean accuracy on the first n digits, the ones shifted sets are made from
+    (the clean record itself is every digit)."""
     summary: dict = {"clean_accuracy": clean_acc}
+    if clean_prefix:
+        summary["clean_prefix"] = clean_prefix
     seen_records = [r for r in records if r.seen]
     if seen or seen_records:
         summary["seen_in_training"] = {
