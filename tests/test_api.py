@@ -81,7 +81,7 @@ def test_evaluate_an_in_memory_module(net, tiny_root_module, suite_path, tmp_pat
     df = r.to_pandas()
     assert list(df.columns)[:6] == ["model", "set", "kind", "family", "severity", "class"]
     clean_all = df[(df["set"] == "clean") & (df["class"] == "all")].iloc[0]
-    assert clean_all["n"] == 100 and abs(clean_all["accuracy"] - r.clean.accuracy) < 1e-6
+    assert clean_all["n"] == 200 and abs(clean_all["accuracy"] - r.clean.accuracy) < 1e-6
     written = r.save(tmp_path / "out", formats="json,html")
     assert set(written) == {"json", "html"} and (tmp_path / "out" / "predictions.npz").is_file()
     assert robustmnist.results.Result.load(written["json"]).clean.accuracy == r.clean.accuracy
