@@ -181,7 +181,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
              attack_severity: str | Sequence[int] | int | None = None, restarts: int = 1,
              attack_n: int | None = None, attack_budget: float | None = None,
              predictions: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
-             formats: str | Sequence[str] = "json", resume: bool = False,
+             formats: str | Sequence[str] = "json", resume: bool = False, overwrite: bool = False,
              progress: ProgressFn | None = None, log: Callable[[str], None] | None = _say,
              warn: Callable[[str], None] | None = _warn, spent_s: float = 0.0,
              selective_coverage: float = 0.95, conformal_alpha: float = 0.1) -> Result:
@@ -199,7 +199,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
 
     ``out``: a folder to write results.json, predictions.npz and the reports in ``formats``
     (saved as the run goes; ``resume=True`` finishes the partial results an interrupted run
-    left there). ``progress(kind, k, status)`` follows the run ("total" first); ``log`` and
+    left there; a folder holding another model's results is refused unless ``overwrite=True``).
+    ``progress(kind, k, status)`` follows the run ("total" first); ``log`` and
     ``warn`` receive its lines (default: standard error); ``spent_s`` is time the caller already
     used, taken off ``budget``. ``selective_coverage`` (share of clean digits the confidence
     threshold accepts) and ``conformal_alpha`` fix every record's ``selective`` and ``conformal``.
@@ -209,7 +210,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     from .run.budget import parse_budget
     from .run.collect import evaluate as run_one
     from .run.collect import scored_images
-    from .run.outputs import OutputGuard, parse_formats, save_run
+    from .run.outputs import OutputGuard, check_out, parse_formats, save_run
     from .run.prepare import check_request, prepare
     from .run.prepare import finish as finish_result
     from .run.resume import PartialSaver, check_resumable, load_partial
@@ -232,6 +233,9 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     the_suite = None if clean_only or attacks_only else build_suite(suite, shift, severity)
     budget_s = parse_budget(budget) if isinstance(budget, str) else budget
     out = Path(out) if out is not None else None
+    if out is not None:  # before the model loads: a run must not score every set, then fail to save
+        check_out(out, model_sha256=_identity(model if predictions is None else predictions),
+                  overwrite=overwrite, resume=resume)
     dev = resolve_device(device)
     if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
         from .models.predictions import load_predictions
@@ -263,7 +267,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     if progress:
         n_attacked = plan.n * len(plan.eps) * len(plan.attacks) if plan else 0
         n_real = sum(len(rs.images) for rs in ready.real_sets or [])
-        progress("total", n_img * (1 + n_todo) + scored_images(ood_names, run_plan.n) + n_real + n_attacked, "")
+        n_clean = n_img if elsewhere else len(clean.images)  # the clean record is every digit
+        progress("total", n_clean + n_img * n_todo + scored_images(ood_names, run_plan.n) + n_real + n_attacked, "")
 
     def finish(result) -> None:
         finish_result(result, ready.checks[0], reference)
@@ -288,6 +293,25 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     result = Result.from_run(run)
     result.written = written
     return result
+
+
+def _identity(model: Any) -> str | None:
+    """What results.json records as the model's sha256, where it is known before loading: a
+    file's bytes, a module's weights; None for a callable (its results are never replaced unasked)."""
+    from .fileio import sha256_file
+
+    if isinstance(model, (str, os.PathLike)) and Path(model).is_file():
+        try:
+            return sha256_file(Path(model))
+        except OSError:
+            return None  # unreadable: loading it says so
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        from .models.callable import module_sha256
+
+        return module_sha256(model)
+    return None
 
 
 def load_set(shift: str, severity: int = 3, *, n: int | None = None, seed: int = 0, suite: Any = "default",
@@ -385,7 +409,7 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
           attack_severity: str | Sequence[int] | int | None = None, restarts: int = 1,
           attack_n: int | None = None, attack_budget: float | None = None,
           trained_on: str | Sequence[str] | None = None, out: str | os.PathLike | None = None,
-          formats: str | Sequence[str] = "json,md", progress: ProgressFn | None = None,
+          formats: str | Sequence[str] = "json,md", overwrite: bool = False, progress: ProgressFn | None = None,
           log: Callable[[str], None] | None = _say, warn: Callable[[str], None] | None = _warn,
           spent_s: float = 0.0) -> BenchResult:
     """Evaluate several models on the same sets (each generated once) and rank them.
@@ -395,7 +419,8 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
     (as ``robustmnist bench`` takes them). Every other parameter means what ``evaluate``'s (and
     the bench flag's of the same name) does; ``ray``: "auto", "local" or "HOST:PORT" runs the grid
     on a Ray cluster, with the same results. ``out``: per-model outputs in ``formats`` in
-    ``out/<model>/`` and the leaderboard (html, md, csv) in ``out``.
+    ``out/<model>/`` and the leaderboard (html, md, csv) in ``out``; a model folder holding
+    another model's results is refused unless ``overwrite=True``.
     """
     from .metrics.leaderboard import leaderboard
     from .metrics.real import family_rank_correlation
@@ -406,7 +431,7 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
     from .run.budget import parse_budget
     from .run.collect import evaluate_many, scored_images
     from .run.model_args import model_specs, unique_names
-    from .run.outputs import parse_formats, save_run
+    from .run.outputs import check_not_another, check_writable, parse_formats, save_run
     from .run.prepare import check_request, prepare
     from .run.prepare import finish as finish_result
 
@@ -416,8 +441,13 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
     specs = model_specs([str(m) for m in models], ray, preprocess, ",".join(_as_list(trained_on) or []) or None)
     the_suite = build_suite(suite, shift, severity)
     dev = resolve_device("cpu" if ray else device)  # on Ray, the workers pick theirs
+    if out is not None:
+        check_writable(Path(out))  # before any model loads
     loaded = [load_file(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
     names = unique_names([m.name for m in loaded])
+    if out is not None and not overwrite:  # before any set is scored
+        for name, m in zip(names, loaded, strict=True):
+            check_not_another(Path(out) / name, m.sha256)
     # An explicit convention (preprocess or ::SPEC) is the user's call: no guard for it.
     ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
                     real=real_names, ood_sets=len(ood_names or []),
@@ -437,7 +467,8 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
         plans = same_prefix([as_loaded(m) for m in ready.models], opts, n_img, seed, log)
     if progress:
         n_real = sum(len(rs.images) for rs in ready.real_sets or [])
-        progress("total", len(loaded) * (n_img * (1 + n_sets) + scored_images(ood_names, plan.n) + n_real), "")
+        progress("total", len(loaded) * (len(clean.images) + n_img * n_sets + scored_images(ood_names, plan.n)
+                                         + n_real), "")
     executor, stats = None, None
     if ray:  # the same plan and results, as Ray tasks (workers follow the probed paths)
         from .run.ray import RayExecutor, Stats

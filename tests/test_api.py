@@ -75,13 +75,13 @@ def test_evaluate_an_in_memory_module(net, tiny_root_module, suite_path, tmp_pat
     r = robustmnist.evaluate(net, suite=suite_path, n=100, device="cpu", data_root=tiny_root_module, force=True)
     assert isinstance(r, robustmnist.Result)
     assert r.model.format == "module" and r.model.name == "Sequential" and len(r.model.sha256) == 64
-    assert r.clean.n == 100 and r.clean.accuracy > 0.5
+    assert r.clean.n == 200 and r.summary["clean_prefix"]["n"] == 100 and r.clean.accuracy > 0.5
     assert [(s.name, s.severity) for s in r.shifts] == [("rotate", 1), ("rotate", 2), ("gaussian_noise", 1),
                                                        ("gaussian_noise", 2)]
     df = r.to_pandas()
     assert list(df.columns)[:6] == ["model", "set", "kind", "family", "severity", "class"]
     clean_all = df[(df["set"] == "clean") & (df["class"] == "all")].iloc[0]
-    assert clean_all["n"] == 100 and abs(clean_all["accuracy"] - r.clean.accuracy) < 1e-6
+    assert clean_all["n"] == 200 and abs(clean_all["accuracy"] - r.clean.accuracy) < 1e-6
     written = r.save(tmp_path / "out", formats="json,html")
     assert set(written) == {"json", "html"} and (tmp_path / "out" / "predictions.npz").is_file()
     assert robustmnist.results.Result.load(written["json"]).clean.accuracy == r.clean.accuracy

@@ -164,3 +164,91 @@ def test_workers_do_not_outlive_a_killed_parent(tmp_path):
         alive = [q for q in pids if os.path.exists(f"/proc/{q}") and
                  open(f"/proc/{q}/stat").read().split()[2] != "Z"]
     assert not alive, f"workers {alive} outlived their parent"
+
+
+@needs_fork
+def test_workers_are_forked_before_the_reader_thread_holds_an_import_lock(tmp_path):
+    # The hang of issue 25: the reader thread was inside an import (numpy.load -> zipfile ->
+    # encodings) when the pool forked, so a worker inherited that module's lock held by a thread
+    # it does not have, and waited on it forever. Recreated: a slow module imported by the reader
+    # thread, a fork held back until that import is under way, and workers that import it too.
+    import subprocess
+    import sys
+
+    (tmp_path / "slow_mod.py").write_text(
+        "import os, time\n"
+        "if os.environ.get('IN_READER'):\n"
+        "    import builtins; builtins.reader_importing.set()\n"
+        "time.sleep(2)\n")
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, threading\n"
+        "import builtins; builtins.reader_importing = threading.Event()\n"
+        "from robustmnist.shifts import pipeline\n"
+        "from robustmnist.shifts.pipeline import SetPipeline, SetRequest\n"
+        "from robustmnist.shifts.sets import get_set\n"
+        "from robustmnist.shifts.suite import load_suite\n"
+        "from tests.conftest import synthetic_digits\n"
+        "def before_fork():\n"  # hold the fork until the reader thread (if any) is importing
+        "    if any(t.name.startswith('robustmnist-read') for t in threading.enumerate()):\n"
+        "        builtins.reader_importing.wait(10)\n"
+        "os.register_at_fork(before=before_fork)\n"
+        "real_read, real_chunk = SetPipeline._read, pipeline.make_chunk\n"
+        "def slow_read(self, r):\n"
+        "    os.environ['IN_READER'] = '1'; import slow_mod; return real_read(self, r)\n"
+        "def chunk(*a):\n"
+        "    os.environ.pop('IN_READER', None); import slow_mod; return real_chunk(*a)\n"
+        "SetPipeline._read, pipeline.make_chunk = slow_read, chunk\n"
+        "s = load_suite('default'); x, y = synthetic_digits(1000, seed=1)\n"
+        "reqs = [SetRequest(s.shift('gaussian_noise'), v, s.params('gaussian_noise', v)) for v in (1, 2, 3)]\n"
+        "import pathlib; cache = pathlib.Path(sys.argv[1])\n"
+        "get_set(reqs[0].shift, 1, reqs[0].params, x, y, 1000, 0, source_sha='s', cache_root=cache)\n"
+        "with SetPipeline(reqs, x, y, 1000, 0, source_sha='s', cache_root=cache, workers=2) as p:\n"
+        "    assert p.parallel\n"
+        "    print([p.get(i).images.shape[0] for i in range(3)], flush=True)\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, str(tmp_path)]), ROBUSTMNIST_WORKER_STALL_S="600")
+    try:
+        done = subprocess.run([sys.executable, str(script), str(tmp_path / "cache")], capture_output=True,
+                              text=True, cwd=root, env=env, timeout=45)
+    except subprocess.TimeoutExpired:
+        pytest.fail("set generation hung: a worker forked while the reader thread held an import lock")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[1000, 1000, 1000]"
+
+
+def _stuck_for_rotate(shift, *args):
+    if shift.name == "rotate":  # in a worker only: this process's make_set is not patched
+        import time
+        time.sleep(3600)
+    return _real_make_chunk(shift, *args)
+
+
+_real_make_chunk = pipeline.make_chunk
+
+
+@needs_fork
+def test_stuck_workers_are_replaced_by_this_process_with_a_warning(source, monkeypatch):
+    images, labels = source
+    monkeypatch.setattr(pipeline, "make_chunk", _stuck_for_rotate)  # before the fork: workers inherit it
+    reqs = _requests(["gaussian_noise", "rotate", "shear"], (1,))
+    with SetPipeline(reqs, images, labels, 2 * NEST_CHUNK, 0, use_cache=False, workers=2, stall_s=1) as p:
+        first = p.get(0)
+        procs = list(p._pool._processes.values())  # noqa: SLF001
+        with pytest.warns(UserWarning, match="made no progress for 1 s"):
+            rest = [p.get(i) for i in (1, 2)]
+        assert not p.parallel
+    for proc in procs:
+        proc.join(5)
+        assert not proc.is_alive()  # the stuck workers were ended, not left holding memory
+    for r, s in zip(reqs, [first, *rest], strict=True):
+        x, _ = make_set(r.shift, r.severity, r.params, images, labels, 2 * NEST_CHUNK, 0)
+        assert np.array_equal(s.images, x)
+
+
+def test_the_watchdogs_patience_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ROBUSTMNIST_WORKER_STALL_S", "30")
+    assert pipeline.stall_seconds() == 30
+    monkeypatch.setenv("ROBUSTMNIST_WORKER_STALL_S", "soon")
+    with pytest.raises(UserError, match="ROBUSTMNIST_WORKER_STALL_S"):
+        pipeline.stall_seconds()

@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
                                            "model's convention, e.g. net.pt::range=norm, and "
                                            "MODEL::trained-on=fonts what it was trained on"),
         out_dir: Path = typer.Option(Path("robustmnist-bench"), "--out", "-o"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace other models' results in --out"),
         suite: str = typer.Option("default", "--suite"),
         shift: str = typer.Option(None, "--shift"),
         severity: str = typer.Option(None, "--severity"),
@@ -112,7 +113,7 @@ def register(app: typer.Typer) -> None:
                         force=force, use_cache=not no_cache, data_root=data_root, ray=ray_address, attack=attack,
                         norm=norm, attack_severity=attack_severity, restarts=restarts, attack_n=attack_n,
                         attack_budget=attack_budget, trained_on=trained_on, out=out_dir, formats=fmt,
-                        progress=bar, log=say, warn=warn, spent_s=time.monotonic() - STARTED)
+                        overwrite=overwrite, progress=bar, log=say, warn=warn, spent_s=time.monotonic() - STARTED)
         print_leaderboard(res)
 
     @app.command("gate")

@@ -104,6 +104,8 @@ def register(app: typer.Typer) -> None:
                                    "none (default: 2m on a CPU, none on a GPU); --n overrides it"),
         resume: bool = typer.Option(False, "--resume", help="finish the partial results an "
                                     "interrupted run left in --out"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="replace another model's results "
+                                       "in --out"),
         ood: str = typer.Option(None, "--ood", help="OOD sets: fashion,cifar10,noise,blank,"
                                 "folder:PATH"),
         real: str = typer.Option(None, "--real", help="real digit sets: digits,usps,svhn,emnist,qmnist,"
@@ -162,7 +164,7 @@ def register(app: typer.Typer) -> None:
                     reference=reference, force=force, data_root=data_root, use_cache=not no_cache,
                     trained_on=trained_on, attack=attack, norm=norm, attack_severity=attack_severity,
                     restarts=restarts, attack_n=attack_n, attack_budget=attack_budget, predictions=predictions,
-                    out=out, formats=fmt, resume=resume, selective_coverage=selective_coverage,
+                    out=out, formats=fmt, resume=resume, overwrite=overwrite, selective_coverage=selective_coverage,
                     conformal_alpha=conformal_alpha, progress=bar, log=None if quiet else say,
                     warn=None if quiet else warn, spent_s=time.monotonic() - STARTED)
         except RunInterrupted as exc:  # click turns Ctrl-C into Abort: say where the partial results are

@@ -131,7 +131,7 @@ def reference_from_result(result: Result, source: str = "",
         if predictions is None or sid not in predictions:
             return None
         labels = predictions.get(f"{sid}:labels", predictions["labels"])
-        return predictions[sid] == labels
+        return predictions[sid] == labels[:len(predictions[sid])]  # clean may hold more digits
 
     sets = {(r.name, r.severity): RefSet(
         error=1.0 - r.accuracy, n=r.n, sha256=r.sha256, chunks=tuple(r.chunks), version=r.version,

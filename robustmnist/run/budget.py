@@ -294,7 +294,9 @@ def plan_run(
         if use_cache and not shas:
             shas[0] = _source_sha(clean_images, clean_labels)
         costs = set_costs(suite, k, seed, clean_images, clean_labels, use_cache, shas.get(0, ""))
-        return estimate_seconds(k, rates, costs, ood_sets, factor)
+        # the clean record scores every clean digit whatever k (collect.py): the rest costs too
+        rest = (n_full - k) * sum(1.0 / max(r, 1e-9) for r in rates) if fast else 0.0
+        return estimate_seconds(k, rates, costs, ood_sets, factor) + rest
 
     full_s = cost(n_full)
 

@@ -21,7 +21,7 @@ from ..shifts.suite import Suite
 from .collector import ModelCollector, RunOutput
 from .executor import Executor, RunContext
 from .plan import clean_and_source, plan_sets
-from .scoring import DEFAULT_BATCH, ProgressFn
+from .scoring import DEFAULT_BATCH, ProgressFn, sample_indices, whole_clean
 
 # on_update(outputs so far, every one marked partial): called after clean and after each set
 UpdateFn = Callable[[list[RunOutput]], None]
@@ -67,6 +67,7 @@ def evaluate_many(
     trained_on_each: list[str | None] | None = None,
     selective_coverage: float = 0.95,
     conformal_alpha: float = 0.1,
+    clean_all: bool = True,
 ) -> list[RunOutput]:
     """Score every model on clean MNIST, each (shift, severity) set, each OOD set and each real
     set (``real``: names as data.real.load_real takes them; ``real_sets``: data.real.RealSet in
@@ -77,7 +78,8 @@ def evaluate_many(
     model on its fastest exact forward path; ``execution`` (n, budget, reason: see budget.py)
     goes into every result as it is; ``on_update`` sees partial results as sets finish (to save
     them as the run goes) and ``resume`` (one earlier partial output per model) skips the sets
-    it already holds.
+    it already holds. The clean record scores every clean digit (``clean_all``), whatever n;
+    shifted sets, flip rates and OOD pair with the first n.
 
     Records of families a model saw in training (its checkpoint's record, plus ``trained_on``
     shift/family names for every model, or ``trained_on_each``: one entry per model) are marked
@@ -128,8 +130,11 @@ def evaluate_many(
         for run, m in zip(runs, scored_models, strict=True):
             run.model = m
             run.timings["load_data"] = load_s
+        indices = sample_indices(clean.labels)
         for run, unit in zip(runs, ex.score_clean(), strict=True):
-            run.add_clean(unit, clean.labels)
+            whole = whole_clean(run.model, unit, source.images, source.labels, indices, batch_size, progress) \
+                if clean_all else None
+            run.add_clean(unit, clean.labels, whole, source.labels)
         update()
         for held in sets.held:
             for run, prior, record in zip(runs, priors, held, strict=True):

@@ -97,17 +97,33 @@ class ModelCollector:
         self.clean_preds: np.ndarray | None = None
         self.target_coverage, self.alpha = target_coverage, alpha
         self.calibration: deployment.Calibration | None = None  # fixed on clean, used on every set
+        self.clean_prefix: dict | None = None  # the first n's accuracy, where clean is all digits
 
-    def add_clean(self, unit: SetScore, labels: np.ndarray) -> None:
+    def add_clean(self, unit: SetScore, labels: np.ndarray, whole: SetScore | None = None,
+                  whole_labels: np.ndarray | None = None) -> None:
+        """``unit``: the first n clean digits (what shifted sets pair with: flip rate, OOD);
+        ``whole``: every clean digit (scoring.whole_clean), the clean record where given."""
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
         self.clean_logits = unit.logits
+        self.clean_preds = unit.preds
+        self.clean_m = unit.metrics
+        self.clean_prefix = None
+        self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
+        if whole is not None:
+            self.timings["score"] += whole.score_s
+            self.timings["metrics"] += whole.metrics_s
+            self.clean_m = whole.metrics
+            self.clean_prefix = {"n": len(unit.preds), "accuracy": unit.metrics["accuracy"],
+                                 "accuracy_ci": unit.metrics["accuracy_ci"]}
+            # predictions follow the record (clean.n): consumers take the first n of them
+            self.predictions = {"clean": whole.preds, "labels": whole_labels.astype(np.int8)}
+        # deployment numbers calibrate on the first n (the digits shifted sets are made from, split
+        # by position: metrics/conformal.py), so the clean record's come from them too
         t = time.perf_counter()
         self.calibration = deployment.calibrate(unit.logits, labels, self.target_coverage, self.alpha)
-        self.clean_m = {**unit.metrics, **deployment.clean_metrics(self.calibration, unit.logits, labels)}
+        self.clean_m = {**self.clean_m, **deployment.clean_metrics(self.calibration, unit.logits, labels)}
         self.timings["deployment"] = self.timings.get("deployment", 0.0) + time.perf_counter() - t
-        self.clean_preds = unit.preds
-        self.predictions = {"clean": unit.preds, "labels": labels.astype(np.int8)}
 
     def add_shift(self, unit: SetScore, shift, severity: int, params: dict, sha256: str, cached: bool,
                   labels: np.ndarray, chunks: list[str] | None = None) -> None:
@@ -172,7 +188,7 @@ class ModelCollector:
             ood=ood_records,
             real=real_records or [],
             summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
-                              adversarial, seen=self.seen, clean=clean),
+                              adversarial, seen=self.seen, clean=clean, clean_prefix=self.clean_prefix),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in timings.items()},
             conventions=CONVENTIONS,
@@ -184,9 +200,14 @@ class ModelCollector:
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
-              adversarial=None, seen: SeenInTraining | None = None, clean: SetMetrics | None = None) -> dict:
-    """Headline numbers over the shifts not seen in training; the seen ones apart."""
+              adversarial=None, seen: SeenInTraining | None = None, clean: SetMetrics | None = None,
+              clean_prefix: dict | None = None) -> dict:
+    """Headline numbers over the shifts not seen in training; the seen ones apart.
+    ``clean_prefix``: clean accuracy on the first n digits, the ones shifted sets are made from
+    (the clean record itself is every digit)."""
     summary: dict = {"clean_accuracy": clean_acc}
+    if clean_prefix:
+        summary["clean_prefix"] = clean_prefix
     deploy = deployment.summarise(clean, [r for r in records if not r.seen]) if clean is not None else None
     if deploy is not None:
         summary["deployment"] = deploy

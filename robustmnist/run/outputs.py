@@ -1,11 +1,16 @@
 """Write one model's run into a folder: results.json, predictions.npz and the reports.
 
-Shared by eval, bench, demo and ``Result.save``. ``OutputGuard`` makes a failed run leave
-nothing behind that it made (files it created, a folder it created and left empty).
+Shared by eval, bench, demo and ``Result.save``. ``check_out`` refuses an output folder the
+run could not write, or one holding another model's results, before the model is loaded (a run
+must not score every set and then fail, or silently replace what an earlier run wrote).
+``OutputGuard`` makes a failed run leave nothing behind that it made (files it created, a folder
+it created and left empty).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,6 +28,57 @@ def parse_formats(formats: str | Iterable[str]) -> set[str]:
     if bad:
         raise UserError(f"unknown format(s) {', '.join(sorted(bad))}; use {', '.join(FORMATS)}")
     return fmts | {"json"}  # results.json is always written: every report is rebuilt from it
+
+
+def check_writable(out: Path) -> None:
+    """UserError unless ``out`` is a folder this process can write into, or can be created as one."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"`out={out}` is a file, not a folder: give a folder path (it is created if missing)")
+    probe = out
+    while not probe.exists():  # the nearest existing folder above it is where mkdir writes
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise UserError(f"`out={out}` cannot be created: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        where = "" if probe == out else f" ({probe} is not writable)"
+        raise UserError(f"`out={out}` is not writable{where}: give a folder you can write to")
+
+
+def previous_model(out: Path) -> dict | None:
+    """The model block of the results.json already in ``out`` ({} where it is unreadable), or None."""
+    path = Path(out) / "results.json"
+    if not path.is_file():
+        return None
+    try:
+        model = json.loads(path.read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        return {}
+    return model if isinstance(model, dict) else {}
+
+
+def check_out(out: Path | None, *, model_sha256: str | None = None, overwrite: bool = False,
+              resume: bool = False) -> None:
+    """Before the model loads: ``out`` must be writable, and not hold another model's results
+    unless ``overwrite`` (``resume`` finishes what is there; the same model, by ``model_sha256``,
+    may replace its own results)."""
+    if out is None:
+        return
+    check_writable(out)
+    if overwrite or resume:
+        return
+    check_not_another(out, model_sha256)
+
+
+def check_not_another(out: Path, model_sha256: str | None) -> None:
+    prior = previous_model(out)
+    if prior is None or (model_sha256 and prior.get("sha256") == model_sha256):
+        return
+    who = prior.get("name") or prior.get("path") or "another model"
+    raise UserError(f"`out={out}` holds the results of {who}: give each model its own `out=`, or pass "
+                    "`overwrite=True` to replace them")
 
 
 def save_run(run, out: Path, formats=("json",)) -> dict[str, Path]:

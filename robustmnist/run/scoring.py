@@ -146,3 +146,22 @@ def score_set(model: LoadedModel, images: np.ndarray, labels: np.ndarray, indice
     m["gallery"] = gallery(images, labels, logits, sample_indices(labels) if indices is None else indices)
     preds = logits.argmax(axis=1).astype(np.int8)
     return SetScore(m, preds, logits, score_s, time.perf_counter() - t)
+
+
+def whole_clean(model: LoadedModel, prefix: SetScore, images: np.ndarray, labels: np.ndarray,
+                indices: list[int], batch_size: int = DEFAULT_BATCH,
+                progress: ProgressFn | None = None) -> SetScore | None:
+    """The clean record on every clean digit: ``prefix`` (the first n, scored with logits kept)
+    plus the rest, scored here. A user compares this number with their own test loop, so it is
+    never a prefix; shifted sets and their flip rates keep pairing with the first n. None where
+    there is no rest, or the scores come from a predictions file (it holds the n exported)."""
+    n = len(prefix.preds)
+    if n >= len(images) or prefix.logits is None or getattr(model.module, "scores_for", None) is not None:
+        return None
+    t = time.perf_counter()
+    logits = np.concatenate([prefix.logits, score(model, images[n:], batch_size, progress)])
+    score_s = time.perf_counter() - t
+    t = time.perf_counter()
+    m = classification_metrics(labels, logits)
+    m["gallery"] = gallery(images, labels, logits, indices)
+    return SetScore(m, logits.argmax(axis=1).astype(np.int8), logits, score_s, time.perf_counter() - t)

@@ -12,6 +12,13 @@ caller's script (spawned ones import ``__main__``: an API call from a script wit
 ``__main__`` guard would start itself again). Where fork is missing, or one CPU is all there
 is, sets are made in this process as before. ``ROBUSTMNIST_WORKERS`` sets the worker count
 (0: in this process).
+
+Forking after threads exist is unsafe: a child inherits every lock a thread of the parent held
+at that instant, held by a thread it does not have (a worker forked while the reader thread was
+inside ``numpy.load -> zipfile -> encodings`` waited on that module's import lock forever). So
+every worker is forked in ``__init__``, before the reader thread exists, and never again; and
+a watchdog replaces a pool that makes no progress for ``ROBUSTMNIST_WORKER_STALL_S`` seconds
+(default 120) with this process, with a warning.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import os
 import signal
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -39,6 +46,9 @@ MAX_WORKERS = 8
 # Sets generated ahead of the one being scored, at most: bounds the memory they hold (3 sets of
 # 10,000 images are 24 MB) while keeping every worker busy across set boundaries.
 AHEAD = 3
+# Seconds without one finished chunk after which the workers are taken for stuck: a chunk is
+# 500 images, well under a second to a few seconds on a busy CPU, so two minutes is no slow shift.
+STALL_S = 120.0
 
 # What forked workers inherit: the shifts of the pipeline, the source digits and the shared
 # buffer they write their chunks into, set before the pool starts (fork copies or shares them,
@@ -65,6 +75,24 @@ def default_workers() -> int:
     except AttributeError:  # not Linux
         cpus = os.cpu_count() or 1
     return min(cpus, MAX_WORKERS) if cpus >= 2 else 0
+
+
+class _Stalled(Exception):
+    """No chunk finished for stall_s seconds (a worker's own TimeoutError must not read as this)."""
+
+
+def stall_seconds() -> float:
+    """The watchdog's patience: ROBUSTMNIST_WORKER_STALL_S, else STALL_S."""
+    env = os.environ.get("ROBUSTMNIST_WORKER_STALL_S", "").strip()
+    if not env:
+        return STALL_S
+    try:
+        value = float(env)
+    except ValueError:
+        raise UserError(f"ROBUSTMNIST_WORKER_STALL_S must be a number of seconds, got {env!r}") from None
+    if value <= 0:
+        raise UserError(f"ROBUSTMNIST_WORKER_STALL_S must be positive, got {env!r}")
+    return value
 
 
 def processes_for(fresh_sets: int, n: int, workers: int | None = None) -> int:
@@ -140,12 +168,13 @@ class SetPipeline:
     def __init__(self, requests: Sequence[SetRequest], source_images: np.ndarray | None,
                  source_labels: np.ndarray | None, n: int, seed: int, source_sha: str = "",
                  use_cache: bool = True, cache_root: Path | None = None, workers: int | None = None,
-                 ahead: int = AHEAD):
+                 ahead: int = AHEAD, stall_s: float | None = None):
         self.requests = list(requests)
         self.source = (source_images, source_labels)
         self.n, self.seed, self.source_sha = n, seed, source_sha
         self.use_cache, self.cache_root = use_cache, cache_root
         self.ahead = ahead
+        self.stall_s = stall_seconds() if stall_s is None else stall_s
         self.workers = default_workers() if workers is None else workers
         self._pending: dict[int, tuple[int, list[Future]]] = {}  # request -> (slot, its chunks)
         # Cached sets are read ahead too, on one thread: unzipping and hashing release the GIL,
@@ -163,6 +192,9 @@ class SetPipeline:
             _SLOTS = self._slots = _shared_slots(ahead + 1, n)
             self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("fork"),
                                              initializer=_start_worker, initargs=(os.getpid(),))
+            # With fork, the first submit forks every worker at once (the pool never forks
+            # again): do it now, while no thread of this pipeline exists to hold a lock.
+            self._pool.submit(os.getpid)
 
     def __enter__(self) -> SetPipeline:
         return self
@@ -217,14 +249,28 @@ class SetPipeline:
                 self._lost_pool()
                 return
 
-    def _lost_pool(self) -> None:
-        warnings.warn("set generation workers stopped (out of memory?); generating the remaining "
-                      "sets in this process", stacklevel=3)
+    def _lost_pool(self, why: str = "stopped (out of memory?)") -> None:
+        warnings.warn(f"set generation workers {why}; generating the remaining sets in this process",
+                      stacklevel=3)
         if self._pool is not None:
+            # a stuck worker never reads its queue again: end it, or it holds its memory until
+            # this process exits
+            for proc in list((getattr(self._pool, "_processes", None) or {}).values()):
+                if proc.is_alive():
+                    proc.kill()
             self._pool.shutdown(wait=False, cancel_futures=True)
         self._pool = None
         self._pending.clear()
         self._free = list(range(self.ahead + 1))
+
+    def _wait(self, futures: list[Future]) -> list[str]:
+        """The chunks' digests once all are done; _Stalled where none finishes for stall_s."""
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=self.stall_s, return_when=FIRST_COMPLETED)
+            if not done:
+                raise _Stalled
+        return [fut.result() for fut in futures]
 
     def get(self, i: int) -> ShiftSet:
         r = self.requests[i]
@@ -237,9 +283,12 @@ class SetPipeline:
             return self._read(r)
         slot, futures = pending
         try:
-            chunks = [fut.result() for fut in futures]  # a worker's exception is raised here
+            chunks = self._wait(futures)  # a worker's exception is raised here
         except BrokenProcessPool:
             self._lost_pool()
+            return self.get(i)
+        except _Stalled:
+            self._lost_pool(f"made no progress for {self.stall_s:g} s (stuck?)")
             return self.get(i)
         images, labels = self._slots[0][slot].copy(), self._slots[1][slot].copy()
         self._free.append(slot)
