@@ -188,8 +188,9 @@ def test_ray_results_equal_local_bench(local_ray, three_models):
     where = remote[0].result.execution["ray"]
     assert where["on_driver"] == [] and where["tasks"] == {"generate": 6, "score": 3 * 7, "ood": 3, "real": 3}
     assert (stats.tasks_generate, stats.tasks_score, stats.tasks_ood, stats.tasks_real) == (6, 21, 3, 3)
-    # every image of every (model, set) pair reported once: 3 × ((clean + 6 sets + OOD) × 100 + 40 real)
-    assert sum(k for kind, k in seen if kind == "score") == 3 * (8 * 100 + 40)
+    # every image of every (model, set) pair reported once: 3 × (every clean digit + (6 sets + OOD) × 100
+    # + 40 real); clean is scored whole, the sets pair with its first 100
+    assert sum(k for kind, k in seen if kind == "score") == 3 * (len(clean.labels) + 7 * 100 + 40)
     assert sum(k for kind, k in seen if kind == "set") == 6
 
 

@@ -39,4 +39,4 @@ def test_api_runs_the_same_convention_guard_as_eval(tiny_data_root):
     assert forced.summary["convention_check"]["status"] == "stop"
     assert any("probabilities" in w and "force" not in w for w in forced.summary["warnings"])
     explicit = robustmnist.evaluate(probs, preprocess="probs", **args)  # the user's call: no guard
-    assert "convention_check" not in explicit.summary and explicit.clean.n == 100
+    assert "convention_check" not in explicit.summary and explicit.summary["clean_prefix"]["n"] == 100
