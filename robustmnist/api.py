@@ -194,8 +194,10 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     none of suite/shift the default suite runs (``clean_only=True``: no shifts; ``attack`` alone:
     attacks only). An ``nn.Module`` is put in eval mode and moved to ``device`` in place.
     Unless ``force`` or an explicit ``preprocess``, a clearly wrong input convention stops the
-    run with the fix, and a doubtful one warns. ``trained_on`` (shift or family names) marks
-    what the model saw in training: those records are ``seen`` and left out of the headline.
+    run with the fix, and a doubtful one warns; ``preprocess="auto"`` applies the convention that
+    check detects (recorded as ``summary["convention_detected"]``) and leaves a right one alone.
+    ``trained_on`` (shift or family names) marks what the model saw in training: those records
+    are ``seen`` and left out of the headline.
 
     ``out``: a folder to write results.json, predictions.npz and the reports in ``formats``
     (saved as the run goes; ``resume=True`` finishes the partial results an interrupted run
@@ -211,7 +213,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     from .run.collect import evaluate as run_one
     from .run.collect import scored_images
     from .run.outputs import OutputGuard, check_out, parse_formats, save_run
-    from .run.prepare import check_request, prepare
+    from .run.prepare import check_request, prepare, resume_convention, split_auto
     from .run.prepare import finish as finish_result
     from .run.resume import PartialSaver, check_resumable, load_partial
 
@@ -237,6 +239,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
         check_out(out, model_sha256=_identity(model if predictions is None else predictions),
                   overwrite=overwrite, resume=resume)
     dev = resolve_device(device)
+    auto, preprocess = split_auto(preprocess)
     if predictions is not None:  # scores computed elsewhere: nothing to run, nothing to pre-check
         from .models.predictions import load_predictions
 
@@ -246,14 +249,18 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
                             model_code=model_code, model_kwargs=model_kwargs, name=name)
     loaded.to(dev)
     prior = load_partial(out) if resume else None
+    carried = resume_convention(prior, loaded) if prior and auto else None  # auto's choice, kept
     prior_n = check_resumable(prior, loaded, the_suite, seed, n, ood_names) if prior else None
     # precomputed scores have no forward path to speed up, and their n is the exported sets' n:
     # no probe, no budget and no convention guard for them
     elsewhere = predictions is not None
-    ready = prepare([loaded], the_suite, explicit=[bool(preprocess) or elsewhere], data_root=data_root, n=n,
-                    real=real_names, ood_sets=len(ood_names or []), budget=math.inf if elsewhere else budget_s,
-                    seed=seed, use_cache=use_cache, batch_size=batch_size, force=force, warn=warn,
-                    resume_n=prior_n, spent_s=spent_s, fast=not elsewhere)
+    ready = prepare([loaded], the_suite, explicit=[bool(preprocess) or elsewhere or carried is not None],
+                    data_root=data_root, n=n, real=real_names, ood_sets=len(ood_names or []),
+                    budget=math.inf if elsewhere else budget_s, seed=seed, use_cache=use_cache,
+                    batch_size=batch_size, force=force, warn=warn, resume_n=prior_n, spent_s=spent_s,
+                    fast=not elsewhere, auto=[auto], log=log)
+    if carried is not None:
+        ready.checks[0] = carried
     run_plan, clean = ready.plan, ready.clean
     if log:
         log(run_plan.line())
@@ -443,16 +450,21 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
     dev = resolve_device("cpu" if ray else device)  # on Ray, the workers pick theirs
     if out is not None:
         check_writable(Path(out))  # before any model loads
-    loaded = [load_file(p, arch=arch, preprocess=spec).to(dev) for p, spec, _ in specs]
+    from .run.prepare import split_auto
+
+    autos = [split_auto(spec) for _, spec, _ in specs]  # MODEL::auto or preprocess="auto": the guard chooses
+    loaded = [load_file(p, arch=arch, preprocess=spec).to(dev)
+              for (p, _, _), (_, spec) in zip(specs, autos, strict=True)]
     names = unique_names([m.name for m in loaded])
     if out is not None and not overwrite:  # before any set is scored
         for name, m in zip(names, loaded, strict=True):
             check_not_another(Path(out) / name, m.sha256)
     # An explicit convention (preprocess or ::SPEC) is the user's call: no guard for it.
-    ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec, _ in specs], data_root=data_root, n=n,
+    ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec in autos], data_root=data_root, n=n,
                     real=real_names, ood_sets=len(ood_names or []),
                     budget=parse_budget(budget) if isinstance(budget, str) else budget, seed=seed,
-                    use_cache=use_cache, batch_size=batch_size, force=force, warn=warn, spent_s=spent_s)
+                    use_cache=use_cache, batch_size=batch_size, force=force, warn=warn, spent_s=spent_s,
+                    auto=[a for a, _ in autos], log=log)
     plan, clean = ready.plan, ready.clean
     if log:
         log(plan.line())

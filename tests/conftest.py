@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+from .example_models import MLP, ExampleNet, script_model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -98,3 +101,42 @@ def mirror_lenet(mirror_root, tmp_path_factory):
     path = tmp_path_factory.mktemp("models") / "lenet5.pt"
     save_checkpoint(path, make_checkpoint("lenet5", model))
     return path
+
+
+# -- models written the way tutorials write them (the convention guard's cases) ----------------
+
+@pytest.fixture(scope="session")
+def mnist_train(mirror_root):
+    from robustmnist.data.datasets import load_mnist
+
+    return load_mnist("train", mirror_root)
+
+
+@pytest.fixture(scope="session")
+def example_cnn(mnist_train, tmp_path_factory) -> Path:
+    """PyTorch's examples/mnist Net (Normalize, log_softmax), 300 Adam steps: ~97%."""
+    torch.set_num_threads(1)
+    net = train(ExampleNet(), mnist_train.images, mnist_train.labels, normalize=True, steps=300)
+    return script_model(net, tmp_path_factory.mktemp("models") / "example.ts.pt")
+
+
+@pytest.fixture(scope="session")
+def normalize_mlp(mnist_train, tmp_path_factory) -> Path:
+    """An MLP trained on Normalize((0.1307,), (0.3081,)) inputs, declared 0-1 (TorchScript)."""
+    torch.set_num_threads(1)
+    # Most inits of this MLP lose 2-3 points of clean accuracy when fed 0-1 pixels (the guard
+    # stops them: tests above); the one this test needs loses under one point, the "almost
+    # nothing on clean" case of the issue. Seed 4 is such an init (declared 96.6%, fixed 97.2%,
+    # p = 0.31 on the guard's sample, measured here); seeded explicitly so the test does not
+    # depend on what earlier fixtures left in the global generator.
+    torch.manual_seed(4)
+    net = train(MLP(), mnist_train.images, mnist_train.labels, normalize=True, steps=1500, batch=128, seed=4)
+    return script_model(net, tmp_path_factory.mktemp("models") / "norm-mlp.ts.pt")
+
+
+@pytest.fixture(scope="session")
+def log_softmax_mlp(mnist_train, tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    net = train(MLP(log_softmax=True), mnist_train.images, mnist_train.labels, normalize=False,
+                steps=600, batch=128)
+    return script_model(net, tmp_path_factory.mktemp("models") / "logsoftmax-mlp.ts.pt")

@@ -3,6 +3,8 @@ and log_softmax), an MLP trained with Normalize, and an MLP ending in log_softma
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from torch import nn
@@ -66,3 +68,12 @@ def train(net: nn.Module, images: np.ndarray, labels: np.ndarray, *, normalize: 
         loss.backward()
         opt.step()
     return net.eval()
+
+
+def script_model(net, path: Path) -> Path:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated, still what users ship
+        torch.jit.save(torch.jit.script(net), str(path))
+    return path

@@ -398,11 +398,13 @@ def test_convention_guard(trained_mlp, mirror_root):
     assert guard(loaded(trained_mlp), mirror_root).status == "ok"
     with pytest.raises(UserError) as exc:
         guard(loaded(Raw255(trained_mlp)), mirror_root)
-    assert "pass --preprocess range=0-255,polarity=normal,layout=1x28x28,output=logits" in to_flags(exc.value.raw)
+    flags = to_flags(exc.value.raw)
+    assert "pass --preprocess auto to apply it" in flags
+    assert "spell it out: --preprocess range=0-255,polarity=normal,layout=1x28x28,output=logits" in flags
     assert "(or --force to evaluate as declared)" in to_flags(exc.value.raw)
     assert "(or force=True to evaluate as declared)" in str(exc.value)
     # the Python API names its own arguments: one message, spelt for each reader
-    assert 'pass preprocess="range=0-255' in str(exc.value)
+    assert 'pass preprocess="auto"' in str(exc.value) and 'preprocess="range=0-255' in str(exc.value)
     # a model at chance under every convention is not stopped (the doctor explains it instead)
     torch.manual_seed(0)
     from robustmnist.models.zoo import build

@@ -84,7 +84,8 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(512, "--batch-size"),  # = run.scoring.DEFAULT_BATCH
         arch: str = model_opts.ARCH,
         preprocess: str = typer.Option(None, "--preprocess", help="input/output convention for "
-                                       "every model (MODEL::SPEC overrides it for one)"),
+                                       "every model, or auto: the detected one (MODEL::SPEC or MODEL::auto "
+                                       "for one)"),
         force: bool = typer.Option(False, "--force", help="benchmark even when a model's input "
                                    "convention looks wrong"),
         no_cache: bool = typer.Option(False, "--no-cache"),

@@ -115,7 +115,8 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N, mps"),
         batch_size: int = typer.Option(512, "--batch-size"),  # = run.scoring.DEFAULT_BATCH
         preprocess: str = typer.Option(None, "--preprocess", help="override the input/output "
-                                       "convention, e.g. 0-255,784,probs (see README)"),
+                                       "convention, e.g. 0-255,784,probs, or auto: apply the one the convention "
+                                       "check detects (docs: models)"),
         arch: str = model_opts.ARCH,
         model_code: str = model_opts.MODEL_CODE,
         model_kwargs: str = model_opts.MODEL_KWARGS,

@@ -48,6 +48,7 @@ class ConventionScore:
     top_share: float = 0.0  # fraction of images predicted as top_class
     error: str | None = None  # the model refused this input (e.g. wrong layout)
     correct: np.ndarray | None = field(default=None, repr=False)  # per-image, for paired tests
+    nll_each: np.ndarray | None = field(default=None, repr=False)  # per-image −log p(true digit), ditto
     remapped_correct: np.ndarray | None = field(default=None, repr=False)
 
     @property
@@ -121,8 +122,9 @@ def _raw_outputs(model: LoadedModel, spec: Preprocess, x01: torch.Tensor) -> np.
     return torch.cat(parts).numpy()
 
 
-def _predictions(raw: np.ndarray, output: str, labels: np.ndarray) -> tuple[np.ndarray, float]:
-    """Predicted class the way the scorer computes it (−1 for non-finite rows), and the NLL."""
+def _predictions(raw: np.ndarray, output: str, labels: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Predicted class the way the scorer computes it (−1 for non-finite rows), the NLL and the
+    per-image NLL."""
     logits = Preprocess(output=output).to_logits(torch.from_numpy(raw))
     finite = np.isfinite(raw).all(axis=1)
     pred = np.where(finite, logits.nan_to_num(nan=-np.inf).argmax(dim=1).numpy(), -1).astype(np.int64)
@@ -130,13 +132,13 @@ def _predictions(raw: np.ndarray, output: str, labels: np.ndarray) -> tuple[np.n
     # Not capped for finite rows: an overconfident error at 255× the trained scale costs hundreds
     # of nats, and that size is what tells a masked defect from a real convention fix.
     per_image = np.where(finite, -np.nan_to_num(logp, nan=-NLL_CAP, neginf=-NLL_CAP), NLL_CAP)
-    return pred, float(per_image.mean(dtype=np.float64)) if len(labels) else float("inf")
+    return pred, float(per_image.mean(dtype=np.float64)) if len(labels) else float("inf"), per_image
 
 
 def _score(spec: Preprocess, raw: np.ndarray, labels: np.ndarray) -> ConventionScore:
     from scipy.optimize import linear_sum_assignment
 
-    pred, nll = _predictions(raw, spec.output, labels)
+    pred, nll, nll_each = _predictions(raw, spec.output, labels)
     n = len(labels)
     correct = pred == labels
     valid = pred >= 0
@@ -153,7 +155,7 @@ def _score(spec: Preprocess, raw: np.ndarray, labels: np.ndarray) -> ConventionS
         preprocess=spec, accuracy=float(correct.mean()) if n else 0.0,
         remapped_accuracy=float(remapped_correct.mean()) if n else 0.0, mapping=mapping, nll=nll,
         non_finite=int((~valid).sum()), top_class=top,
-        top_share=float(counts.max() / n) if n and valid.any() else 0.0, correct=correct,
+        top_share=float(counts.max() / n) if n and valid.any() else 0.0, correct=correct, nll_each=nll_each,
         remapped_correct=remapped_correct,
     )
 

@@ -72,6 +72,9 @@ class Preprocess:
     @classmethod
     def parse(cls, text: str, base: Preprocess | None = None) -> Preprocess:
         """Parse a spec string; keys not given keep ``base``'s values (default: the default)."""
+        if text.strip().lower() == "auto":  # only evaluate and bench can detect one: they run the guard
+            raise UserError('`preprocess="auto"` is for evaluate and bench, which detect the convention on '
+                            "MNIST test digits; here write the convention itself, e.g. range=norm")
         spec = base or cls()
         changes: dict = {}
         for raw in text.split(","):

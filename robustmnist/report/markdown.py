@@ -39,8 +39,10 @@ def render_markdown(models: Sequence[Model], layout: Layout) -> str:
                  "Accuracy in %, intervals are 95% Wilson.")
     lines.append("")
     for m in models:  # eval's convention guard: said before any number
+        if m.result.summary.get("convention_detected"):
+            lines.append(f"> **{_cell(m.name)}:** {_cell(m.result.summary['convention_detected'])}")
         lines += [f"> **Warning ({_cell(m.name)}):** {_cell(w)}" for w in m.result.summary.get("warnings", [])]
-    if any(m.result.summary.get("warnings") for m in models):
+    if any(m.result.summary.get("warnings") or m.result.summary.get("convention_detected") for m in models):
         lines.append("")
     for m in models:
         note = run_info.partial_note(m.result)

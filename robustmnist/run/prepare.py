@@ -43,6 +43,27 @@ def load_real_sets(names: Sequence[str] | None, data_root, n: int | None):
     return [load_real(name, data_root, n) for name in names]
 
 
+def split_auto(preprocess: str | None) -> tuple[bool, str | None]:
+    """``preprocess="auto"`` -> (True, None): load as declared, let the guard choose."""
+    if isinstance(preprocess, str) and preprocess.strip().lower() == "auto":
+        return True, None
+    return False, preprocess
+
+
+def resume_convention(prior, model):
+    """Resuming a preprocess="auto" run: the convention it detected and applied, put back on
+    ``model`` (so the finished sets and the rest are scored alike) with its verdict; None when that
+    run applied nothing (the guard then runs as usual)."""
+    from ..doctor.guard import ConventionCheck
+    from ..models.preprocess import Preprocess
+
+    check = prior.result.summary.get("convention_check") or {}
+    if not check.get("applied"):
+        return None
+    model.preprocess = Preprocess.parse(prior.result.model.preprocess)
+    return ConventionCheck.from_dict(check)
+
+
 @dataclass
 class Prepared:
     models: list  # on their fastest exact forward paths (budget.plan_run)
@@ -56,18 +77,21 @@ def prepare(models: list, suite, *, explicit: Sequence[bool], data_root=None, n:
             real: Sequence[str] | None = None, ood_sets: int = 0, budget: float | None = None, seed: int = 0,
             use_cache: bool = True, batch_size: int = 512, force: bool = False,
             warn: Callable[[str], None] | None = None, resume_n: int | None = None,
-            spent_s: float = 0.0, fast: bool = True) -> Prepared:
+            spent_s: float = 0.0, fast: bool = True, auto: Sequence[bool] | None = None,
+            log: Callable[[str], None] | None = None) -> Prepared:
     """Read the data, guard every model's convention (all before any is scored: a wrong one is
     found in seconds, not after the grid), plan n. ``explicit[i]``: model i's convention was given
-    (--preprocess or MODEL::SPEC), which is the user's call, so the guard skips it."""
+    (--preprocess or MODEL::SPEC), which is the user's call, so the guard skips it. ``auto[i]``:
+    model i asked for preprocess="auto": the guard's fix is applied, never a stop (``log`` says so)."""
     from ..data.datasets import load_mnist
     from ..doctor.guard import guard
     from .budget import plan_run
 
     clean = load_mnist("test", data_root)  # a missing data root fails before any progress output
     real_sets = load_real_sets(real, data_root, n)
-    checks = [None if given else guard(m, data_root=data_root, force=force, warn=warn)
-              for m, given in zip(models, explicit, strict=True)]
+    auto = list(auto) if auto is not None else [False] * len(models)
+    checks = [None if given else guard(m, data_root=data_root, force=force, warn=warn, auto=a, log=log)
+              for m, given, a in zip(models, explicit, auto, strict=True)]
     fast_models, plan = plan_run(models, suite, clean_images=clean.images, clean_labels=clean.labels, n=n,
                                  budget=budget, seed=seed, ood_sets=ood_sets, use_cache=use_cache,
                                  batch_size=batch_size, resume_n=resume_n, spent_s=spent_s, fast=fast)

@@ -35,6 +35,7 @@ class Break:
 @dataclass
 class Summary:
     warnings: list[tuple[str, str]]  # (model name, warning)
+    detected: list[tuple[str, str]]  # (model name, "convention detected: ...") under preprocess="auto"
     cards: list[Card] | None  # one model
     compare_columns: list[str]
     compare_rows: list[CompareRow]  # a comparison
@@ -49,6 +50,8 @@ def build(models: Sequence[Model], layout: Layout) -> Summary:
     return Summary(
         # eval's convention guard: a doubtful input convention is said before any number
         warnings=[(m.name, w) for m in models for w in m.result.summary.get("warnings", [])],
+        detected=[(m.name, m.result.summary["convention_detected"]) for m in models
+                  if m.result.summary.get("convention_detected")],
         cards=None if compare else summary_cards(lead, layout),
         compare_columns=COMPARE_COLUMNS,
         compare_rows=compare_rows(models, layout) if compare else [],
