@@ -81,7 +81,8 @@ def render(d, model_path: Path, con=console) -> None:
         con.print(Text(f"note: {note}", style="dim"))
     if d.fix_preprocess:
         con.print(Text.assemble(("\nRe-run with: ", "bold"),
-                                    f"robustmnist eval {model_path} --preprocess {d.fix_preprocess}"),
+                                    f"robustmnist eval {model_path} --preprocess {d.fix_preprocess}",
+                                    "\n  (or --preprocess auto: the same, detected at the start of the run)"),
                       soft_wrap=True)
 
 

@@ -92,7 +92,7 @@ def register(app: typer.Typer) -> None:
     def eval_cmd(
         model: Path = typer.Argument(None, help="model file: TorchScript, robustmnist checkpoint, state_dict "
                                      "(--arch or --model-code), safetensors, Keras .keras/.h5, ONNX, skops, "
-                                     "NumPy MLP .npz, or pickle (--trust-pickle); see README"),
+                                     "NumPy MLP .npz, or pickle (--trust-pickle); docs: models"),
         out: Path = typer.Option(Path("robustmnist-results"), "--out", "-o", help="output folder"),
         shift: str = typer.Option(None, "--shift", help="comma list of shift or family names"),
         suite: str = typer.Option(None, "--suite", help="suite name (default, quick, mnist-c) or "
