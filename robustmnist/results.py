@@ -175,35 +175,40 @@ class Result:
         atomic_write_json(path, self.to_dict())
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Result:
-        version = d.get("schema_version")
-        if version != SCHEMA_VERSION:
+    def from_dict(cls, d: dict[str, Any], source: str = "results") -> Result:
+        """``d`` (a parsed results.json) as dataclasses, after checking it against the schema
+        (results.schema.json); ``source`` names it in the one-line error."""
+        from .results_schema import check
+
+        version = d.get("schema_version") if isinstance(d, dict) else None
+        if version is not None and version != SCHEMA_VERSION:
+            # before the schema: a newer file deserves "upgrade", not a list of unknown fields
             raise UserError(
                 f"results schema_version {version!r} is not supported (this robustmnist reads "
                 f"{SCHEMA_VERSION}); re-run robustmnist eval with this version"
             )
-        try:
-            return cls(
-                model=_build(ModelInfo, d["model"]),
-                environment=_build(Environment, d["environment"]),
-                clean=_build(SetMetrics, d["clean"]),
-                suite=d.get("suite", {}),
-                seed=d.get("seed", 0),
-                shifts=[_build(ShiftRecord, s) for s in d.get("shifts", [])],
-                ood=[_build(OODRecord, o) for o in d.get("ood", [])],
-                real=[_build(RealRecord, o) for o in d.get("real", [])],
-                summary=d.get("summary", {}),
-                timings=d.get("timings", {}),
-                predictions=d.get("predictions", {}),
-                adversarial=_adversarial(d.get("adversarial")),
-                conventions=d.get("conventions", {}),
-                created=d.get("created", ""),
-                execution=d.get("execution", {}),
-                partial=bool(d.get("partial", False)),
-                schema_version=version,
-            )
-        except (KeyError, TypeError) as exc:
-            raise UserError(f"results file is missing or has malformed fields ({exc})") from None
+        check(d, source)
+        # The schema requires every field without a default below (tests/test_results_schema.py);
+        # .get() is for the fields added after schema_version 1 first shipped.
+        return cls(
+            model=_build(ModelInfo, d["model"]),
+            environment=_build(Environment, d["environment"]),
+            clean=_build(SetMetrics, d["clean"]),
+            suite=d["suite"],
+            seed=d["seed"],
+            shifts=[_build(ShiftRecord, s) for s in d["shifts"]],
+            ood=[_build(OODRecord, o) for o in d["ood"]],
+            real=[_build(RealRecord, o) for o in d.get("real", [])],
+            summary=d["summary"],
+            timings=d["timings"],
+            predictions=d["predictions"],
+            adversarial=_adversarial(d.get("adversarial")),
+            conventions=d["conventions"],
+            created=d["created"],
+            execution=d.get("execution", {}),
+            partial=bool(d.get("partial", False)),
+            schema_version=version,
+        )
 
     @classmethod
     def load(cls, path: str | Path) -> Result:
@@ -216,7 +221,7 @@ class Result:
             raise UserError(f"{p} is not a results.json file ({exc})") from None
         if not isinstance(d, dict):
             raise UserError(f"{p} is not a results.json file")
-        return cls.from_dict(d)
+        return cls.from_dict(d, source=str(p))
 
 
 def _adversarial(d: dict | None) -> AdversarialSection | None:
