@@ -54,3 +54,27 @@ def test_eval_with_shift_prints_the_ladder(tmp_path, tiny_data_root, monkeypatch
     assert "accuracy % per severity" in out
     row = next(_cells(ln) for ln in out.splitlines() if ln.startswith("│") and _cells(ln)[0] == "rotate")
     assert len(row) == 3  # shift, s1, s3
+
+
+def _finished(bar) -> tuple[float, float]:
+    task = bar.bar.tasks[0]
+    return task.completed, task.total
+
+
+def test_progress_ends_at_its_total_with_real_and_ood_sets(tmp_path, tiny_data_root):
+    """The bar eval and bench draw (cli.common.RunProgress) counts real, OOD and attacked images
+    in its total, so it never reads past it (528000/526000 once, with --real)."""
+    from robustmnist.api import bench, evaluate
+    from robustmnist.cli.common import RunProgress
+
+    a, b = untrained_checkpoint(tmp_path / "a.pt"), untrained_checkpoint(tmp_path / "b.pt", "mlp-784-50-50-10")
+    kw = dict(shift="rotate", severity=[1, 2], n=40, ood="fashion", real="digits", data_root=tiny_data_root,
+              force=True, log=None, warn=None)
+    with RunProgress(quiet=True) as bar:
+        evaluate(a, attack="fgsm", attack_severity="1", attack_n=8, progress=bar, **kw)
+    done, total = _finished(bar)
+    assert done == total and total > 0
+    with RunProgress(quiet=True, counted=("score",)) as bar:  # bench's own bar: attacks are not counted
+        bench([a, b], progress=bar, **kw)
+    done, total = _finished(bar)
+    assert done == total and total > 0
