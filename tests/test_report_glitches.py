@@ -36,3 +36,11 @@ def test_demo_path_records_why_n(tmp_path, tiny_data_root):
     written = render_reports(res.results, tmp_path / "out", {"html"})
     for page in [written["html"], tmp_path / "out" / "a" / "report.html"]:
         assert "40 images per set (--n)" in _subtitle(page.read_text(encoding="utf-8"))
+
+
+def test_confusion_corner_uses_glyphs_every_font_has(tmp_path):
+    html = render_reports([make_result("lenet5", n_shifts=1)], tmp_path, {"html"})["html"].read_text(encoding="utf-8")
+    corners = re.findall(r'<th class="corner"[^>]*>(.*?)</th>', html)
+    assert corners and all("pred" in c and "true" in c for c in corners)
+    # U+FF3C (fullwidth backslash) drew a box in Chromium: no CJK or fullwidth forms anywhere
+    assert not re.search("[\u3000-\u9fff\uff00-\uffef]", html)
