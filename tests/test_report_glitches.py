@@ -4,11 +4,15 @@ the real digits' before/after labels, FPR95 said once, and what the mCE referenc
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from robustmnist.report import render_reports
 
 from .helpers import untrained_checkpoint
 from .report_factory import make_result
+from .test_report import CHROMIUM, Chromium
 
 
 def _subtitle(html: str) -> str:
@@ -44,3 +48,59 @@ def test_confusion_corner_uses_glyphs_every_font_has(tmp_path):
     assert corners and all("pred" in c and "true" in c for c in corners)
     # U+FF3C (fullwidth backslash) drew a box in Chromium: no CJK or fullwidth forms anywhere
     assert not re.search("[\u3000-\u9fff\uff00-\uffef]", html)
+
+
+def _result_with_framing():
+    """A result with one real set whose framing and doubtful-framing strips are drawn digits."""
+    from robustmnist.results import RealRecord
+
+    from .report_factory import _strip_png, corrupt, draw_digits
+
+    r = make_result("lenet5", n_shifts=1)
+    digits = draw_digits()
+    before, after = _strip_png(corrupt(digits, "blur", 5)), _strip_png(digits)
+    c = r.clean
+    r.real = [RealRecord(n=c.n, accuracy=c.accuracy, accuracy_ci=c.accuracy_ci, error=c.error,
+                         per_class_accuracy=c.per_class_accuracy, per_class_n=c.per_class_n, confusion=c.confusion,
+                         ece=c.ece, nll=c.nll, brier=c.brier, mean_confidence=c.mean_confidence, name="digits",
+                         source="scikit-learn digits",
+                         framing={"before_png": before, "after_png": after, "labels": list(range(10)),
+                                  "doubtful": {"count": 3, "n": c.n, "reasons": {"touches border": 3},
+                                               "before_png": before, "after_png": after}})]
+    return r
+
+
+def _real_section(html: str) -> str:
+    return html[html.index('<section id="real">'):html.index("</section>", html.index('<section id="real">'))]
+
+
+def test_real_framing_labels_sit_with_their_strips(tmp_path):
+    html = render_reports([_result_with_framing()], tmp_path, {"html"})["html"].read_text(encoding="utf-8")
+    real = _real_section(html)
+    pairs = re.findall(r"<figure><figcaption>([^<]+)</figcaption><img ", real)
+    assert pairs == ["as read", "framed"] * 2  # framing, then the doubtful framings
+    assert 'class="labels"' not in real
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} not installed")
+@pytest.mark.parametrize("width", [1280, 390])
+def test_real_framing_labels_sit_over_their_strips_in_chromium(tmp_path, width):
+    pytest.importorskip("websocket", reason="pip install websocket-client")
+    page = render_reports([_result_with_framing()], tmp_path, {"html"})["html"]
+    geometry = """[...document.querySelectorAll('#real .framing')].map(f => [...f.querySelectorAll('figure')]
+        .map(fig => { const c = fig.querySelector('figcaption').getBoundingClientRect(),
+                            i = fig.querySelector('img').getBoundingClientRect();
+                      return {text: fig.querySelector('figcaption').textContent, cl: c.left, cb: c.bottom,
+                              il: i.left, it: i.top, ib: i.bottom, iw: i.width}; }))"""
+    with Chromium() as c:
+        c.open_page(page, width=width, mobile=width < 600)
+        strips = c.evaluate(geometry)
+    assert len(strips) == 2
+    for before, after in strips:
+        assert (before["text"], after["text"]) == ("as read", "framed")
+        for f in (before, after):  # each caption right over its own image, flush left
+            assert f["cb"] <= f["it"] + 1 and abs(f["cl"] - f["il"]) < 1 and f["iw"] > 100
+        # before over after, the same width: digit k sits over digit k
+        assert before["ib"] <= after["it"] and abs(before["il"] - after["il"]) < 1
+        assert abs(before["iw"] - after["iw"]) < 1
