@@ -19,6 +19,11 @@ def _subtitle(html: str) -> str:
     return re.search(r"</h1>\s*<p>(.*?)</p>", html, re.S).group(1)
 
 
+def _section(html: str, sid: str) -> str:
+    start = html.index(f'<section id="{sid}">')
+    return html[start:html.index("</section>", start)]
+
+
 def test_header_says_why_n_or_nothing(tmp_path):
     r = make_result("lenet5", n_shifts=1)
     r.execution = {"n": 10000, "forward_path": {"name": "eager"}}  # no plan recorded: no n_reason
@@ -70,13 +75,9 @@ def _result_with_framing():
     return r
 
 
-def _real_section(html: str) -> str:
-    return html[html.index('<section id="real">'):html.index("</section>", html.index('<section id="real">'))]
-
-
 def test_real_framing_labels_sit_with_their_strips(tmp_path):
     html = render_reports([_result_with_framing()], tmp_path, {"html"})["html"].read_text(encoding="utf-8")
-    real = _real_section(html)
+    real = _section(html, "real")
     pairs = re.findall(r"<figure><figcaption>([^<]+)</figcaption><img ", real)
     assert pairs == ["as read", "framed"] * 2  # framing, then the doubtful framings
     assert 'class="labels"' not in real
@@ -104,3 +105,23 @@ def test_real_framing_labels_sit_over_their_strips_in_chromium(tmp_path, width):
         # before over after, the same width: digit k sits over digit k
         assert before["ib"] <= after["it"] and abs(before["il"] - after["il"]) < 1
         assert abs(before["iw"] - after["iw"]) < 1
+
+
+def test_ood_section_explains_fpr95_once(tmp_path):
+    from robustmnist.metrics.ood import CONVENTION
+    from robustmnist.run.collector import CONVENTIONS
+
+    r = make_result("lenet5", n_shifts=1)  # two OOD sets
+    for o in r.ood:
+        o.convention = CONVENTION  # what a run records: per set, and result-wide in other words
+    r.conventions["fpr95"] = CONVENTIONS["fpr95"]
+    other = make_result("other", n_shifts=1, seed=1)
+    for o in other.ood:
+        o.convention = CONVENTION
+    for results in ([r], [r, other]):
+        html = render_reports(results, tmp_path / str(len(results)), {"html"})["html"].read_text(encoding="utf-8")
+        ood = _section(html, "ood")
+        assert ood.count("95% of MNIST test") == 1, ood[:800]
+    r.ood[0].convention = r.ood[1].convention = ""  # records made before they carried it: the fallback
+    ood = _section(render_reports([r], tmp_path / "old", {"html"})["html"].read_text(encoding="utf-8"), "ood")
+    assert ood.count("95% of MNIST test") == 1
