@@ -125,3 +125,76 @@ def test_ood_section_explains_fpr95_once(tmp_path):
     r.ood[0].convention = r.ood[1].convention = ""  # records made before they carried it: the fallback
     ood = _section(render_reports([r], tmp_path / "old", {"html"})["html"].read_text(encoding="utf-8"), "ood")
     assert ood.count("95% of MNIST test") == 1
+
+
+# -- what mCE is against, wherever mCE is shown ----------------------------------------------------
+
+def _with_pinned_reference(r):
+    """``r`` with its mCE taken against the pinned reference, as eval's finish does."""
+    from robustmnist.metrics.reference import load_reference, reference_info
+
+    ref = load_reference()
+    r.summary["reference"] = reference_info(ref, r.clean.n)
+    r.model.metadata = {"training": {"config": {"arch": "lenet5", "epochs": 1, "lr": 0.001, "batch_size": 64,
+                                                "optimizer": "adam", "schedule": "constant", "seed": 0}}}
+    return r, ref
+
+
+def test_pinned_reference_says_what_it_is():
+    from robustmnist.metrics.reference import load_reference, reference_info
+
+    ref = load_reference()
+    info = reference_info(ref)
+    assert info["pinned"] and info["arch"] == "lenet5" and info["clean_accuracy"] == 1 - ref.clean_error
+    assert info["recipe"].startswith("6 epochs, adam onecycle lr 0.003, batch 128") and "seed 0" in info["recipe"]
+
+
+def test_mce_note_says_why_another_lenet5_differs():
+    from robustmnist.metrics.corruption import mce_note
+
+    r, ref = _with_pinned_reference(make_result("lenet5", n_shifts=1))
+    note = mce_note(r.summary["reference"], r.model, r.clean.accuracy)
+    assert "robustmnist's reference lenet5, one fixed model (6 epochs, adam onecycle lr 0.003" in note
+    assert f"clean {1 - ref.clean_error:.2%}" in note
+    assert "This lenet5 is another training run (1 epoch, adam constant lr 0.001, batch 64, seed 0; " \
+           f"clean {r.clean.accuracy:.2%})" in note
+    r.model.arch = "mlp-784-50-50-10"
+    assert "another training run" not in mce_note(r.summary["reference"], r.model, r.clean.accuracy)
+    r.model.sha256 = ref.sha256
+    assert "the reference itself" in mce_note(r.summary["reference"], r.model, r.clean.accuracy)
+    assert "A lenet5 trained differently makes other errors" in mce_note(r.summary["reference"])
+    # results from before the reference said what it is: still the one line, without the details
+    old = mce_note({"name": "lenet5", "sha256": ref.sha256, "source": "lenet5-default.json"})
+    assert old.startswith("mCE = errors on the shifted sets ÷ those of robustmnist's reference lenet5")
+
+
+def test_mce_note_in_terminal_html_and_markdown(tmp_path, capsys):
+    from robustmnist.cli.eval_cmd import print_summary
+
+    r, _ = _with_pinned_reference(make_result("lenet5", n_shifts=2))
+    print_summary(r, {})
+    terminal = " ".join(capsys.readouterr().out.split())  # rich wraps the line to the terminal
+    assert "reference lenet5, one fixed model" in terminal and "This lenet5 is another training run" in terminal
+    single = render_reports([r], tmp_path / "one", {"html", "md"})
+    html = _section(single["html"].read_text(encoding="utf-8"), "summary")
+    assert "This lenet5 is another training run" in html and "robustmnist&#39;s reference lenet5" in html
+    assert "This lenet5 is another training run" in single["md"].read_text(encoding="utf-8")
+    other = make_result("<b>net</b>", n_shifts=2, seed=1)
+    other.summary["reference"] = r.summary["reference"]
+    both = render_reports([r, other], tmp_path / "two", {"html", "md"})
+    html = _section(both["html"].read_text(encoding="utf-8"), "summary")
+    assert html.count("A lenet5 trained differently makes other errors") == 1  # once per reference
+    assert "A lenet5 trained differently" in both["md"].read_text(encoding="utf-8")
+
+
+def test_mce_note_in_the_leaderboard():
+    from robustmnist.metrics.leaderboard import LeaderRow
+    from robustmnist.metrics.reference import load_reference, reference_info
+    from robustmnist.report.leaderboard import leaderboard_html, leaderboard_md
+
+    info = reference_info(load_reference())
+    row = LeaderRow(rank=1, name="lenet5", clean_accuracy=0.97, clean_ci=(0.96, 0.98), mean_shifted_accuracy=0.8,
+                    mce=1.17, relative_mce=1.2, worst="fonts s5", worst_accuracy=0.6, ood_auroc=None,
+                    sha256="ab" * 32)
+    for text in (leaderboard_html([row], "default", 1000, 0, info), leaderboard_md([row], info)):
+        assert "one fixed model (6 epochs" in text and "A lenet5 trained differently" in text

@@ -104,6 +104,11 @@ def print_summary(result, written: dict, per_shift: bool = False) -> None:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
     out.print(t)
+    if "mce" in s:  # what the ratio is against: "mCE 142% vs lenet5" puzzles the owner of a lenet5
+        from ..metrics.corruption import mce_note
+
+        out.print(f"  {mce_note(s.get('reference'), result.model, result.clean.accuracy)}", highlight=False,
+                  markup=False)
     table = shift_table(result) if per_shift else None
     if table is not None:
         out.print(table)
