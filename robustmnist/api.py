@@ -431,7 +431,7 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
     """
     from .metrics.leaderboard import leaderboard
     from .metrics.real import family_rank_correlation
-    from .metrics.reference import load_reference, reference_from_result
+    from .metrics.reference import load_reference, reference_from_result, reference_info
     from .models.device import resolve_device
     from .models.load import load_model as load_file
     from .run.attack_plans import AttackOptions, same_prefix
@@ -501,7 +501,7 @@ def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequenc
         if out is not None:
             save_run(run, Path(out) / name, fmts)
     rows = leaderboard([r.result for r in runs], ref, relative_to=first)
-    ref_info = {"name": ref.name, "sha256": ref.sha256}
+    ref_info = reference_info(ref)  # name and sha256, and what mce_note says the reference is
     if first is not None:
         ref_info["first"] = {"name": names[0], "sha256": first.sha256}
     real_corr = family_rank_correlation([r.result for r in runs]) if real_names else None

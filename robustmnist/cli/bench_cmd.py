@@ -168,6 +168,10 @@ def print_leaderboard(res) -> None:
                   *(["—" if r.robust_accuracy is None else f"{r.robust_accuracy:.2%}"] if robust_col else []),
                   *(["—" if r.mce_vs_first is None else f"{r.mce_vs_first:.1%}"] if first else []))
     out.print(t)
+    if any(r.mce is not None for r in rows):  # what mCE is against, in one line (metrics.corruption)
+        from ..metrics.corruption import mce_note
+
+        out.print(f"  {mce_note(ref)}", highlight=False, markup=False)
     if any(r.silent_failures is not None for r in rows):  # a table of its own: the leaderboard stays readable
         d = Table(title="does it know when it is wrong? (clean 95% threshold, 90% conformal sets, KS monitor)")
         for col in ("model", "max silent errors", "min conformal coverage", "monitor fires (100)", "silent failures"):

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import model_opts
@@ -41,7 +42,38 @@ def deployment_line(d: dict | None) -> str | None:
             + f"; silent failures: {len(silent)}" + (f" ({names})" if silent else ""))
 
 
-def print_summary(result, written: dict) -> None:
+def shift_table(result) -> Table | None:
+    """Each shifted set's accuracy and 95% interval, a row per shift and a column per severity:
+    for runs of a few named shifts (--shift), where the mean and the worst alone hide the ladder."""
+    if not result.shifts:
+        return None
+    sevs = sorted({r.severity for r in result.shifts})
+    rows: dict[str, dict[int, object]] = {}
+    for r in result.shifts:  # in the order the run scored them (the suite's order)
+        rows.setdefault(r.name, {})[r.severity] = r
+    # accuracy over its interval in each cell keeps five severities within 80 columns
+    t = Table(title="accuracy % per severity (95% interval below)", show_lines=False, pad_edge=False)
+    t.add_column("shift")
+    for sev in sevs:
+        t.add_column(f"s{sev}", justify="right")
+    for name, by_sev in rows.items():
+        seen = any(getattr(r, "seen", False) for r in by_sev.values())
+        cells = []
+        for sev in sevs:
+            r = by_sev.get(sev)
+            if r is None:
+                cells.append("—")
+                continue
+            lo, hi = (r.accuracy_ci or [None, None])[:2]
+            ci = f"\n[dim]{lo * 100:.1f}–{hi * 100:.1f}[/]" if lo is not None and hi is not None else ""
+            cells.append(f"{r.accuracy * 100:.1f}{ci}")
+        t.add_row(escape(name) + (" (seen)" if seen else ""), *cells)
+    return t
+
+
+def print_summary(result, written: dict, per_shift: bool = False) -> None:
+    """The run's headline table; ``per_shift`` (the user named shifts) adds every set's
+    accuracy with its interval, while a whole-suite run stays as short as its headline."""
     s = result.summary
     t = Table(title=f"robustmnist — {result.model.name}", show_lines=False)
     t.add_column("set")
@@ -72,6 +104,14 @@ def print_summary(result, written: dict) -> None:
         t.add_row(f"OOD {o.name}: AUROC (msp)", f"{o.scores['msp']['auroc']:.3f}",
                   f"FPR95 {o.scores['msp']['fpr95']:.3f}")
     out.print(t)
+    if "mce" in s:  # what the ratio is against: "mCE 142% vs lenet5" puzzles the owner of a lenet5
+        from ..metrics.corruption import mce_note
+
+        out.print(f"  {mce_note(s.get('reference'), result.model, result.clean.accuracy)}", highlight=False,
+                  markup=False)
+    table = shift_table(result) if per_shift else None
+    if table is not None:
+        out.print(table)
     if seen_fams:
         mean = seen.get("mean_accuracy")
         out.print(f"  seen in training ({seen.get('source', '')}): {', '.join(sorted(seen_fams))}"
@@ -172,5 +212,5 @@ def register(app: typer.Typer) -> None:
             console.print(to_flags(exc.raw), markup=False, highlight=False)
             raise
         if not quiet:
-            print_summary(result, result.written)
+            print_summary(result, result.written, per_shift=shift is not None)
             print_adversarial(result)

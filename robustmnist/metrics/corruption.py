@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..results import Result
-from .reference import Reference, load_reference, match_reference_set
+from .reference import DEFAULT_REFERENCE, Reference, load_reference, match_reference_set, model_recipe, reference_info
 
 
 def corruption_errors(result: Result, ref: Reference) -> dict:
@@ -60,7 +60,7 @@ def corruption_errors(result: Result, ref: Reference) -> dict:
         "relative_ce": rel,
         "mce": float(np.mean(list(ce.values()))) if ce else None,
         "relative_mce": float(np.mean(list(rel.values()))) if rel else None,
-        "reference": {"name": ref.name, "sha256": ref.sha256, "source": Path(ref.source).name},
+        "reference": reference_info(ref, result.clean.n),
         "skipped": skipped,
         "sets_matched": matched,
         "sets": listed,
@@ -81,3 +81,36 @@ def apply_reference(result: Result, reference: str | Path | Reference | None = N
     if ce["ce_seen"]:
         result.summary["ce_seen"] = ce["ce_seen"]
     return result
+
+
+def mce_note(reference: dict | None, model=None, clean_accuracy: float | None = None) -> str:
+    """One line on what mCE is measured against, for wherever mCE is shown (terminal, HTML,
+    Markdown, leaderboard). A user whose model is a lenet5 reads "mCE 117% vs lenet5" as a
+    contradiction: the reference is one fixed lenet5, and another training run of the same
+    architecture makes other errors. ``model`` (results.ModelInfo) and ``clean_accuracy`` add
+    how this model differs; without them the line speaks of models in general."""
+    if not reference:
+        return ""
+    name = reference.get("name") or "the reference"
+    about = [x for x in (reference.get("recipe"), _acc(reference.get("clean_accuracy"))) if x]
+    made = f" ({'; '.join(about)})" if about else ""
+    if reference.get("pinned", reference.get("source") == DEFAULT_REFERENCE.name):
+        who = f"robustmnist's reference {name}, one fixed model{made}"
+    else:
+        who = f"the reference {name} from {reference.get('source') or 'the given results'}{made}"
+    line = f"mCE = errors on the shifted sets ÷ those of {who}; lower is better."
+    arch = reference.get("arch")
+    if model is None:
+        same = arch or "model of its architecture"
+        return line + f" A {same} trained differently makes other errors, so it need not score 100%."
+    if model.sha256 and model.sha256 == reference.get("sha256"):
+        return line + " This model is the reference itself, so 100% by construction."
+    if arch and getattr(model, "arch", None) == arch:
+        own = [x for x in (model_recipe(model), _acc(clean_accuracy)) if x]
+        return line + (f" This {arch} is another training run{' (' + '; '.join(own) + ')' if own else ''}: "
+                       "other weights, other errors, so its mCE need not be 100%.")
+    return line
+
+
+def _acc(v: float | None) -> str:
+    return "" if v is None else f"clean {v:.2%}"

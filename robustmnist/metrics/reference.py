@@ -58,6 +58,9 @@ class Reference:
     sets: dict[tuple[str, int], RefSet] = field(default_factory=dict)
     seed: int | None = None
     clean_correct: np.ndarray | None = None
+    arch: str | None = None
+    recipe: str = ""  # how the reference model was trained, in words ("" when not recorded)
+    pinned: bool = False  # the reference shipped with robustmnist (DEFAULT_REFERENCE)
 
     def clean_error_at(self, n: int) -> float:
         if self.clean_correct is not None and 0 < n <= len(self.clean_correct):
@@ -104,6 +107,12 @@ def load_reference(path: str | Path | None = None) -> Reference:
             sets=sets,
             seed=d.get("seed"),
             clean_correct=_unpack(bits["clean"], int(clean["n"])) if "clean" in bits else None,
+            arch=d["model"].get("arch"),
+            # the pinned reference keeps its training config under model.training; a results.json
+            # of a robustmnist checkpoint under model.metadata.training.config
+            recipe=training_recipe(d["model"].get("training")
+                                   or ((d["model"].get("metadata") or {}).get("training") or {}).get("config")),
+            pinned=p.resolve() == DEFAULT_REFERENCE.resolve(),
         )
     except (KeyError, TypeError, ValueError):
         raise UserError(f"reference {p} lacks model/clean/shifts records of a results.json") from None
@@ -140,8 +149,40 @@ def reference_from_result(result: Result, source: str = "",
         name=result.model.name, sha256=result.model.sha256, clean_error=result.clean.error,
         errors={k: v.error for k, v in sets.items()}, source=source or result.model.path,
         set_sha256={k: v.sha256 for k, v in sets.items()}, sets=sets, seed=result.seed,
-        clean_correct=correct("clean"),
+        clean_correct=correct("clean"), arch=result.model.arch, recipe=model_recipe(result.model),
     )
+
+
+def training_recipe(config: dict | None) -> str:
+    """A training config (train.loop's, as checkpoints and the pinned reference record it) in
+    words: "6 epochs, adam onecycle lr 0.003, batch 128, seed 0"; "" without one."""
+    if not isinstance(config, dict) or not config.get("epochs"):
+        return ""
+    e = config["epochs"]
+    parts = [f"{e} epoch{'s' * (e != 1)}",
+             " ".join(str(v) for v in (config.get("optimizer"), config.get("schedule")) if v)
+             + (f" lr {config['lr']:g}" if config.get("lr") else "")]
+    if config.get("batch_size"):
+        parts.append(f"batch {config['batch_size']}")
+    if config.get("augment"):
+        aug = config["augment"]
+        parts.append("augmented with " + (", ".join(aug) if isinstance(aug, list | tuple) else str(aug)))
+    if config.get("seed") is not None:
+        parts.append(f"seed {config['seed']}")
+    return ", ".join(p for p in parts if p)
+
+
+def model_recipe(model) -> str:
+    """How a result's model was trained, in words, where its checkpoint recorded it (results.ModelInfo)."""
+    training = (getattr(model, "metadata", None) or {}).get("training") or {}
+    return training_recipe(training.get("config"))
+
+
+def reference_info(ref: Reference, clean_n: int | None = None) -> dict:
+    """What results and leaderboards record of the reference: enough to say what it is (mce_note)."""
+    clean_error = ref.clean_error_at(clean_n) if clean_n else ref.clean_error
+    return {"name": ref.name, "sha256": ref.sha256, "source": Path(ref.source).name, "arch": ref.arch,
+            "recipe": ref.recipe, "clean_accuracy": round(1.0 - clean_error, 6), "pinned": ref.pinned}
 
 
 def match_reference_set(r, seed: int, ref: Reference) -> tuple[bool, str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import jinja2
 
 from ..fileio import atomic_write_text
+from ..metrics.corruption import mce_note
 from ..metrics.leaderboard import LeaderRow
 from ..metrics.paired import Comparison
 
@@ -28,8 +29,8 @@ th{background:#f5f7fa}tr:first-child td{font-weight:600}.note{color:#52606d;font
 <p class="note">Suite <b>{{ suite }}</b>, {{ n }} images per set, seed {{ seed }}. Ranked by mean accuracy
 over the shifted sets of families that no model here saw in training (all sets when none did).
 mCE and relative mCE as ImageNet-C defines them, relative to
-<b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…); lower is better, 100% = as the reference
-(— where the sets differ from the reference's, e.g. another --n or seed).{% if first %} The last column is
+<b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…; — where the sets differ from the reference's,
+e.g. another --n or seed). {{ note }}{% if first %} The last column is
 mCE relative to the first model, <b>{{ first }}</b>, instead.{% endif %}</p>
 <div class="wrap"><table>
 <tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th>
@@ -80,6 +81,7 @@ def leaderboard_html(rows: list[LeaderRow], suite: str, n: int, seed: int, refer
 
     env = jinja2.Environment(autoescape=True)
     return env.from_string(_HTML).render(rows=rows, suite=suite, n=n, seed=seed, reference=reference,
+                                         note=mce_note(reference),
                                          first=_first(reference), pct=_pct, num=_num, rho=_rho,
                                          real_corr=real_corr or [], min_models=MIN_MODELS)
 
@@ -113,7 +115,8 @@ def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict]
                      + (f" {_pct(r.mce_vs_first)} |" if first else ""))
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition"
-                 + (f"; the last column relative to the first model, {first}." if first else "."))
+                 + (f"; the last column relative to the first model, {first}." if first else ".")
+                 + f" {mce_note(reference)}")
     lines += real_correlation_md(real_corr or [])
     return "\n".join(lines) + "\n"
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import run_info
 from .format import num, pct, pp
 from .sections.real import SHOWN_SHIFTS
-from .sections.summary import COMPARE_COLUMNS, compare_rows
+from .sections.summary import COMPARE_COLUMNS, compare_rows, mce_notes
 from .stats import mean_known, shift_drops
 from .view import Layout, Model
 
@@ -56,6 +56,7 @@ def render_markdown(models: Sequence[Model], layout: Layout) -> str:
         rows.append([row.model] + [c.text for c in row.cells])
     lines += _table(["model"] + COMPARE_COLUMNS, rows, "lrrlrr")
     lines.append("")
+    lines += [x for note in mce_notes(models) for x in (_cell(note), "")]
     for m in models:
         seen = (m.result.summary.get("seen_in_training") or {}).get("families")
         if seen:

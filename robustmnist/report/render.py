@@ -93,7 +93,10 @@ def _subtitle(models: Sequence[Model]) -> str:
         parts.append(f"suite {suite}")
     parts.append(f"seed {r.seed}")
     if (r.suite or {}).get("n") and r.execution:
-        parts.append(f"{r.suite['n']:,} images per set ({r.execution.get('n_reason', '?')})")
+        # why n is what it is (budget.Plan); results made without a plan (run.collect called
+        # directly, or before plans were recorded) say the n alone rather than "(?)"
+        reason = r.execution.get("n_reason")
+        parts.append(f"{r.suite['n']:,} images per set" + (f" ({reason})" if reason else ""))
     if r.environment.robustmnist:
         parts.append(f"robustmnist {r.environment.robustmnist}")
     if r.created and len(models) == 1:

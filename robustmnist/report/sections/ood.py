@@ -73,9 +73,17 @@ def ood_rows(models: Sequence[Model]) -> list[OODRow]:
 
 
 def ood_convention(models: Sequence[Model]) -> str:
-    texts = []
+    """How AUROC and FPR95 were computed, said once: each OOD record carries the convention it
+    was scored with, and the result-wide ``conventions["fpr95"]`` says the same in other words,
+    so that one is only the fallback for records without their own."""
+    texts: list[str] = []
     for m in models:
-        for t in [o.convention for o in m.result.ood] + [m.result.conventions.get("fpr95", "")]:
+        for t in [o.convention for o in m.result.ood]:
+            if t and t not in texts:
+                texts.append(t)
+    if not texts:
+        for m in models:
+            t = m.result.conventions.get("fpr95", "") if m.result.ood else ""
             if t and t not in texts:
                 texts.append(t)
     return "; ".join(texts)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...metrics.corruption import mce_note
 from ..blocks import Card, Cell
 from ..format import num, pct, pp, tone
 from ..stats import shift_drops
@@ -42,6 +43,7 @@ class Summary:
     breaks: list[Break]
     gaps: list[Break]
     weak_classes: list[ClassRow]
+    mce_notes: list[str]  # what mCE is measured against (metrics.corruption.mce_note), once per reference
 
 
 def build(models: Sequence[Model], layout: Layout) -> Summary:
@@ -58,7 +60,23 @@ def build(models: Sequence[Model], layout: Layout) -> Summary:
         breaks=where_it_breaks(lead, layout) if not compare else [],
         gaps=model_gaps(models, layout) if compare else [],
         weak_classes=[] if compare else class_ranking(lead)[:3],
+        mce_notes=mce_notes(models),
     )
+
+
+def mce_notes(models: Sequence[Model]) -> list[str]:
+    """One line per reference the models' mCE is against: about this model in a single-model
+    report, about models in general in a comparison."""
+    notes: list[str] = []
+    for m in models:
+        s = m.result.summary
+        if s.get("mce") is None:
+            continue
+        note = mce_note(s.get("reference"), m.result.model, m.clean.accuracy) if len(models) == 1 else \
+            mce_note(s.get("reference"))
+        if note and note not in notes:
+            notes.append(note)
+    return notes
 
 
 def summary_cards(m: Model, layout: Layout) -> list[Card]:
@@ -91,7 +109,7 @@ def summary_cards(m: Model, layout: Layout) -> list[Card]:
         ref = (s.get("reference") or {}).get("name", "the reference model")
         rel = s.get("relative_mce")
         detail = (f"relative mCE {pct(rel, 0)} · " if rel is not None else "") + \
-            f"vs {ref} (100% = as robust as it; lower is better)"
+            f"vs reference {ref} (100% = as robust as it; lower is better)"
         listed = (s.get("reference_sets") or {}).get("listed", [])
         out = [d["set"] for d in listed if not d.get("kept")]
         if out:  # sets whose images differ from the reference's are named, never dropped silently
