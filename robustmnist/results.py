@@ -213,10 +213,16 @@ class Result:
     @classmethod
     def load(cls, path: str | Path) -> Result:
         p = Path(path)
+        if p.is_dir():  # an eval's --out folder: its results.json
+            if not (p / "results.json").is_file():
+                raise UserError(f"{p} is a folder without a results.json in it")
+            p = p / "results.json"
         try:
             d = json.loads(p.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"results file {p} does not exist") from None
+        except OSError as exc:  # unreadable: permissions, a device, ...
+            raise UserError(f"cannot read {p}: {exc.strerror or exc}") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise UserError(f"{p} is not a results.json file ({exc})") from None
         if not isinstance(d, dict):

@@ -228,3 +228,10 @@ def test_the_loader_judges_exactly_as_the_shipped_schema(full):
     verdicts = [(problem(d) is None, shipped.is_valid(d)) for d in cases]
     assert all(a == b for a, b in verdicts), verdicts
     assert [a for a, _ in verdicts].count(True) == 2  # the untouched file and selective=None
+
+
+def test_a_folder_reads_its_results_json_and_an_empty_one_is_one_line(tmp_path):
+    from robustmnist.results import Result
+
+    with pytest.raises(UserError, match="folder without a results.json"):
+        Result.load(tmp_path)

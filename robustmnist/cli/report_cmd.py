@@ -33,7 +33,8 @@ def register(app: typer.Typer) -> None:
         if not formats:
             raise UserError("--format is empty; give a comma list of html, md, csv")
         loaded = [Result.load(p) for p in results]
-        target = out if out is not None else results[0].parent
+        # a results folder (eval's --out) stands for its results.json: the reports go beside it
+        target = out if out is not None else (results[0] if results[0].is_dir() else results[0].parent)
         written = render_reports(loaded, target, set(formats), list(name) if name else None)
         for path in written.values():
             console.print(f"wrote {path} ({_size(path.stat().st_size)})")
