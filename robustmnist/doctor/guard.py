@@ -183,6 +183,9 @@ def check_convention(model, data_root=None, sample=None) -> ConventionCheck:
             base.reason = (f"it scores {as_declared.accuracy:.1%} on {n:,} MNIST test images as declared "
                            f"({declared.to_string()}) but {best.accuracy:.1%} with {fix_spec.to_string()} "
                            f"(paired McNemar p = {p:.1g})")
+            if _decisive(lik, best, as_declared):  # say the likelihood gap too: the trained-on mark
+                base.reason += (f", and NLL {as_declared.nll:.2f} vs {best.nll:.2f} (lower on {lik['lower']:,} "
+                                f"of {n:,} images, paired sign test p = {lik['p_value']:.1g})")
             return base
         if p < P_VALUE:
             base.status = "warn"
