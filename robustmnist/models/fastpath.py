@@ -158,7 +158,8 @@ def _onnx(module: nn.Module, example: torch.Tensor) -> OrtForward:
 
 
 def candidates(module: Any, preprocess: Preprocess, device: torch.device) -> dict[str, Callable]:
-    """name -> builder(example_input) for the paths this model can take on this device."""
+    """name -> builder(example_input) for the paths this model can take on this device (the probe
+    times only those ``worth_timing``; a Ray worker can follow any of them)."""
     if device.type != "cpu" or not isinstance(module, nn.Module):
         return {}
     out: dict[str, Callable] = {
@@ -168,6 +169,68 @@ def candidates(module: Any, preprocess: Preprocess, device: torch.device) -> dic
     if preprocess.layout != "784":
         out[CHANNELS_LAST] = _channels_last(module)
     return out
+
+
+def worth_timing(name: str, module: nn.Module) -> bool:
+    """Whether the model's structure lets path ``name`` help, so that a timed gain can be real."""
+    if _mlp(module):
+        # Measured on the project's 2 shared cores, a graph path runs an MLP 1.1-1.4x eager's
+        # speed on a quiet machine but 2.4-5x with both cores busy (eager's
+        # OpenMP threads wait on each other): timing would choose by the load of the moment, and
+        # two runs of one request would differ in their last float bits. Eager, what a quiet
+        # machine chooses, runs on every load; an MLP is fast on it anyway (>= 40k images/s busy).
+        # (A Ray worker can still follow a graph path its driver chose: see ``candidates``.)
+        return False
+    if name == CHANNELS_LAST:
+        # channels_last only re-lays out 4-D tensors so that oneDNN's convolutions read them
+        # faster; without 2-D convolutions (an MLP taking 1x28x28 and flattening) it adds an input
+        # copy and nothing else, so any gain timed for it is noise (it was: "3.5x eager")
+        return _convolves(module)
+    return True
+
+
+_CONV_OPS = ("aten::_convolution", "aten::conv2d", "aten::conv_transpose2d", "aten::mkldnn_convolution")
+
+
+def _convolves(module: nn.Module) -> bool:
+    """Whether the model runs 2-D convolutions: 4-D weights (Conv2d, ConvTranspose2d or a
+    functional conv's kernel), or a conv op in a TorchScript graph (frozen ones hold no weights)."""
+    if any(t.dim() == 4 for t in (*module.parameters(), *module.buffers())):
+        return True
+    if isinstance(module, torch.jit.ScriptModule):
+        try:
+            graph = module.inlined_graph
+        except Exception:  # noqa: BLE001 - no graph to read: count it as convolving, timing decides
+            return True
+        return any(graph.findAllNodes(op) for op in _CONV_OPS)
+    return False
+
+
+# The layers of an MLP: Linear layers with element-wise activations, normalisation, dropout and
+# flattening between them. Only exact types count: a subclass may compute anything in its forward.
+_MLP_LAYERS = frozenset({
+    "Linear", "Flatten", "Identity", "Dropout", "BatchNorm1d", "LayerNorm", "ReLU", "ReLU6", "LeakyReLU",
+    "PReLU", "ELU", "SELU", "CELU", "GELU", "SiLU", "Mish", "Sigmoid", "Tanh", "Hardtanh", "Hardswish",
+    "Hardsigmoid", "Softplus", "Softsign", "Softmax", "LogSoftmax"})
+
+
+def _mlp(module: nn.Module) -> bool:
+    """Whether every weight of the model sits in an MLP layer, at least one Linear: an
+    nn.Sequential of them, or a module of its own whose forward calls them (and holds no weights
+    of its own, which it could use for anything). TorchScript modules count by their layers too."""
+    linear = False
+    for m in module.modules():
+        if next(iter(m.children()), None) is not None:  # holds layers: and no weights of its own
+            if next(iter(m.parameters(recurse=False)), None) is not None or \
+                    next(iter(m.buffers(recurse=False)), None) is not None:
+                return False
+            continue
+        kind = m.original_name if isinstance(m, torch.jit.ScriptModule) else \
+            type(m).__name__ if type(m) is getattr(nn, type(m).__name__, None) else None
+        if kind not in _MLP_LAYERS:
+            return False
+        linear = linear or kind == "Linear"
+    return linear
 
 
 # -- the probe -------------------------------------------------------------------------------
@@ -223,9 +286,8 @@ def choose(
         reference = [run(module, b, EAGER) for b in (odd, *batches)]
     # outside inference mode: tracing and export cannot take inference tensors
     example = preprocess.apply_input(batches[0].to(torch.float32).div(255.0).unsqueeze(1))
-    builders = candidates(module, preprocess, device)
-    if only is not None:
-        builders = {k: v for k, v in builders.items() if k in only}
+    builders = {k: v for k, v in candidates(module, preprocess, device).items()
+                if worth_timing(k, module) and (only is None or k in only)}
     for name, build in builders.items():
         t_build = time.perf_counter()
         try:
