@@ -137,6 +137,7 @@ def test_mlps_stay_eager_and_nothing_takes_channels_last_with_every_core_busy(di
     _, choice = fastpath.choose(OwnWeights().eval(), Preprocess(), digits, batch_size=128)
     assert fastpath.CHANNELS_LAST not in set(choice.rates) | set(choice.rejected)
     assert {fastpath.ONNX, fastpath.FROZEN} <= set(choice.rates) | set(choice.rejected)
+    assert choice.name == fastpath.decide(choice.times)  # the record holds what decided
 
 
 def test_which_paths_a_model_structure_can_use():
@@ -227,3 +228,79 @@ def test_as_loaded_gives_back_the_module_gradients_flow_through(digits):
     x = torch.zeros(2, 1, 28, 28, requires_grad=True)
     back.module(x).sum().backward()
     assert x.grad is not None
+
+
+def test_paths_after_a_clear_gain_are_neither_built_nor_timed(digits, monkeypatch):
+    # made-up timings in preference order: onnxruntime as fast as eager, then frozen 3x faster
+    made_up = iter([[(1.0, 1.0)] * 5, [(1.0, 1 / 3)] * 5])
+    monkeypatch.setattr(fastpath, "_time_rounds", lambda *a: next(made_up))
+    _, choice = fastpath.choose(build("lenet5").eval(), Preprocess(), digits, batch_size=128)
+    assert choice.name == fastpath.FROZEN and list(choice.times) == [fastpath.ONNX, fastpath.FROZEN]
+    assert choice.rejected == {fastpath.CHANNELS_LAST: "not tried: an earlier path already beat eager clearly"}
+    assert fastpath.CHANNELS_LAST not in choice.build_s and choice.rates[fastpath.FROZEN] == 3.0
+
+
+def test_only_limits_the_paths_tried(digits, monkeypatch):
+    monkeypatch.setattr(fastpath, "_time_rounds", lambda *a: [(1.0, 0.25)] * 5)  # 4x, made up
+    _, choice = fastpath.choose(build("lenet5").eval(), Preprocess(), digits, batch_size=128,
+                                only=[fastpath.FROZEN])
+    assert choice.name == fastpath.FROZEN and set(choice.rates) == {fastpath.EAGER, fastpath.FROZEN}
+    assert choice.rejected == {}
+
+
+# -- the decision rule on made-up timings (seconds per round; paths in preference order) --------
+
+def _times(eager: list[float], **paths: list[float]) -> dict[str, list[tuple[float, float]]]:
+    """Each path timed against the same eager rounds, in the form ``decide`` reads."""
+    names = {"ort": fastpath.ONNX, "frozen": fastpath.FROZEN, "cl": fastpath.CHANNELS_LAST}
+    return {names[k]: list(zip(eager, v, strict=False)) for k, v in paths.items()}
+
+
+def test_a_clear_steady_gain_wins():
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[0.3, 0.35, 0.3, 0.32, 0.31])) == fastpath.ONNX
+
+
+def test_a_gain_under_the_margin_keeps_eager():
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[0.8] * 5)) == fastpath.EAGER  # 1.25x every round
+
+
+def test_one_lucky_round_does_not_win():
+    # the old rule took each path's best round: 100x here, where the path is as fast as eager
+    lucky = _times(eager=[1.0, 1.0, 1.1, 0.9, 1.0], cl=[0.01, 1.0, 1.05, 0.95, 1.0])
+    assert fastpath.decide(lucky) == fastpath.EAGER
+    slow_eager = _times(eager=[50.0, 1.0, 1.0, 1.0, 1.0], cl=[1.0] * 5)  # a spike in eager's round
+    assert fastpath.decide(slow_eager) == fastpath.EAGER
+
+
+def test_a_median_gain_without_a_majority_of_rounds_keeps_eager():
+    # three rounds 4x faster, three 2x slower: the median (2.25x) passes, the majority does not
+    assert fastpath.decide(_times(eager=[1.0] * 6, ort=[0.25] * 3 + [2.0] * 3)) == fastpath.EAGER
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[0.25] * 3 + [2.0] * 2)) == fastpath.ONNX
+
+
+def test_too_few_rounds_are_no_evidence():
+    n = fastpath.MIN_ROUNDS
+    assert fastpath.decide(_times(eager=[1.0] * (n - 1), ort=[0.1] * (n - 1))) == fastpath.EAGER
+    assert fastpath.decide(_times(eager=[1.0] * n, ort=[0.1] * n)) == fastpath.ONNX
+
+
+def test_the_first_path_that_gains_runs_even_if_a_later_one_is_faster():
+    # which graph path is fastest changes with the load: the preference order decides among them
+    both = _times(eager=[1.0] * 5, ort=[0.5] * 5, frozen=[0.1] * 5)
+    assert fastpath.decide(both) == fastpath.ONNX
+    # lenet5 on a quiet machine: onnxruntime 1.2x, frozen 2x; the clear gain is frozen's, but
+    # onnxruntime (2-3x with every core busy) is faster than eager too, so it runs on every load
+    quiet = _times(eager=[1.0] * 5, ort=[1 / 1.2] * 5, frozen=[0.5] * 5)
+    assert fastpath.decide(quiet) == fastpath.ONNX
+    # no path that gains MIN_KEPT comes before it: the path with the clear gain runs
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[0.95] * 5, frozen=[0.5] * 5)) == fastpath.FROZEN
+    noisy_first = _times(eager=[1.0] * 5, ort=[0.01, 0.01, 1.0, 1.0, 1.0], cl=[0.4] * 5)
+    assert fastpath.decide(noisy_first) == fastpath.CHANNELS_LAST
+    # a small gain on its own is no evidence to leave eager
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[1 / 1.2] * 5, frozen=[1 / 1.25] * 5)) == fastpath.EAGER
+
+
+def test_eager_alone_or_incomplete_timings_keep_eager():
+    assert fastpath.decide(_times(eager=[1.0] * 5)) == fastpath.EAGER
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[0.1] * 4)) == fastpath.EAGER
+    assert fastpath.decide(_times(eager=[1.0] * 5, ort=[])) == fastpath.EAGER
