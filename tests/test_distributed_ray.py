@@ -269,8 +269,9 @@ def test_cli_bench_on_ray_writes_the_local_leaderboard(local_ray, three_models, 
     candidates = fastpath.candidates
     monkeypatch.setattr(fastpath, "candidates", lambda *a: {k: v for k, v in candidates(*a).items()
                                                             if k == fastpath.ONNX})
-    monkeypatch.setattr(fastpath, "_fastest", lambda rates: fastpath.ONNX if fastpath.ONNX in rates
+    monkeypatch.setattr(fastpath, "decide", lambda times: fastpath.ONNX if fastpath.ONNX in times
                         else fastpath.EAGER)
+    monkeypatch.setattr(fastpath, "worth_timing", lambda name, module: True)  # the MLP too
     monkeypatch.setattr(fastpath, "PROBE_ROUNDS", 1)
     listing = tmp_path / "models.txt"
     listing.write_text("".join(f"{p}\n" for p in three_models))
