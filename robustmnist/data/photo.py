@@ -12,17 +12,18 @@ The usual pipeline of phone-photo digit readers, in one place for real sets, fol
    Small crops (< SMALL_SIDE, the 8-32 px scans of digit datasets) keep the border-median ground
    of ``framing.lift_ink``: at 16 px there is no light gradient to model and the digit fills
    the frame, so an opening would eat it.
-2. adaptive threshold: Otsu on the background-corrected ink (the correction makes one global
-   threshold adaptive to the local light), with hysteresis (weak pixels down to half of it join
-   a component holding a strong one) and a floor at a few noise sigmas.
-3. connected components (scipy.ndimage.label, per image): long straight strokes that cross the
-   whole image (ruled lines, grid cells, frame edges) are cut out; then the component nearest
-   the centre among the large ones that do not touch the border is the digit, and components
-   stacked over or inside it (the strokes of one digit broken by thresholding) join it; a
-   neighbouring digit sits beside it and stays out. Labelling runs per image on CPU because
-   photos arrive one by one at various sizes and a 112-px label is ~50 µs; a batched torch
-   union-find would save nothing at these sizes.
+2. adaptive threshold and 3. connected components (``photo_digit``, per image on CPU): Otsu
+   with hysteresis on the background-corrected ink, straight lines that cross the image cut
+   out, the component nearest the centre and the strokes stacked over it kept.
+   When that keeps nothing or only specks (faint ink under sensor noise), the faint-ink
+   fallback (``faint_ink`` here, batched over those images only; ``photo_digit.faint_fallback``)
+   thresholds a stroke-scale ink map by robust z-scores against the paper and marks the
+   framing doubtful; when nothing credible stands out either, the framing is blank.
 4. the kept ink goes to ``framing.frame_mnist`` (20 px box, centre of mass at the centre).
+
+Real images (``frame_real``) larger than MAX_SIDE are shrunk to it first, antialiased; much
+larger ones (a phone's 12 megapixels) by whole-block means before anything else
+(``PRE_SIDE``), so a 4000×3000 photo frames about as fast as a 500-px one.
 
 Each image also gets the reasons its framing is doubtful (``DOUBT_*``), for the report and
 ``predict``.
@@ -194,8 +195,45 @@ def frame_photo(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, 
 
 # -- the entry for real images (real sets, folder OOD sets, predict) --------------------------------
 
-def _frame_group(x: torch.Tensor, polarity: str) -> tuple[torch.Tensor, list[tuple[str, ...]]]:
-    h, w = x.shape[-2:]
+# Images this much longer than MAX_SIDE are first shrunk by whole k×k block means, in their own
+# dtype, to between PRE_SIDE and 2×PRE_SIDE: a 4000×3000 phone photo made float64 and grey at
+# full size, then filtered down to 112 px, spent ~100 ms on 12 megapixels the 28×28 never shows.
+# 4× MAX_SIDE keeps the antialiased resize to MAX_SIDE that follows in charge of the result.
+PRE_SIDE = 4 * MAX_SIDE
+PRE_PIXELS = 2**24  # large images per batch: at most this many source pixels (~0.1 GB float64)
+
+
+def _box_shrink(a: np.ndarray, k: int) -> np.ndarray:
+    """Means of k×k blocks of images N×H×W(×C), float64 (the last, partial block of a row or
+    column: the mean of the pixels there are). Block sums are added slice by slice in a fixed
+    order and divided once, so the bytes do not depend on the CPU's vector width (uint8 sums
+    are exact integers)."""
+    sums, counts = a, []
+    for axis in (1, 2):
+        size = sums.shape[axis]
+        blocks = -(-size // k)
+        shape = list(sums.shape)
+        shape[axis] = blocks
+        acc = np.zeros(shape, np.float64)
+        count = np.zeros(blocks)
+        for i in range(min(k, size)):  # k strided slices (of every image at once), not pixels
+            src = [slice(None)] * sums.ndim
+            src[axis] = slice(i, None, k)
+            part = sums[tuple(src)]
+            dst = [slice(None)] * sums.ndim
+            dst[axis] = slice(0, part.shape[axis])
+            acc[tuple(dst)] += part
+            count[: part.shape[axis]] += 1
+        sums = acc
+        counts.append(count)
+    area = np.multiply.outer(counts[0], counts[1])
+    return sums / (area if sums.ndim == 3 else area[..., None])
+
+
+def _frame_group(x: torch.Tensor, polarity: str, size: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[str, ...]]]:
+    """Frame one batch; ``size``: the images' (h, w) before any block shrinking, which fixes the
+    working size, so a shrunk photo is framed at the same size as it would have been."""
+    h, w = size
     if max(h, w) > MAX_SIDE:
         s = MAX_SIDE / max(h, w)
         x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
@@ -234,18 +272,25 @@ def frame_real_report(images, polarity: str = "auto") -> tuple[torch.Tensor, lis
             groups.setdefault(tuple(a.shape), []).append(i)
     out = torch.zeros((len(items), 1, 28, 28), dtype=torch.float64)
     reasons: list[tuple[str, ...]] = [()] * len(items)
-    for idx in groups.values():
-        for lo in range(0, len(idx), REAL_CHUNK):
-            part = idx[lo : lo + REAL_CHUNK]
+    for shape, idx in groups.items():
+        h, w = shape[:2]
+        k = max(h, w) // PRE_SIDE  # ≥ 2: shrink by k×k blocks first (see PRE_SIDE)
+        step = REAL_CHUNK if k < 2 else max(1, min(REAL_CHUNK, PRE_PIXELS // (h * w)))
+        for lo in range(0, len(idx), step):
+            part = idx[lo : lo + step]
             if isinstance(images, np.ndarray) and len(groups) == 1:
                 arr = images[part[0] : part[-1] + 1]  # one group of consecutive images: a view
+            elif len(part) == 1 and k >= 2:
+                arr = items[part[0]][None]  # a view: the block means below are the only copy
             else:
                 arr = np.stack([items[i] for i in part])
+            if k >= 2:
+                arr = _box_shrink(arr, k)
             # float64, as sets are generated: float32 sums and matrix products differ between
             # CPUs by a unit in the last place, enough to move a pixel across a rounding step
             t = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float64) / scale
             t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
-            framed, why = _frame_group(to_gray(t), polarity)
+            framed, why = _frame_group(to_gray(t), polarity, (h, w))
             out[part] = framed
             for i, r in zip(part, why, strict=True):
                 reasons[i] = r
