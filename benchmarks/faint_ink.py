@@ -1,6 +1,7 @@
 """Faint ink under sensor noise (issue 26): does the photo framing still find the digit?
 
     python benchmarks/faint_ink.py --label after [--n 1000] [--model benchmarks/reference/lenet5.pt]
+        [--camera-n 1000]
 
 Test images: the first n MNIST test digits drawn by the camera renderer (shifts/camera.py: the
 digit as ink on paper in a 96-px crop, uneven light, lens blur, signal-dependent Gaussian sensor
@@ -10,8 +11,9 @@ to its minimum), on a grid of ink darkness × noise sigma. Each crop is framed b
 correlation of the two 28×28s, a model's accuracy on the framed images, and how many framings
 came back empty, doubtful or from the fallback. Blank paper (no digit) rendered the same way, and
 at the hardest level of four camera shifts, checks the other side: how often a framing invents
-a digit there. Run it from an older checkout (PYTHONPATH) for the "before" numbers; runs merge
-into the JSON under ``runs[label]``.
+a digit there. ``--camera-n`` also scores the model on the camera suite's sets (first n MNIST
+test digits, seed 0), whose framing the fallback changes. Run it from an older checkout
+(PYTHONPATH) for the "before" numbers; runs merge into the JSON under ``runs[label]``.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--model", default=str(HERE / "reference" / "lenet5.pt"))
+    ap.add_argument("--camera-n", type=int, default=0, help="also score the camera suite on this many digits")
     ap.add_argument("--out", default=str(HERE / "faint_ink.json"))
     args = ap.parse_args()
 
@@ -122,6 +125,23 @@ def main() -> None:
         run["blank"][name] = {"framed": round(float(inked.double().mean()), 4),
                               "unflagged": round(float((inked & sure).double().mean()), 4)}
         print(name, run["blank"][name], flush=True)
+    if args.camera_n:
+        from robustmnist.shifts import get_shift
+        from robustmnist.shifts.sets import make_set
+        from robustmnist.shifts.suite import load_suite
+
+        suite = load_suite("camera")
+        run["camera_suite"] = {"n": args.camera_n}
+        for name in suite.shift_params:
+            shift = get_shift(name)
+            accs = []
+            for sev in range(1, 6):
+                images, labels = make_set(shift, sev, suite.params(name, sev), mnist.images, mnist.labels,
+                                          args.camera_n, args.seed)
+                with torch.no_grad():
+                    accs.append(round(float((model(to_float(images)).argmax(1).numpy() == labels).mean()), 4))
+            run["camera_suite"][name] = {"version": shift.version, "accuracy": accs}
+            print(name, run["camera_suite"][name], flush=True)
     faint = [r for r in run["grid"] if r["ink"] < 1]
     run["faint_mean"] = {k: round(float(np.mean([r[k] for r in faint])), 4)
                          for k in ("corr_mean", "accuracy", "empty", "doubtful", "fallback")}

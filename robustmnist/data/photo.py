@@ -120,7 +120,8 @@ def faint_ink(x: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
     stroke stands out of it (the opening's window, wide enough for a marker's stroke, leaves
     light bands that the fallback would take for ink on blank paper)."""
     h, w = x.shape[-2:]
-    dark = _dark_by_skew(x) if polarity == "auto" else torch.full((len(x),), polarity == "dark-on-light")
+    dark = (_dark_by_skew(x) if polarity == "auto"
+            else torch.full((len(x),), polarity == "dark-on-light", device=x.device))
     y = torch.where(dark.view(-1, 1, 1, 1), 1.0 - x, x)
     k = _odd(max(h, w) / 8)
     local = _box_blur(_box_blur(y, k), k)
