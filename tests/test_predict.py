@@ -81,3 +81,20 @@ def test_predict_cli_json_and_page(tmp_path, model_path, monkeypatch, capsys):
     text = page.read_text()
     assert "a&lt;b&gt;.jpg" in text and "a<b>.jpg" not in text
     assert text.count("data:image/png;base64,") == 2  # the photo and its framed 28×28, inline
+
+
+def test_a_large_jpeg_is_decoded_small_and_frames_the_same(tmp_path):
+    # a 4000×3000 phone photo decodes at 1/8 scale (500×375, DCT blocks averaged): the framing
+    # shrinks it to 112 px anyway; the 28×28 is that of the full decode
+    from robustmnist.data.photo import PRE_SIDE, frame_real
+    from robustmnist.run.predict import read_photo
+
+    im = Image.new("L", (4000, 3000), 210)
+    ImageDraw.Draw(im).line([(1700, 900), (2300, 900), (1900, 2100)], fill=40, width=140)  # a 7
+    im.save(tmp_path / "seven.jpg", quality=90)
+    grey, thumb = read_photo(tmp_path / "seven.jpg")
+    assert PRE_SIDE <= max(grey.shape) < 2 * PRE_SIDE and max(thumb.shape) == 192
+    with Image.open(tmp_path / "seven.jpg") as full:
+        whole = np.asarray(full.convert("L"), dtype=np.float32) / 255
+    a, b = frame_real([grey]), frame_real([whole])
+    assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.97

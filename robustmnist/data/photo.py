@@ -12,17 +12,18 @@ The usual pipeline of phone-photo digit readers, in one place for real sets, fol
    Small crops (< SMALL_SIDE, the 8-32 px scans of digit datasets) keep the border-median ground
    of ``framing.lift_ink``: at 16 px there is no light gradient to model and the digit fills
    the frame, so an opening would eat it.
-2. adaptive threshold: Otsu on the background-corrected ink (the correction makes one global
-   threshold adaptive to the local light), with hysteresis (weak pixels down to half of it join
-   a component holding a strong one) and a floor at a few noise sigmas.
-3. connected components (scipy.ndimage.label, per image): long straight strokes that cross the
-   whole image (ruled lines, grid cells, frame edges) are cut out; then the component nearest
-   the centre among the large ones that do not touch the border is the digit, and components
-   stacked over or inside it (the strokes of one digit broken by thresholding) join it; a
-   neighbouring digit sits beside it and stays out. Labelling runs per image on CPU because
-   photos arrive one by one at various sizes and a 112-px label is ~50 µs; a batched torch
-   union-find would save nothing at these sizes.
+2. adaptive threshold and 3. connected components (``photo_digit``, per image on CPU): Otsu
+   with hysteresis on the background-corrected ink, straight lines that cross the image cut
+   out, the component nearest the centre and the strokes stacked over it kept.
+   When that keeps nothing or only specks (faint ink under sensor noise), the faint-ink
+   fallback (``faint_ink`` here, batched over those images only; ``photo_digit.faint_fallback``)
+   thresholds a stroke-scale ink map by robust z-scores against the paper and marks the
+   framing doubtful; when nothing credible stands out either, the framing is blank.
 4. the kept ink goes to ``framing.frame_mnist`` (20 px box, centre of mass at the centre).
+
+Real images (``frame_real``) larger than MAX_SIDE are shrunk to it first, antialiased; much
+larger ones (a phone's 12 megapixels) by whole-block means before anything else
+(``PRE_SIDE``), so a 4000×3000 photo frames about as fast as a 500-px one.
 
 Each image also gets the reasons its framing is doubtful (``DOUBT_*``), for the report and
 ``predict``.
@@ -37,13 +38,19 @@ import torch
 import torch.nn.functional as F
 
 from .framing import MAX_SIDE, POLARITIES, REAL_CHUNK, detect_dark_on_light, frame_mnist, lift_ink, to_gray
+from .photo_digit import (  # noqa: F401 - the doubt reasons are read from here
+    DOUBT_BORDER,
+    DOUBT_CONTRAST,
+    DOUBT_EMPTY,
+    DOUBT_FALLBACK,
+    DOUBT_SEVERAL,
+    LOW_CONTRAST,
+    credible,
+    faint_fallback,
+    select_digit,
+)
 
 SMALL_SIDE = 40  # below this (shorter side) an image is a cropped scan, not a photo
-LOW_CONTRAST = 0.12  # ink darker than its paper by less than this (0-1) is very faint
-DOUBT_BORDER = "ink touches the border"
-DOUBT_SEVERAL = "several large components"
-DOUBT_CONTRAST = "very low contrast"
-DOUBT_EMPTY = "no ink found"
 
 
 def _odd(v: float) -> int:
@@ -91,9 +98,45 @@ def _dark_ink(x: torch.Tensor, cells: int = 6) -> torch.Tensor:
     return r.clamp_max(0).sum(dim=(1, 2, 3)).neg() > r.clamp_min(0).sum(dim=(1, 2, 3))
 
 
+def _dark_by_skew(x: torch.Tensor) -> torch.Tensor:
+    """True where the ink is darker than the paper, for faint ink (the fallback's polarity).
+    Paper is most of a photo and ink a sparse minority, so the detail left after a local mean
+    (window 1/10 of the side: a few stroke widths) is skewed towards the ink's side; noise,
+    grain and a shadow's edge are symmetric. ``_dark_ink``'s tile medians read the light
+    instead once the ink is faint (a vignette's or shadow's curvature outweighs it: at ink
+    0.18 it called 3-27% of dark digits dark; this test 99-100%)."""
+    h, w = x.shape[-2:]
+    k = _odd(max(h, w) / 10)
+    detail = _box_blur(x, 3) - _box_blur(_box_blur(x, k), k)
+    skew = (detail**3 * _centre_weight(h, w, x.dtype, x.device)).sum(dim=(1, 2, 3))
+    return skew < 0
+
+
+def faint_ink(x: torch.Tensor, polarity: str = "auto") -> torch.Tensor:
+    """The faint-ink fallback's ink map N×1×H×W of photos, unclipped (paper noise on both sides
+    of 0): each pixel's 3×3 mean against the mean of a window a few stroke widths wide (1/8 of
+    the side), relative to that local paper. At this scale shading, a shadow's soft edge and a
+    vignette are flat, so the paper's spread is what the noise and grain leave, and a faint
+    stroke stands out of it (the opening's window, wide enough for a marker's stroke, leaves
+    light bands that the fallback would take for ink on blank paper)."""
+    h, w = x.shape[-2:]
+    dark = (_dark_by_skew(x) if polarity == "auto"
+            else torch.full((len(x),), polarity == "dark-on-light", device=x.device))
+    y = torch.where(dark.view(-1, 1, 1, 1), 1.0 - x, x)
+    k = _odd(max(h, w) / 8)
+    local = _box_blur(_box_blur(y, k), k)
+    return (_box_blur(y, 3) - local) / (1.0 - local).clamp_min(0.15)
+
+
 def photo_ink(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """Ink strength N×1×H×W in [0, 1] (0 = paper) and the ink's contrast N (0-1) of grey images
     N×1×H×W in [0, 1], batched. See the module docstring for the method."""
+    raw, contrast = _photo_ink(x, polarity)
+    return raw.clamp(0, 1), contrast
+
+
+def _photo_ink(x: torch.Tensor, polarity: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``photo_ink`` before clipping to [0, 1]."""
     h, w = x.shape[-2:]
     if min(h, w) < SMALL_SIDE:
         if polarity == "dark-on-light":
@@ -121,120 +164,10 @@ def photo_ink(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, to
     # ink relative to the local paper: (paper - pixel) / paper for dark ink, so ink under a
     # shadow keeps its strength; the floor stops a black corner (a vignette) from exploding
     # 3×3 mean first: sensor noise drops 3×, a pen stroke (several px wide in a photo) does not
-    ink = _box_blur(((y - b) / (1.0 - b).clamp_min(0.15)), 3).clamp(0, 1)
-    flat = ink.flatten(1)
+    raw = _box_blur(((y - b) / (1.0 - b).clamp_min(0.15)), 3)
+    flat = raw.clamp(0, 1).flatten(1)
     contrast = torch.quantile(flat, 0.998, dim=1) if flat.shape[1] <= 2**24 else flat.amax(dim=1)
-    return ink, contrast
-
-
-def _otsu(v: np.ndarray) -> float:
-    """Otsu's threshold of the values (64 bins over their range)."""
-    hist, edges = np.histogram(v, bins=64, range=(0.0, float(v.max())))
-    hist = hist.astype(np.float64)
-    mids = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * mids)
-    mu0 = m0 / np.maximum(w0, 1)
-    mu1 = (m0[-1] - m0) / np.maximum(w1, 1)
-    between = w0 * w1 * (mu0 - mu1) ** 2
-    return float(edges[int(np.argmax(between[:-1])) + 1])
-
-
-def _crossing_lines(mask: np.ndarray) -> np.ndarray:
-    """Pixels of straight horizontal or vertical strokes that cross (nearly) the whole image:
-    ruled lines, grid cells, the edges of a window or frame. A digit's own bar (a 7's top, a
-    4's crossbar) does not span 85% of a photo, so it stays."""
-    from scipy import ndimage
-
-    h, w = mask.shape
-    out = np.zeros_like(mask)
-    for axis, length, span in ((1, w, w), (0, h, h)):
-        shape = (1, max(3, length // 3)) if axis == 1 else (max(3, length // 3), 1)
-        opened = ndimage.binary_opening(mask, structure=np.ones(shape, bool))
-        if not opened.any():
-            continue
-        lab, n = ndimage.label(opened, structure=np.ones((3, 3), bool))
-        for i, sl in enumerate(ndimage.find_objects(lab), start=1):
-            extent = sl[axis].stop - sl[axis].start
-            if extent >= 0.85 * span:
-                out |= lab == i
-    # grow by a pixel: the line's anti-aliased edge would otherwise stay as two thin slivers
-    return ndimage.binary_dilation(out, structure=np.ones((3, 3), bool)) & mask if out.any() else out
-
-
-def select_digit(ink: np.ndarray, contrast: float, photo: bool) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Keep the digit's ink in one image's ink map (H×W, 0 = paper); the doubt reasons."""
-    from scipy import ndimage
-
-    reasons: list[str] = []
-    peak = float(ink.max())
-    if peak <= 1e-6:
-        return np.zeros_like(ink), (DOUBT_EMPTY,)
-    if contrast < LOW_CONTRAST:
-        reasons.append(DOUBT_CONTRAST)
-    v = ink / peak
-    hi = _otsu(v[v > 0.02]) if (v > 0.02).sum() > 4 else 0.5
-    # noise: the ink map is the positive half of (ink + noise) on paper, so the paper's 75th
-    # percentile (ink covers far less than a quarter of a photo) sits at 0.674 sigma
-    sigma = float(np.quantile(v, 0.75)) / 0.674 if photo else 0.0
-    lo = max(0.5 * hi, 3.0 * sigma, 0.05)
-    hi = max(hi, lo)
-    weak = v >= lo
-    if photo:
-        weak &= ~_crossing_lines(weak)
-    eight = np.ones((3, 3), bool)
-    lab, n = ndimage.label(weak, structure=eight)
-    if n == 0:
-        return np.zeros_like(ink), (*reasons, DOUBT_EMPTY)
-    strong_in = np.bincount(lab[v >= hi], minlength=n + 1)[1:] > 0  # hysteresis
-    area = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-    boxes = ndimage.find_objects(lab)
-    h, w = ink.shape
-    comps = []
-    for i in range(n):
-        ys, xs = boxes[i]
-        touches = ys.start == 0 or xs.start == 0 or ys.stop == h or xs.stop == w
-        comps.append((i + 1, int(area[i]), ys.start, ys.stop, xs.start, xs.stop, touches))
-    big = max(c[1] for c, s in zip(comps, strong_in, strict=True) if s) if strong_in.any() else 0
-    cands = [c for c, s in zip(comps, strong_in, strict=True) if s and c[1] >= max(2, 0.05 * big)]
-    if not cands:
-        return np.zeros_like(ink), (*reasons, DOUBT_EMPTY)
-    inner = [c for c in cands if not c[6]]
-    pool = inner or cands
-    top = max(c[1] for c in pool)
-    pool = [c for c in pool if c[1] >= 0.25 * top]
-
-    def dist(c) -> float:
-        return math.hypot((c[2] + c[3]) / 2 - h / 2, (c[4] + c[5]) / 2 - w / 2)
-
-    seed = min(pool, key=lambda c: (dist(c), -c[1]))
-    group = [seed]
-    y0, y1, x0, x1 = seed[2:6]
-    others = [c for c in cands if c is not seed and (seed[6] or not c[6])]
-    changed = True
-    while changed:  # strokes of one digit: stacked over the group, or inside its box
-        changed = False
-        for c in list(others):
-            gh, gw = y1 - y0, x1 - x0
-            overlap_x = min(x1, c[5]) - max(x0, c[4])
-            gap_y = max(c[2] - y1, y0 - c[3], 0)
-            inside = c[2] >= y0 - 1 and c[3] <= y1 + 1 and c[4] >= x0 - 1 and c[5] <= x1 + 1
-            if inside or (overlap_x >= 0.5 * min(gw, c[5] - c[4]) and gap_y <= 0.25 * gh):
-                group.append(c)
-                others.remove(c)
-                y0, y1, x0, x1 = min(y0, c[2]), max(y1, c[3]), min(x0, c[4]), max(x1, c[5])
-                changed = True
-    kept = sum(c[1] for c in group)
-    if photo and any(c[6] for c in group):
-        reasons.append(DOUBT_BORDER)
-    if any(not c[6] and c[1] >= 0.5 * kept for c in others):
-        reasons.append(DOUBT_SEVERAL)
-    keep = np.isin(lab, [c[0] for c in group])
-    # one pixel around the kept strokes: their anti-aliased edge, below the weak threshold
-    keep = ndimage.binary_dilation(keep, structure=eight) & ~(weak & ~keep)
-    out = np.where(keep, v, 0.0)
-    return out / max(float(out.max()), 1e-6), tuple(reasons)  # the digit's own peak to 1
+    return raw, contrast
 
 
 def frame_photo(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, list[tuple[str, ...]]]:
@@ -245,10 +178,16 @@ def frame_photo(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, 
     photo = min(h, w) >= SMALL_SIDE
     arr = ink[:, 0].cpu().numpy()
     kept = np.empty_like(arr)
-    reasons = []
-    for i in range(len(arr)):
+    reasons, redo = [], []
+    for i in range(len(arr)):  # per image: components (see photo_digit)
         kept[i], why = select_digit(arr[i], float(contrast[i]), photo)
         reasons.append(why)
+        if photo and not credible(kept[i]):
+            redo.append(i)
+    if redo:  # faint ink lost under the noise floor: the fallback's own ink map, for those only
+        faint = faint_ink(x[torch.tensor(redo)], polarity)[:, 0].cpu().numpy()
+        for j, i in enumerate(redo):
+            kept[i], reasons[i] = faint_fallback(faint[j], reasons[i])
     # a ratio from the image size alone: each framed digit depends only on itself
     ratio = max(2, math.ceil(max(h, w) / 20) * 2)
     out = frame_mnist(torch.from_numpy(kept).to(x.dtype).unsqueeze(1), sampling_ratio=ratio)
@@ -257,8 +196,45 @@ def frame_photo(x: torch.Tensor, polarity: str = "auto") -> tuple[torch.Tensor, 
 
 # -- the entry for real images (real sets, folder OOD sets, predict) --------------------------------
 
-def _frame_group(x: torch.Tensor, polarity: str) -> tuple[torch.Tensor, list[tuple[str, ...]]]:
-    h, w = x.shape[-2:]
+# Images this much longer than MAX_SIDE are first shrunk by whole k×k block means, in their own
+# dtype, to between PRE_SIDE and 2×PRE_SIDE: a 4000×3000 phone photo made float64 and grey at
+# full size, then filtered down to 112 px, spent ~100 ms on 12 megapixels the 28×28 never shows.
+# 4× MAX_SIDE keeps the antialiased resize to MAX_SIDE that follows in charge of the result.
+PRE_SIDE = 4 * MAX_SIDE
+PRE_PIXELS = 2**24  # large images per batch: at most this many source pixels (~0.1 GB float64)
+
+
+def _box_shrink(a: np.ndarray, k: int) -> np.ndarray:
+    """Means of k×k blocks of images N×H×W(×C), float64 (the last, partial block of a row or
+    column: the mean of the pixels there are). Block sums are added slice by slice in a fixed
+    order and divided once, so the bytes do not depend on the CPU's vector width (uint8 sums
+    are exact integers)."""
+    sums, counts = a, []
+    for axis in (1, 2):
+        size = sums.shape[axis]
+        blocks = -(-size // k)
+        shape = list(sums.shape)
+        shape[axis] = blocks
+        acc = np.zeros(shape, np.float64)
+        count = np.zeros(blocks)
+        for i in range(min(k, size)):  # k strided slices (of every image at once), not pixels
+            src = [slice(None)] * sums.ndim
+            src[axis] = slice(i, None, k)
+            part = sums[tuple(src)]
+            dst = [slice(None)] * sums.ndim
+            dst[axis] = slice(0, part.shape[axis])
+            acc[tuple(dst)] += part
+            count[: part.shape[axis]] += 1
+        sums = acc
+        counts.append(count)
+    area = np.multiply.outer(counts[0], counts[1])
+    return sums / (area if sums.ndim == 3 else area[..., None])
+
+
+def _frame_group(x: torch.Tensor, polarity: str, size: tuple[int, int]) -> tuple[torch.Tensor, list[tuple[str, ...]]]:
+    """Frame one batch; ``size``: the images' (h, w) before any block shrinking, which fixes the
+    working size, so a shrunk photo is framed at the same size as it would have been."""
+    h, w = size
     if max(h, w) > MAX_SIDE:
         s = MAX_SIDE / max(h, w)
         x = F.interpolate(x, size=(max(1, round(h * s)), max(1, round(w * s))), mode="bilinear",
@@ -297,18 +273,25 @@ def frame_real_report(images, polarity: str = "auto") -> tuple[torch.Tensor, lis
             groups.setdefault(tuple(a.shape), []).append(i)
     out = torch.zeros((len(items), 1, 28, 28), dtype=torch.float64)
     reasons: list[tuple[str, ...]] = [()] * len(items)
-    for idx in groups.values():
-        for lo in range(0, len(idx), REAL_CHUNK):
-            part = idx[lo : lo + REAL_CHUNK]
+    for shape, idx in groups.items():
+        h, w = shape[:2]
+        k = max(h, w) // PRE_SIDE  # ≥ 2: shrink by k×k blocks first (see PRE_SIDE)
+        step = REAL_CHUNK if k < 2 else max(1, min(REAL_CHUNK, PRE_PIXELS // (h * w)))
+        for lo in range(0, len(idx), step):
+            part = idx[lo : lo + step]
             if isinstance(images, np.ndarray) and len(groups) == 1:
                 arr = images[part[0] : part[-1] + 1]  # one group of consecutive images: a view
+            elif len(part) == 1 and k >= 2:
+                arr = items[part[0]][None]  # a view: the block means below are the only copy
             else:
                 arr = np.stack([items[i] for i in part])
+            if k >= 2:
+                arr = _box_shrink(arr, k)
             # float64, as sets are generated: float32 sums and matrix products differ between
             # CPUs by a unit in the last place, enough to move a pixel across a rounding step
             t = torch.from_numpy(np.ascontiguousarray(arr)).to(torch.float64) / scale
             t = t.unsqueeze(1) if t.dim() == 3 else t.permute(0, 3, 1, 2)
-            framed, why = _frame_group(to_gray(t), polarity)
+            framed, why = _frame_group(to_gray(t), polarity, (h, w))
             out[part] = framed
             for i, r in zip(part, why, strict=True):
                 reasons[i] = r

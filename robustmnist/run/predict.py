@@ -58,6 +58,7 @@ def read_photo(source) -> tuple[np.ndarray, np.ndarray]:
     try:
         with Image.open(p) as im:
             _check_size(*im.size)
+            _draft(im)
             im = ImageOps.exif_transpose(im)  # phones store the rotation in EXIF, not in the pixels
             grey = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
             thumb = im.convert("RGB")
@@ -75,6 +76,17 @@ def _check_size(w: int, h: int) -> None:
     if w * h > MAX_PIXELS:
         raise ValueError(f"too large ({w}×{h} px, over {MAX_PIXELS // 1_000_000} megapixels): "
                          "crop or shrink it first")
+
+
+def _draft(im) -> None:
+    """Let a large JPEG decode at 1/2, 1/4 or 1/8 scale (its DCT blocks averaged, a fraction of
+    the full decode's time), still at least PRE_SIDE px long: the framing would shrink it that far
+    anyway (``data.photo.PRE_SIDE``). A no-op for other formats and smaller photos."""
+    from ..data.photo import PRE_SIDE
+
+    long = max(im.size)
+    if long >= 2 * PRE_SIDE:
+        im.draft(None, (-(-im.width * PRE_SIDE // long), -(-im.height * PRE_SIDE // long)))
 
 
 def _thumb_array(u8: np.ndarray) -> np.ndarray:

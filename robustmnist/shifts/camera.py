@@ -208,6 +208,10 @@ def phone_photo_print(n: int, g: torch.Generator, *, faces: str = "all", **param
     return photograph(x, g, **params), y
 
 
+# version 3: the photo framing's faint-ink fallback (issue 26) frames the faint and noisy photos
+# that came out blank or as a speck before
+VERSION = 3
+
 for _name, _what in (
     ("camera_light", "paper tone and texture, faint ink, uneven light, vignetting, shadow, glare"),
     ("camera_optics", "defocus and motion blur, sensor noise, JPEG"),
@@ -215,8 +219,8 @@ for _name, _what in (
     ("camera_marks", "ruled lines, grid cells, a neighbouring digit, a frame edge"),
     ("camera_phone", "everything a phone photo of a handwritten digit brings, together"),
 ):
-    register(_name, family="camera", description=f"phone photo of a handwritten digit: {_what}; "
-             "then photo framing")(phone_photo)
-register("camera_print", family="camera", kind="generative",
+    register(_name, family="camera", version=VERSION, description=f"phone photo of a handwritten digit: "
+             f"{_what}; then photo framing")(phone_photo)
+register("camera_print", family="camera", kind="generative", version=VERSION,
          description="phone photo of a printed digit (evaluation font faces): light, optics, tilt, "
                      "marks; then photo framing")(phone_photo_print)
