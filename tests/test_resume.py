@@ -42,23 +42,32 @@ def test_resuming_an_interrupted_run_gives_the_uninterrupted_result(tiny_data_ro
     def stop_after_three(outputs):
         seen.append(outputs[0])
         assert all(o.result.partial for o in outputs)
-        if len(outputs[0].result.shifts) == 3:
+        if len(outputs[0].result.shifts) >= 3:
             raise Stop
 
     kw = dict(n=120, data_root=tiny_data_root, use_cache=False)
     with pytest.raises(Stop):
         evaluate(_model(), suite, on_update=stop_after_three, **kw)
-    assert [len(o.result.shifts) for o in seen] == [0, 1, 2, 3]  # clean first, then each set
+    # clean first, then each set once its deployment records (computed beside the scoring) are in:
+    # a snapshot never holds a set without them, and never loses one it held
+    counts = [len(o.result.shifts) for o in seen]
+    assert counts[0] == 0 and counts == sorted(counts) and counts[-1] >= 3
+    assert all(r.selective is not None and r.detection is not None for o in seen for r in o.result.shifts)
     prior = seen[-1]
+    held = len(prior.result.shifts)
+    assert {k.removesuffix(":labels") for k in prior.predictions} - {"clean", "labels"} == \
+        {f"{r.name}@{r.severity}" for r in prior.result.shifts}
     scored = []
     resumed = evaluate(_model(), suite, resume=[prior], progress=lambda k, a, s: scored.append(a) if k == "score"
                        else None, **kw)
     straight = evaluate(_model(), suite, **kw)
-    assert not resumed.result.partial and resumed.result.execution["resumed_sets"] == 3
-    # clean again (every digit: the first 120, then the other 80), then only the three missing sets
-    assert sum(scored) == 200 + 120 * 3
+    assert not resumed.result.partial and resumed.result.execution["resumed_sets"] == held
+    # clean again (every digit: the first 120, then the other 80), then only the missing sets
+    assert sum(scored) == 200 + 120 * (6 - held)
     assert [(r.name, r.severity) for r in resumed.result.shifts] == \
         [(r.name, r.severity) for r in straight.result.shifts]
+    for a, b in zip(resumed.result.shifts, straight.result.shifts, strict=True):
+        assert (a.selective, a.conformal, a.detection) == (b.selective, b.conformal, b.detection)
     for a, b in zip(resumed.result.shifts, straight.result.shifts, strict=True):
         assert (a.accuracy, a.sha256, a.flip_rate) == (b.accuracy, b.sha256, b.flip_rate)
     assert resumed.predictions.keys() == straight.predictions.keys()
