@@ -10,6 +10,7 @@ import jinja2
 
 from ..fileio import atomic_write_text
 from ..metrics.corruption import mce_note
+from ..metrics.deployment import SILENT_RULE
 from ..metrics.leaderboard import LeaderRow
 from ..metrics.paired import Comparison
 
@@ -30,7 +31,7 @@ th{background:#f5f7fa}tr:first-child td{font-weight:600}.note{color:#52606d;font
 over the shifted sets of families that no model here saw in training (all sets when none did).
 mCE and relative mCE as ImageNet-C defines them, relative to
 <b>{{ reference.name }}</b> (sha256 {{ reference.sha256[:12] }}…; — where the sets differ from the reference's,
-e.g. another --n or seed). {{ note }}{% if first %} The last column is
+e.g. another --n or seed). {{ note }}{% if first %} The last mCE column is
 mCE relative to the first model, <b>{{ first }}</b>, instead.{% endif %}</p>
 <div class="wrap"><table>
 <tr><th>#</th><th>model</th><th>clean acc.</th><th>95% CI</th><th>mean shifted acc.</th>
@@ -97,26 +98,39 @@ def real_correlation_md(real_corr: list[dict]) -> list[str]:
     return lines
 
 
+# the deployment columns (summary["deployment"], metrics/deployment.py), as the HTML's header titles say
+_DEPLOY_MD = ("Does it know when it is wrong? Over the shifted sets not seen in training: max accepted-error rate = "
+              "the largest share of a set's images wrong yet accepted at the clean 95% confidence threshold; "
+              "min conformal coverage = the lowest share of images whose 90% conformal set (calibrated on clean "
+              "digits) holds the true digit; detection power (100) = the mean share of 100-image batches a softmax "
+              f"KS monitor flags; silent failures = sets where {SILENT_RULE}. — = not measured.")
+
+
 def leaderboard_md(rows: list[LeaderRow], reference: dict, real_corr: list[dict] | None = None) -> str:
     first = _first(reference)
     ref = reference["name"].replace("|", "\\|")
     robust = next((r.robust_label for r in rows if r.robust_label), "")
     extra = f" mCE vs {first.replace('|', chr(92) + '|')} |" if first else ""
     lines = [f"| # | model | clean | mean shifted | mCE (vs {ref}) | rel. mCE | worst shift | OOD AUROC |"
-             + (f" robust ({robust}) |" if robust else "") + " seen in training |" + extra,
+             + (f" robust ({robust}) |" if robust else "") + " seen in training |" + extra
+             + " max accepted-error rate | min conformal coverage | detection power (100) | silent failures |",
              "|---|---|---:|---:|---:|---:|---|---:|" + ("---:|" if robust else "") + "---|"
-             + ("---:|" if first else "")]
+             + ("---:|" if first else "") + "---:|---:|---:|---:|"]
     for r in rows:
         name = r.name.replace("|", "\\|")
         lines.append(f"| {r.rank} | {name} | {_pct(r.clean_accuracy)} | {_pct(r.mean_shifted_accuracy)} | "
                      f"{_pct(r.mce)} | {_pct(r.relative_mce)} | {r.worst} ({_pct(r.worst_accuracy)}) | "
                      f"{_num(r.ood_auroc)} |" + (f" {_pct(r.robust_accuracy)} |" if robust else "")
                      + f" {r.seen.replace('|', '') or '—'} |"
-                     + (f" {_pct(r.mce_vs_first)} |" if first else ""))
+                     + (f" {_pct(r.mce_vs_first)} |" if first else "")
+                     + f" {_pct(r.max_accepted_error)} | {_pct(r.min_conformal_coverage)} | {_pct(r.power_100)} |"
+                     + f" {'—' if r.silent_failures is None else r.silent_failures} |")
     lines.append("")
     lines.append(f"mCE relative to {reference['name']} (sha256 {reference['sha256'][:12]}…), ImageNet-C definition"
-                 + (f"; the last column relative to the first model, {first}." if first else ".")
+                 + (f"; the last mCE column relative to the first model, {first}." if first else ".")
                  + f" {mce_note(reference)}")
+    lines.append("")
+    lines.append(_DEPLOY_MD)
     lines += real_correlation_md(real_corr or [])
     return "\n".join(lines) + "\n"
 
