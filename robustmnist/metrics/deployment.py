@@ -68,7 +68,7 @@ SILENT_DROP = 0.10  # accuracy at least 10 points below clean
 SILENT_ACCEPTED = 0.5  # at least half of the errors pass the clean threshold
 SILENT_POWER = 0.5  # the batch-of-100 monitor flags fewer than half of the batches
 SILENT_BATCH = 100
-SILENT_RULE = (f"accuracy >= {SILENT_DROP:.0%} points below clean, >= {SILENT_ACCEPTED:.0%} of the errors "
+SILENT_RULE = (f"accuracy >= {100 * SILENT_DROP:.0f} points below clean, >= {SILENT_ACCEPTED:.0%} of the errors "
                f"accepted at the clean threshold, and the monitor flags < {SILENT_POWER:.0%} of batches of "
                f"{SILENT_BATCH}")
 
