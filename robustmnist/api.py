@@ -14,94 +14,19 @@ same names; the commands only parse flags, call them and print. Errors name the 
 
 from __future__ import annotations
 
-import dataclasses
-import html
-import io
 import math
 import os
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import results
-from .errors import RunInterrupted, UserError, plain
+from .api_bench import BenchResult, bench  # noqa: F401  (robustmnist.api.bench, as documented)
+from .api_common import ALL_FORMATS, Result, as_list, build_suite, print_log, print_warning  # noqa: F401  (Result, build_suite: public here)
+from .errors import RunInterrupted, UserError
 from .models.load import LoadedModel
 from .run.scoring import DEFAULT_BATCH, ProgressFn
-
-ALL_FORMATS = ("json", "html", "md", "csv")
-
-
-class Result(results.Result):
-    """``results.Result`` (the results.json schema) plus what a notebook does with it."""
-
-    _per_image: dict[str, np.ndarray]
-
-    @classmethod
-    def from_run(cls, run) -> Result:
-        r = cls(**{f.name: getattr(run.result, f.name) for f in dataclasses.fields(results.Result)})
-        r._per_image = dict(run.predictions)
-        return r
-
-    def as_result(self) -> results.Result:
-        return results.Result(**{f.name: getattr(self, f.name) for f in dataclasses.fields(results.Result)})
-
-    def to_pandas(self):
-        """The tidy table of results.csv: one row per (set, severity, class), as a DataFrame."""
-        import pandas as pd
-
-        from .report import view
-        from .report.tidy import render_csv
-
-        return pd.read_csv(io.StringIO(render_csv(view.make_models([self]))))
-
-    def save(self, out: str | os.PathLike, formats: Sequence[str] | str = ALL_FORMATS) -> dict[str, Path]:
-        """Write results.json, predictions.npz and the reports in ``formats`` into folder ``out``."""
-        from .run.collect import RunOutput
-        from .run.outputs import save_run
-
-        fmts = {f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats)}
-        unknown = fmts - set(ALL_FORMATS)
-        if unknown:
-            raise UserError(f"unknown format(s) {', '.join(sorted(unknown))}; use {', '.join(ALL_FORMATS)}")
-        base = self.as_result()
-        written = save_run(RunOutput(base, getattr(self, "_per_image", {})), Path(out), fmts | {"json"})
-        self.predictions = base.predictions
-        return written
-
-    def report(self, path: str | os.PathLike | None = None) -> str | Path:
-        """The HTML report: its text, or written to ``path`` (a file) and the path returned."""
-        from .fileio import atomic_write_text
-        from .report import view
-        from .report.render import render_html
-
-        models = view.make_models([self])
-        text = render_html(models, view.make_layout(models))
-        if path is None:
-            return text
-        atomic_write_text(path, text)
-        return Path(path)
-
-    def _repr_html_(self) -> str:
-        # The report is a whole page with its own CSS and CSP; an iframe keeps both from
-        # leaking into (or being broken by) the notebook's page.
-        doc = html.escape(self.report(), quote=True)
-        return (f'<iframe srcdoc="{doc}" style="width:100%;height:760px;border:1px solid #ddd" '
-                f'title="robustmnist report: {html.escape(self.model.name)}"></iframe>')
-
-    def __repr__(self) -> str:
-        s = self.summary
-        parts = [f"clean {self.clean.accuracy:.2%}"]
-        if "mean_shifted_accuracy" in s:
-            parts.append(f"shifted mean {s['mean_shifted_accuracy']:.2%}")
-            w = s["worst_shift"]
-            parts.append(f"worst {w['name']}@{w['severity']} {w['accuracy']:.2%}")
-        if "mce" in s:
-            parts.append(f"mCE {s['mce']:.1%}")
-        return f"<robustmnist.Result {self.model.name}: {', '.join(parts)}>"
 
 
 def load_model(model: Any, *, arch: str | None = None, preprocess: str | None = None,
@@ -122,59 +47,13 @@ def load_model(model: Any, *, arch: str | None = None, preprocess: str | None = 
     return load_object(model, preprocess=preprocess, name=name)
 
 
-def _as_list(value: str | int | Sequence | None) -> list | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    if isinstance(value, int):
-        return [value]
-    return list(value)
-
-
-def build_suite(suite: Any = None, shift: str | Sequence[str] | None = None,
-                severity: int | Sequence[int] | str | None = None):
-    """The suite to run, as the CLI builds it: ``suite`` (default 'default') narrowed by shift/severity."""
-    from .shifts.registry import FAMILIES, resolve_names
-    from .shifts.suite import Suite, load_suite
-
-    the_suite = suite if isinstance(suite, Suite) else load_suite(str(suite) if suite else "default")
-    names = None
-    if shift:
-        names = []
-        for item in _as_list(shift):  # suite-declared shifts are not in the registry
-            in_family = [n for n, sh in the_suite.custom.items() if sh.family == item]
-            if item in the_suite.custom:
-                picked = [item]
-            elif in_family and item not in FAMILIES:
-                picked = in_family
-            else:
-                picked = resolve_names([item]) + in_family
-            names += [n for n in picked if n not in names]
-    levels = _as_list(severity)
-    if levels is not None:
-        try:
-            levels = [int(v) for v in levels]
-        except (TypeError, ValueError):
-            raise UserError(f"severity must be whole numbers, got {severity!r}") from None
-    return the_suite.restrict(names, levels)
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr)
-
-
-def _warn(text: str) -> None:
-    print(f"robustmnist: warning: {plain(text)}", file=sys.stderr)
-
-
 def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str] | None = None,
              severity: int | Sequence[int] | str | None = None, n: int | None = None,
              ood: str | Sequence[str] | None = None, real: Any = None, preprocess: str | None = None,
              device: str = "auto", budget: float | str | None = None, seed: int = 0, arch: str | None = None,
              trust_pickle: bool = False, model_code: str | os.PathLike | None = None,
              model_kwargs: dict | str | None = None, name: str | None = None, clean_only: bool = False,
-             batch_size: int = 512, reference: str | os.PathLike | None = None, force: bool = False,
+             batch_size: int = DEFAULT_BATCH, reference: str | os.PathLike | None = None, force: bool = False,
              data_root: str | os.PathLike | None = None, use_cache: bool = True,
              trained_on: str | Sequence[str] | None = None,
              attack: str | Sequence[str] | None = None, norm: str = "linf",
@@ -182,8 +61,8 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
              attack_n: int | None = None, attack_budget: float | None = None,
              predictions: str | os.PathLike | None = None, out: str | os.PathLike | None = None,
              formats: str | Sequence[str] = "json", resume: bool = False, overwrite: bool = False,
-             progress: ProgressFn | None = None, log: Callable[[str], None] | None = _say,
-             warn: Callable[[str], None] | None = _warn, spent_s: float = 0.0,
+             progress: ProgressFn | None = None, log: Callable[[str], None] | None = print_log,
+             warn: Callable[[str], None] | None = print_warning, spent_s: float = 0.0,
              selective_coverage: float = 0.95, conformal_alpha: float = 0.1) -> Result:
     """Evaluate ``model`` on clean MNIST test, a suite of shifts, OOD and real sets, attacks.
 
@@ -217,7 +96,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     from .run.prepare import finish as finish_result
     from .run.resume import PartialSaver, check_resumable, load_partial
 
-    ood_names, real_names = _as_list(ood), _as_list(real)
+    ood_names, real_names = as_list(ood), as_list(real)
     check_request(n, batch_size, ood_names, real_names)
     fmts = parse_formats(formats)
     if (model is None) == (predictions is None):
@@ -230,7 +109,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
     if trained_on:
         from .run.seen import resolve
 
-        resolve(None, _as_list(trained_on))  # unknown names fail before the model is loaded
+        resolve(None, as_list(trained_on))  # unknown names fail before the model is loaded
     attacks_only = attack and suite is None and shift is None  # attack alone: attacks, no shift suite
     the_suite = None if clean_only or attacks_only else build_suite(suite, shift, severity)
     budget_s = parse_budget(budget) if isinstance(budget, str) else budget
@@ -287,7 +166,7 @@ def evaluate(model: Any = None, *, suite: Any = None, shift: str | Sequence[str]
                           batch_size=batch_size, use_cache=use_cache, name=name or loaded.name,
                           progress=progress, clean=clean, real_sets=ready.real_sets, attacks=plan,
                           on_update=saver, execution={**run_plan.to_dict(), "ood": list(ood_names or [])},
-                          resume=[prior] if prior else None, trained_on=_as_list(trained_on), fast=not elsewhere,
+                          resume=[prior] if prior else None, trained_on=as_list(trained_on), fast=not elsewhere,
                           selective_coverage=selective_coverage, conformal_alpha=conformal_alpha)
         except KeyboardInterrupt:
             if saver is not None and saver.saves:
@@ -385,129 +264,3 @@ def predict(model: Any, images: Sequence, *, polarity: str = "auto", preprocess:
     loaded = load_model(model, arch=arch, preprocess=preprocess, trust_pickle=trust_pickle,
                         model_code=model_code, model_kwargs=model_kwargs)
     return predict_images(loaded, list(images), polarity)
-
-
-@dataclass
-class BenchResult:
-    """``robustmnist.bench``: every model's Result, the leaderboard and what it was ranked against."""
-
-    results: list[Result]
-    leaderboard: list  # metrics.leaderboard.LeaderRow, ranked
-    suite: str
-    n: int  # images per set
-    seed: int
-    reference: dict  # the mCE reference: name, sha256 (and "first": the extra column's model)
-    real_correlation: list[dict] | None = None  # per real set: which families predict it
-    written: dict[str, Path] = field(default_factory=dict)
-    ray: Any = None  # run.ray.Stats of a run on Ray
-
-    def __repr__(self) -> str:
-        rows = ", ".join(f"{r.rank}. {r.name} {r.mean_shifted_accuracy:.2%}" for r in self.leaderboard)
-        return f"<robustmnist.BenchResult suite {self.suite}, {self.n} images/set: {rows}>"
-
-
-def bench(models: Sequence[Any], *, suite: Any = "default", shift: str | Sequence[str] | None = None,
-          severity: int | Sequence[int] | str | None = None, n: int | None = None,
-          budget: float | str | None = None, ood: str | Sequence[str] | None = None, real: Any = None,
-          reference: str | os.PathLike | None = None, seed: int = 0, device: str = "auto",
-          batch_size: int = DEFAULT_BATCH, arch: str | None = None, preprocess: str | None = None,
-          force: bool = False, use_cache: bool = True, data_root: str | os.PathLike | None = None,
-          ray: str | None = None, attack: str | Sequence[str] | None = None, norm: str = "linf",
-          attack_severity: str | Sequence[int] | int | None = None, restarts: int = 1,
-          attack_n: int | None = None, attack_budget: float | None = None,
-          trained_on: str | Sequence[str] | None = None, out: str | os.PathLike | None = None,
-          formats: str | Sequence[str] = "json,md", overwrite: bool = False, progress: ProgressFn | None = None,
-          log: Callable[[str], None] | None = _say, warn: Callable[[str], None] | None = _warn,
-          spent_s: float = 0.0) -> BenchResult:
-    """Evaluate several models on the same sets (each generated once) and rank them.
-
-    ``models``: model files, globs ('sweep/*.pt') or '@list.txt' files; ``'net.pt::range=norm'``
-    sets one model's convention and ``'net.pt::trained-on=fonts'`` what it was trained on
-    (as ``robustmnist bench`` takes them). Every other parameter means what ``evaluate``'s (and
-    the bench flag's of the same name) does; ``ray``: "auto", "local" or "HOST:PORT" runs the grid
-    on a Ray cluster, with the same results. ``out``: per-model outputs in ``formats`` in
-    ``out/<model>/`` and the leaderboard (html, md, csv) in ``out``; a model folder holding
-    another model's results is refused unless ``overwrite=True``.
-    """
-    from .metrics.leaderboard import leaderboard
-    from .metrics.real import family_rank_correlation
-    from .metrics.reference import load_reference, reference_from_result, reference_info
-    from .models.device import resolve_device
-    from .models.load import load_model as load_file
-    from .run.attack_plans import AttackOptions, same_prefix
-    from .run.budget import parse_budget
-    from .run.collect import evaluate_many, scored_images
-    from .run.model_args import model_specs, unique_names
-    from .run.outputs import check_not_another, check_writable, parse_formats, save_run
-    from .run.prepare import check_request, prepare
-    from .run.prepare import finish as finish_result
-
-    ood_names, real_names = _as_list(ood), _as_list(real)
-    check_request(n, batch_size, ood_names, real_names)
-    fmts = parse_formats(formats)
-    specs = model_specs([str(m) for m in models], ray, preprocess, ",".join(_as_list(trained_on) or []) or None)
-    the_suite = build_suite(suite, shift, severity)
-    dev = resolve_device("cpu" if ray else device)  # on Ray, the workers pick theirs
-    if out is not None:
-        check_writable(Path(out))  # before any model loads
-    from .run.prepare import split_auto
-
-    autos = [split_auto(spec) for _, spec, _ in specs]  # MODEL::auto or preprocess="auto": the guard chooses
-    loaded = [load_file(p, arch=arch, preprocess=spec).to(dev)
-              for (p, _, _), (_, spec) in zip(specs, autos, strict=True)]
-    names = unique_names([m.name for m in loaded])
-    if out is not None and not overwrite:  # before any set is scored
-        for name, m in zip(names, loaded, strict=True):
-            check_not_another(Path(out) / name, m.sha256)
-    # An explicit convention (preprocess or ::SPEC) is the user's call: no guard for it.
-    ready = prepare(loaded, the_suite, explicit=[bool(spec) for _, spec in autos], data_root=data_root, n=n,
-                    real=real_names, ood_sets=len(ood_names or []),
-                    budget=parse_budget(budget) if isinstance(budget, str) else budget, seed=seed,
-                    use_cache=use_cache, batch_size=batch_size, force=force, warn=warn, spent_s=spent_s,
-                    auto=[a for a, _ in autos], log=log)
-    plan, clean = ready.plan, ready.clean
-    if log:
-        log(plan.line())
-    n_img = min(plan.n, len(clean.images))
-    n_sets = len(the_suite.shift_names) * len(the_suite.severities)
-    plans = None
-    opts = AttackOptions(attack, norm, attack_severity, restarts, attack_n, attack_budget)
-    if opts.wanted:
-        from .models.fastpath import as_loaded
-
-        # attacks need gradients: the models as loaded, not their fast paths
-        plans = same_prefix([as_loaded(m) for m in ready.models], opts, n_img, seed, log)
-    if progress:
-        n_real = sum(len(rs.images) for rs in ready.real_sets or [])
-        progress("total", len(loaded) * (len(clean.images) + n_img * n_sets + scored_images(ood_names, plan.n)
-                                         + n_real), "")
-    executor, stats = None, None
-    if ray:  # the same plan and results, as Ray tasks (workers follow the probed paths)
-        from .run.ray import RayExecutor, Stats
-
-        stats = Stats()
-        executor = RayExecutor(ray, device, stats)
-    runs = evaluate_many(ready.models, the_suite, executor=executor, n=plan.n, seed=seed, ood=ood_names,
-                         data_root=data_root, batch_size=batch_size, use_cache=use_cache, names=names,
-                         progress=progress, clean=clean, real_sets=ready.real_sets, attacks=plans,
-                         trained_on_each=[t for _, _, t in specs], execution=plan.to_dict())
-    # One mCE reference everywhere (the pinned lenet5, as eval uses); the first model only
-    # gives an extra, separately labelled column.
-    ref = load_reference(reference)
-    first = reference_from_result(runs[0].result, predictions=runs[0].predictions) if len(runs) > 1 else None
-    written: dict[str, Path] = {}
-    for name, run, check in zip(names, runs, ready.checks, strict=True):
-        finish_result(run.result, check, ref)
-        if out is not None:
-            save_run(run, Path(out) / name, fmts)
-    rows = leaderboard([r.result for r in runs], ref, relative_to=first)
-    ref_info = reference_info(ref)  # name and sha256, and what mce_note says the reference is
-    if first is not None:
-        ref_info["first"] = {"name": names[0], "sha256": first.sha256}
-    real_corr = family_rank_correlation([r.result for r in runs]) if real_names else None
-    if out is not None:
-        from .report.leaderboard import write_leaderboard
-
-        written = write_leaderboard(rows, Path(out), the_suite.name, n_img, seed, ref_info, real_corr)
-    return BenchResult([Result.from_run(r) for r in runs], rows, the_suite.name, n_img, seed, ref_info, real_corr,
-                       written, stats)
