@@ -1,4 +1,5 @@
-"""Make the shift catalog's images: every shift of the default suite at its five levels.
+"""Make the shift catalog's images: every shift at its five levels (the default suite's, then the
+camera suite's, each with its own suite's levels).
 
     ROBUSTMNIST_DATA=/path/to/data python docs/gen_catalog.py      # rewrites docs/img/shifts/*.png
 
@@ -21,18 +22,22 @@ CELL = 28  # one screen pixel per image pixel; the page scales it
 SEED = 0
 
 
+SUITES = ("default", "camera")  # together they hold every registered shift
+
+
 def render_all(data_root=None, names=None) -> dict:
-    """{shift name: greyscale PIL image} for the default suite (or ``names`` of it)."""
+    """{shift name: greyscale PIL image} for every shift of SUITES (or ``names`` of them)."""
     from robustmnist.data.datasets import load_mnist
     from robustmnist.shifts.preview import preview_rows, render_grid
     from robustmnist.shifts.suite import load_suite
 
-    suite = load_suite("default")
     mnist = load_mnist("test", data_root)
     out = {}
-    for name in names or suite.shift_names:
-        rows = preview_rows(name, suite, mnist.images, mnist.labels, n_cols=COLS, seed=SEED)
-        out[name] = render_grid(rows, cell=CELL).convert("L")  # the grid is grey already: lossless
+    for suite in map(load_suite, SUITES):
+        for name in suite.shift_names:
+            if (names is None or name in names) and name not in out:
+                rows = preview_rows(name, suite, mnist.images, mnist.labels, n_cols=COLS, seed=SEED)
+                out[name] = render_grid(rows, cell=CELL).convert("L")  # the grid is grey already: lossless
     return out
 
 

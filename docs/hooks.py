@@ -38,8 +38,8 @@ def catalog_markdown() -> str:
             if png.is_file():
                 lines += ["", f"![{s['name']} at severities 0 to 5](img/shifts/{s['name']}.png)"
                           f'{{ .shift-grid width="{2 * _png_width(png)}" loading=lazy }}']
-            else:  # a shift outside the default suite has no ladder to preview
-                lines += ["", "Not in the default suite: no preview."]
+            else:  # a shift in no shipped suite has no ladder to preview
+                lines += ["", "In no shipped suite: no preview."]
     return "\n".join(lines)
 
 
