@@ -3,8 +3,8 @@ the README stays a newcomer's page."""
 
 from __future__ import annotations
 
-import json
 import importlib.util
+import json
 import re
 from pathlib import Path
 
