@@ -147,9 +147,6 @@ def evaluate_many(
             if progress:
                 progress("set", 1, f"{req.shift.name} s{req.severity}")
             update()
-        for run in runs:  # the last sets' deployment records, still in the thread beside; then
-            run.settle()  # no thread of ours is left while later stages (OOD, real sets) may fork
-            run.close()
 
         real = None
         if real_sets:
@@ -166,8 +163,6 @@ def evaluate_many(
                 ood_records.append(records)
     finally:
         ex.close()
-        for run in runs:
-            run.close()
 
     adversarial = None
     if attacks is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -22,7 +22,6 @@ from ..models.load import LoadedModel
 from ..results import Environment, ModelInfo, Result, SetMetrics, ShiftRecord
 from ..shifts.euro import EDITED_DIGITS
 from ..shifts.suite import Suite
-from .beside import Beside
 from .scoring import SetScore, set_id
 from .seen import SeenInTraining
 from .seen import resolve as seen_in_training
@@ -99,7 +98,6 @@ class ModelCollector:
         self.target_coverage, self.alpha = target_coverage, alpha
         self.calibration: deployment.Calibration | None = None  # fixed on clean, used on every set
         self.clean_prefix: dict | None = None  # the first n's accuracy, where clean is all digits
-        self.beside = Beside()  # each set's deployment records, computed while the next is scored
 
     def add_clean(self, unit: SetScore, labels: np.ndarray, whole: SetScore | None = None,
                   whole_labels: np.ndarray | None = None) -> None:
@@ -133,10 +131,11 @@ class ModelCollector:
         paired = shift.kind != "generative"
         self.timings["score"] += unit.score_s
         self.timings["metrics"] += unit.metrics_s
-        self.beside.submit(len(self.records), deployment.deployment_metrics, self.calibration, unit.logits, labels,
-                           set_id(shift.name, severity))
+        t = time.perf_counter()
+        deploy = deployment.deployment_metrics(self.calibration, unit.logits, labels, set_id(shift.name, severity))
+        self.timings["deployment"] = self.timings.get("deployment", 0.0) + time.perf_counter() - t
         self.records.append(ShiftRecord(
-            **unit.metrics, name=shift.name, family=shift.family, severity=severity, version=shift.version,
+            **unit.metrics, **deploy, name=shift.name, family=shift.family, severity=severity, version=shift.version,
             sha256=sha256, params=params, cached=cached, chunks=chunks or [],
             flip_rate=flip_rate(unit.preds, self.clean_preds) if paired else None,
             edited=edited_digit_metrics(labels, unit.preds, EDITED_DIGITS[shift.name])
@@ -146,16 +145,6 @@ class ModelCollector:
         self.predictions[set_id(shift.name, severity)] = unit.preds
         if not paired:
             self.predictions[set_id(shift.name, severity) + ":labels"] = labels.astype(np.int8)
-
-    def settle(self, wait: bool = True) -> None:
-        """Put the finished deployment records into their sets' records (``wait``: all of them)."""
-        for i, deploy, seconds in self.beside.settle(wait):
-            self.records[i] = replace(self.records[i], **deploy)
-            # thread time, overlapping the scoring: a stage of its own, not part of the wall clock
-            self.timings["deployment"] = self.timings.get("deployment", 0.0) + seconds
-
-    def close(self) -> None:
-        self.beside.close()
 
     def resume_from(self, prior: RunOutput) -> None:
         """Count an interrupted run's time and stages as this run's own."""
@@ -176,18 +165,11 @@ class ModelCollector:
     def output(self, suite: Suite | None, n_clean: int, seed: int, t_start: float, execution: dict | None,
                partial: bool, ood_records: list = (), real_records: list | None = None,
                adversarial=None) -> RunOutput:
-        """The Result so far (a snapshot: a partial output must not grow later). A partial one
-        holds the sets whose deployment records are done; the others are scored again on resume."""
-        self.settle(wait=not partial)
-        waiting = self.beside.pending()
-        records = [r for i, r in enumerate(self.records) if i not in waiting]
-        unsaved = {set_id(self.records[i].name, self.records[i].severity) for i in waiting}
-        predictions = {k: v for k, v in self.predictions.items() if k.removesuffix(":labels") not in unsaved}
+        """The Result so far (a snapshot: a partial output must not grow later)."""
         timings = dict(self.timings)
         # several models share the wall clock, so each one's total is the sum of its own stages
         # (which already hold a resumed run's earlier stages); one model's is the wall clock
-        # ("deployment" is thread time overlapping the scoring: not a stage of the wall clock)
-        timings["total"] = sum(v for k, v in timings.items() if k != "deployment") if self.shared else \
+        timings["total"] = sum(timings.values()) if self.shared else \
             self.prior_total + time.perf_counter() - t_start
         info = dict(execution or {})
         if self.model.forward_path is not None:
@@ -202,10 +184,10 @@ class ModelCollector:
             clean=clean,
             suite=suite_info(suite, n_clean),
             seed=seed,
-            shifts=records,
+            shifts=list(self.records),
             ood=ood_records,
             real=real_records or [],
-            summary=summarise(self.clean_m["accuracy"], records, ood_records, real_records or [],
+            summary=summarise(self.clean_m["accuracy"], self.records, ood_records, real_records or [],
                               adversarial, seen=self.seen, clean=clean, clean_prefix=self.clean_prefix),
             adversarial=adversarial,
             timings={k: round(v, 4) for k, v in timings.items()},
@@ -214,7 +196,7 @@ class ModelCollector:
             execution=info,
             partial=partial,
         )
-        return RunOutput(result, predictions)
+        return RunOutput(result, dict(self.predictions))
 
 
 def summarise(clean_acc: float, records: list[ShiftRecord], ood_records: list, real_records=(),
