@@ -39,7 +39,8 @@ def test_resuming_an_interrupted_run_gives_the_uninterrupted_result(tiny_data_ro
     suite = load_suite("default").restrict(["gaussian_noise", "rotate", "fonts"], [1, 3])
     seen = []
 
-    def stop_after_three(outputs):
+    def stop_after_three(snapshot):
+        outputs = snapshot()  # built on demand: a saver builds them only when it writes
         seen.append(outputs[0])
         assert all(o.result.partial for o in outputs)
         if len(outputs[0].result.shifts) >= 3:
@@ -48,8 +49,8 @@ def test_resuming_an_interrupted_run_gives_the_uninterrupted_result(tiny_data_ro
     kw = dict(n=120, data_root=tiny_data_root, use_cache=False)
     with pytest.raises(Stop):
         evaluate(_model(), suite, on_update=stop_after_three, **kw)
-    # clean first, then each set once its deployment records (computed beside the scoring) are in:
-    # a snapshot never holds a set without them, and never loses one it held
+    # clean first, then each set with its deployment records: a snapshot never holds a set
+    # without them, and never loses one it held
     counts = [len(o.result.shifts) for o in seen]
     assert counts[0] == 0 and counts == sorted(counts) and counts[-1] >= 3
     assert all(r.selective is not None and r.detection is not None for o in seen for r in o.result.shifts)
@@ -185,3 +186,22 @@ def test_gate_refuses_partial_results(tmp_path):
     res.save(tmp_path / "partial.json")
     r = CliRunner().invoke(app, ["gate", str(tmp_path / "partial.json"), "--policy", str(pol)])
     assert isinstance(r.exception, UserError) and "--resume" in str(r.exception)
+
+
+def test_the_saver_builds_a_snapshot_only_when_it_writes():
+    """Building the outputs summarises every record so far; doing it after every set made the
+    partial saves O(sets^2). The saver calls the snapshot only when a save is due."""
+    from robustmnist.run.resume import PartialSaver
+
+    built, saved = [], []
+
+    def snapshot():
+        built.append(1)
+        return []
+
+    saver = PartialSaver(saved.append, every=3600)
+    for _ in range(50):
+        saver(snapshot)
+    assert len(built) == 1 and saver.saves == 1  # the first update is always saved, then throttled
+    PartialSaver(saved.append, every=0)(snapshot)
+    assert len(built) == 2

@@ -110,7 +110,7 @@ def test_detection_false_alarm_and_power_grow_with_batch():
     fa = cal.reference.false_alarm
     assert all(f is not None and f <= 0.15 for f in fa)  # 5% test, Bonferroni-conservative
     shifted = logits * 0.6  # a softer model output: a real shift of the softmax
-    power = deployment_metrics(cal, shifted, labels, "soft@1")["detection"]["power"]
+    power = deployment_metrics(cal, shifted, labels)["detection"]["power"]
     assert None not in power  # the pool holds 2,000 images: every batch size is measured
     assert power[0] <= power[1] <= power[2] and power[2] == 1.0 and power[0] < 0.9
 
@@ -118,10 +118,59 @@ def test_detection_false_alarm_and_power_grow_with_batch():
 def test_records_are_deterministic_and_clean_power_is_false_alarm():
     logits, _, labels = _exchangeable(600, 8)
     cal = calibrate(logits, labels)
-    a = deployment_metrics(cal, logits[::-1].copy(), labels[::-1].copy(), "x@2")
-    b = deployment_metrics(calibrate(logits, labels), logits[::-1].copy(), labels[::-1].copy(), "x@2")
+    a = deployment_metrics(cal, logits[::-1].copy(), labels[::-1].copy())
+    b = deployment_metrics(calibrate(logits, labels), logits[::-1].copy(), labels[::-1].copy())
     assert a == b
     c = clean_metrics(cal, logits, labels)
     assert c["detection"]["power"] == c["detection"]["false_alarm"]
     assert c["detection"]["power"][2] is None  # a batch of 1,000 > the 300-image pool: no number
     assert c["selective"]["coverage"] >= 0.95
+
+
+def test_one_sort_serves_aurc_curve_and_auroc_with_ties():
+    """selective_metrics shares one ordering between AURC, the curve and the AUROC: each must equal
+    its own computation, with saturated confidences (many ties) as float32 softmax makes them."""
+    from scipy.stats import rankdata
+
+    rng = np.random.default_rng(7)
+    conf = np.round(rng.random(400), 1)  # 11 distinct values: long tie runs
+    correct = rng.random(400) < conf
+    m = selective.selective_metrics(conf, correct, threshold=0.5)
+    ranks = rankdata(conf)
+    n_pos, n_neg = int(correct.sum()), int((~correct).sum())
+    by_rankdata = (ranks[correct].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    assert m["misclassification_auroc"] == by_rankdata  # exact: half-integer rank sums
+    assert m["aurc"] == selective.aurc(conf, correct)
+    assert m["risk_coverage"] == selective.curve_on_grid(conf, correct)
+
+
+def test_every_set_is_tested_on_the_same_batches_without_replacement():
+    from robustmnist.metrics import detection
+
+    a = detection.batches(300)
+    assert a is detection.batches(300)  # drawn once per pool size, shared by every set
+    assert a[2] is None  # 1,000 > 300: no batch, never a resampled one
+    for idx, b in zip(a[:2], (10, 100), strict=True):
+        assert idx.shape == (detection.TRIALS, b) and not idx.flags.writeable
+        assert all(len(set(row)) == b for row in idx.tolist()) and idx.min() >= 0 and idx.max() < 300
+
+
+def test_critical_values_are_kept_on_disk_and_match_scipy(tmp_path, monkeypatch):
+    from scipy.stats import kstwo
+
+    from robustmnist.metrics import detection
+    from robustmnist.run import ks_cache
+
+    monkeypatch.setenv("ROBUSTMNIST_CACHE", str(tmp_path))
+    monkeypatch.setattr(detection, "CRITICAL", {})
+    assert ks_cache.load() == 0  # nothing on disk yet
+    d = detection.ks_critical_value(2500, 100, 0.005)
+    assert d == float(kstwo.isf(0.005, detection.ks_effective_n(2500, 100)))
+    ks_cache.save(0)
+    monkeypatch.setattr(detection, "CRITICAL", {})
+    assert ks_cache.load() == 1 and detection.CRITICAL[(96, 0.005)] == d  # exact: JSON round-trips floats
+    (tmp_path / ks_cache.FILE).write_text((tmp_path / ks_cache.FILE).read_text().replace('"scipy": "', '"scipy": "0'))
+    monkeypatch.setattr(detection, "CRITICAL", {})
+    assert ks_cache.load() == 0  # another scipy's values are not trusted
+    (tmp_path / ks_cache.FILE).write_text("{not json")
+    assert ks_cache.load() == 0 and detection.ks_critical_value(2500, 100, 0.005) == d

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import conformal, detection, selective
-from .classification import softmax
 
 
 @dataclass
@@ -27,9 +26,9 @@ class Calibration:
 def calibrate(clean_logits: np.ndarray, labels: np.ndarray,
               target_coverage: float = selective.DEFAULT_TARGET_COVERAGE,
               alpha: float = conformal.DEFAULT_ALPHA) -> Calibration:
-    probs = softmax(clean_logits)
+    probs, msp = selective.softmax_and_msp(clean_logits)
     return Calibration(
-        threshold=selective.clean_threshold(selective.max_softmax(clean_logits), target_coverage),
+        threshold=selective.clean_threshold(msp, target_coverage),
         target_coverage=target_coverage,
         qhats=conformal.cross_fit_qhat(probs, labels, alpha),
         alpha=alpha,
@@ -37,27 +36,28 @@ def calibrate(clean_logits: np.ndarray, labels: np.ndarray,
     )
 
 
-def deployment_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray, key: str) -> dict:
-    """{"selective", "conformal", "detection"} of one set (``key``: its id, seeds the batches)."""
-    probs = softmax(logits)
-    out = _labelled(cal, logits, probs, labels)
-    out["detection"] = detection.detection_metrics(cal.reference, probs, key)
+def deployment_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray) -> dict:
+    """{"selective", "conformal", "detection"} of one set."""
+    probs, msp = selective.softmax_and_msp(logits)
+    out = _labelled(cal, msp, probs, labels)
+    out["detection"] = detection.detection_metrics(cal.reference, probs)
     return out
 
 
 def clean_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray) -> dict:
     """The clean record: in-sample selective numbers, held-out conformal coverage, the false alarm
     (clean batches against the clean reference: their power IS the false-alarm rate)."""
-    out = _labelled(cal, logits, softmax(logits), labels)
+    probs, msp = selective.softmax_and_msp(logits)
+    out = _labelled(cal, msp, probs, labels)
     out["detection"] = detection.as_record(cal.reference, cal.reference.false_alarm, len(logits))
     return out
 
 
-def _labelled(cal: Calibration, logits: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
+def _labelled(cal: Calibration, msp: np.ndarray, probs: np.ndarray, labels: np.ndarray) -> dict:
     labels = np.asarray(labels, dtype=np.int64)
     correct = probs.argmax(axis=1) == labels
     return {
-        "selective": selective.selective_metrics(selective.max_softmax(logits), correct, cal.threshold,
+        "selective": selective.selective_metrics(msp, correct, cal.threshold,
                                                  cal.target_coverage),
         "conformal": conformal.conformal_metrics(probs, labels, cal.qhats, cal.alpha),
     }

@@ -19,9 +19,19 @@ CURVE_POINTS = 20  # coverages 0.05, 0.10, ..., 1.0 kept per record for the repo
 
 def max_softmax(logits: np.ndarray) -> np.ndarray:
     """MSP in float64 from logits: exp(max - logsumexp) keeps the order float32 softmax loses at 1.0."""
-    z = logits.astype(np.float64)
-    zmax = z.max(axis=1)
-    return np.exp(zmax - (zmax + np.log(np.exp(z - zmax[:, None]).sum(axis=1))))
+    return softmax_and_msp(logits)[1]
+
+
+def softmax_and_msp(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(float32 softmax, float64 MSP) from one exp pass: the softmax bit for bit as
+    classification.softmax computes it, the MSP as above (a set's records need both)."""
+    # the row max over the transposed view: one elementwise pass per class instead of a reduction
+    # per 10-wide row (5x faster, and max is exact either way)
+    zmax = logits.T.max(axis=0).astype(np.float64)
+    e = np.exp(logits.astype(np.float64) - zmax[:, None])
+    s = e.sum(axis=1, keepdims=True)
+    msp = np.exp(zmax - (zmax + np.log(s[:, 0])))
+    return (e / s).astype(np.float32), msp
 
 
 def clean_threshold(confidence: np.ndarray, target_coverage: float = DEFAULT_TARGET_COVERAGE) -> float:
@@ -37,23 +47,46 @@ def clean_threshold(confidence: np.ndarray, target_coverage: float = DEFAULT_TAR
 
 def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(coverage, selective risk) at each distinct confidence, most confident first."""
-    conf = np.asarray(confidence, dtype=np.float64)
-    wrong = ~np.asarray(correct, dtype=bool)
+    cov, risk, _ = _ranked(np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool))
+    return cov, risk
+
+
+def _ranked(conf: np.ndarray, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
+    """One sort for all three uses: (coverage, risk) per tie run and the misclassification AUROC."""
     n = len(conf)
     if n == 0:
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), None
     order = np.argsort(-conf, kind="stable")
-    conf, wrong = conf[order], wrong[order]
+    wrong = ~correct[order]
     errors = np.cumsum(wrong)
     # the end of each run of equal confidences: a threshold accepts a whole tie or none of it
-    ends = np.flatnonzero(np.r_[conf[1:] != conf[:-1], True])
+    ends = np.flatnonzero(np.r_[conf[order][1:] != conf[order][:-1], True])
     accepted = ends + 1
-    return accepted / n, errors[ends] / accepted
+    return accepted / n, errors[ends] / accepted, _auroc_from_runs(wrong, ends, n)
+
+
+def _auroc_from_runs(wrong: np.ndarray, ends: np.ndarray, n: int) -> float | None:
+    """The Mann-Whitney AUROC from tie runs of the descending order: each run's images share the
+    average ascending rank (what scipy's rankdata gives), exact half-integers in float64."""
+    n_neg = int(wrong.sum())
+    n_pos = n - n_neg
+    if n_pos == 0 or n_neg == 0:
+        return None
+    starts = np.r_[0, ends[:-1] + 1]
+    # descending positions [s, e] hold ascending ranks n-e .. n-s, whose mean is n - (s+e)/2
+    avg_rank = n - (starts + ends) / 2.0
+    pos_per_run = np.diff(np.r_[0, np.cumsum(~wrong)[ends]])
+    rank_sum = float(np.sum(avg_rank * pos_per_run))
+    return float((rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def aurc(confidence: np.ndarray, correct: np.ndarray) -> float:
     """Area under the risk-coverage step curve (without ties: the mean over k of risk at the top k)."""
     cov, risk = risk_coverage(confidence, correct)
+    return _area(cov, risk)
+
+
+def _area(cov: np.ndarray, risk: np.ndarray) -> float:
     if len(cov) == 0:
         return 0.0
     return float(np.sum(np.diff(np.r_[0.0, cov]) * risk))
@@ -61,19 +94,15 @@ def aurc(confidence: np.ndarray, correct: np.ndarray) -> float:
 
 def misclassification_auroc(confidence: np.ndarray, correct: np.ndarray) -> float | None:
     """P(a correct image is more confident than a wrong one), ties half; None without both kinds."""
-    from scipy.stats import rankdata
-
-    correct = np.asarray(correct, dtype=bool)
-    n_pos, n_neg = int(correct.sum()), int((~correct).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    ranks = rankdata(np.asarray(confidence, dtype=np.float64))  # average ranks: ties count half
-    return float((ranks[correct].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return _ranked(np.asarray(confidence, dtype=np.float64), np.asarray(correct, dtype=bool))[2]
 
 
 def curve_on_grid(confidence: np.ndarray, correct: np.ndarray, points: int = CURVE_POINTS) -> dict:
     """Selective risk at fixed coverages (the smallest tie-respecting coverage at or above each)."""
-    cov, risk = risk_coverage(confidence, correct)
+    return _on_grid(*risk_coverage(confidence, correct), points)
+
+
+def _on_grid(cov: np.ndarray, risk: np.ndarray, points: int = CURVE_POINTS) -> dict:
     grid = np.arange(1, points + 1) / points
     if len(cov) == 0:
         return {"coverage": grid.round(4).tolist(), "risk": [None] * points}
@@ -89,6 +118,7 @@ def selective_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: fl
     n = len(conf)
     accepted = conf >= threshold
     n_acc = int(accepted.sum())
+    cov, risk, auroc = _ranked(conf, correct)
     return {
         "threshold": float(threshold),
         "target_coverage": float(target_coverage),
@@ -96,7 +126,7 @@ def selective_metrics(confidence: np.ndarray, correct: np.ndarray, threshold: fl
         "selective_accuracy": float(correct[accepted].mean()) if n_acc else None,
         # of ALL images: wrong and still accepted, the errors nobody would look at
         "accepted_error_rate": float((accepted & ~correct).sum() / n) if n else 0.0,
-        "aurc": aurc(conf, correct),
-        "misclassification_auroc": misclassification_auroc(conf, correct),
-        "risk_coverage": curve_on_grid(conf, correct),
+        "aurc": _area(cov, risk),
+        "misclassification_auroc": auroc,
+        "risk_coverage": _on_grid(cov, risk),
     }

@@ -23,8 +23,10 @@ from .executor import Executor, RunContext
 from .plan import clean_and_source, plan_sets
 from .scoring import DEFAULT_BATCH, ProgressFn, sample_indices, whole_clean
 
-# on_update(outputs so far, every one marked partial): called after clean and after each set
-UpdateFn = Callable[[list[RunOutput]], None]
+# on_update(snapshot): called after clean and after each set; snapshot() builds the outputs so far,
+# every one marked partial. A thunk, because building them summarises every record so far: a saver
+# that writes every few seconds builds a few dozen, not one per set (O(sets^2) over a run).
+UpdateFn = Callable[[Callable[[], list[RunOutput]]], None]
 
 
 def evaluate(model: LoadedModel, suite: Suite | None, **kwargs) -> RunOutput:
@@ -123,7 +125,7 @@ def evaluate_many(
 
     def update() -> None:
         if on_update:
-            on_update(outputs(True))
+            on_update(lambda: outputs(True))
 
     try:
         scored_models = ex.open(models, ctx)

@@ -47,10 +47,13 @@ class PartialSaver:
         self.saves = 0
         self.sets_saved = 0
 
-    def __call__(self, outputs: list) -> None:
+    def __call__(self, outputs) -> None:
+        """``outputs``: the partial outputs, or a thunk that builds them (only called when a save is due)."""
         now = time.monotonic()
         if self.saves and now - self.last < self.every:
             return
+        if callable(outputs):
+            outputs = outputs()
         for output in outputs:
             if self.finish:
                 self.finish(output.result)
