@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import conformal, detection, selective
+from .classification import softmax_and_msp
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Calibration:
 def calibrate(clean_logits: np.ndarray, labels: np.ndarray,
               target_coverage: float = selective.DEFAULT_TARGET_COVERAGE,
               alpha: float = conformal.DEFAULT_ALPHA) -> Calibration:
-    probs, msp = selective.softmax_and_msp(clean_logits)
+    probs, msp = softmax_and_msp(clean_logits)
     return Calibration(
         threshold=selective.clean_threshold(msp, target_coverage),
         target_coverage=target_coverage,
@@ -38,7 +39,7 @@ def calibrate(clean_logits: np.ndarray, labels: np.ndarray,
 
 def deployment_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray) -> dict:
     """{"selective", "conformal", "detection"} of one set."""
-    probs, msp = selective.softmax_and_msp(logits)
+    probs, msp = softmax_and_msp(logits)
     out = _labelled(cal, msp, probs, labels)
     out["detection"] = detection.detection_metrics(cal.reference, probs)
     return out
@@ -47,7 +48,7 @@ def deployment_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray)
 def clean_metrics(cal: Calibration, logits: np.ndarray, labels: np.ndarray) -> dict:
     """The clean record: in-sample selective numbers, held-out conformal coverage, the false alarm
     (clean batches against the clean reference: their power IS the false-alarm rate)."""
-    probs, msp = selective.softmax_and_msp(logits)
+    probs, msp = softmax_and_msp(logits)
     out = _labelled(cal, msp, probs, labels)
     out["detection"] = detection.as_record(cal.reference, cal.reference.false_alarm, len(logits))
     return out
